@@ -1,0 +1,29 @@
+//! The exit statuses of the `glm-agent` binary, part of its documented contract.
+
+/// Why the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The command did what was asked (for `run`: the model answered).
+    Success,
+    /// Bad usage or bad input: a flag, a file, a JSON document.
+    BadInput,
+    /// A budget (steps, tokens, time) ended the run before an answer.
+    Budget,
+    /// The model engine failed.
+    Engine,
+    /// Interrupted by Ctrl-C.
+    Interrupted,
+}
+
+impl ExitStatus {
+    /// The process exit code: 0, 2, 3, 4 or 130.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::BadInput => 2,
+            ExitStatus::Budget => 3,
+            ExitStatus::Engine => 4,
+            ExitStatus::Interrupted => 130,
+        }
+    }
+}
