@@ -5,6 +5,8 @@
 pub enum ExitStatus {
     /// The command did what was asked (for `run`: the model answered).
     Success,
+    /// `tools call`: the tool ran and reported an error (printed as the model would see it).
+    ToolFailed,
     /// Bad usage or bad input: a flag, a file, a JSON document.
     BadInput,
     /// A budget (steps, tokens, time) ended the run before an answer.
@@ -16,10 +18,11 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    /// The process exit code: 0, 2, 3, 4 or 130.
+    /// The process exit code: 0, 1, 2, 3, 4 or 130.
     pub fn code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,
+            ExitStatus::ToolFailed => 1,
             ExitStatus::BadInput => 2,
             ExitStatus::Budget => 3,
             ExitStatus::Engine => 4,

@@ -12,4 +12,8 @@
 //! assert_eq!(ExitStatus::BadInput.code(), 2);
 //! ```
 
+pub mod builtins;
+mod error;
 pub mod exit;
+
+pub use error::{Error, Result};

@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            if let Some(error) = failure.error {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::from(failure.status.code())
         }
     }

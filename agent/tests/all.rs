@@ -1,9 +1,15 @@
 //! Integration tests of the glm-agent binary and library.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
 
 mod cli_help;
 mod cli_prompt;
+mod cli_tools;
 
 use std::process::{Command, Output, Stdio};
 

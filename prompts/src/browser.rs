@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One `simple_browser` command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BrowserCall {
     /// Search the web.

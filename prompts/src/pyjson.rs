@@ -12,11 +12,19 @@ use serde_json::{Map, Number, Value};
 /// Writes `value` as `json.dumps(value, ensure_ascii=False, indent=indent)` would.
 pub fn dumps_indent(value: &Value, indent: usize) -> String {
     let mut out = String::new();
-    write_value(&mut out, value, indent, 0);
+    write_value(&mut out, value, Some(indent), 0);
     out
 }
 
-fn write_value(out: &mut String, value: &Value, indent: usize, depth: usize) {
+/// Writes `value` as `json.dumps(value, ensure_ascii=False)` would: one line, `", "` between
+/// items and `": "` after keys.
+pub fn dumps(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value, None, 0);
+    out
+}
+
+fn write_value(out: &mut String, value: &Value, indent: Option<usize>, depth: usize) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
@@ -43,11 +51,11 @@ fn write_value(out: &mut String, value: &Value, indent: usize, depth: usize) {
 /// [`dumps_indent`] for an object given as a map.
 pub fn dumps_object_indent(map: &Map<String, Value>, indent: usize) -> String {
     let mut out = String::new();
-    write_object(&mut out, map, indent, 0);
+    write_object(&mut out, map, Some(indent), 0);
     out
 }
 
-fn write_object(out: &mut String, map: &Map<String, Value>, indent: usize, depth: usize) {
+fn write_object(out: &mut String, map: &Map<String, Value>, indent: Option<usize>, depth: usize) {
     if map.is_empty() {
         out.push_str("{}");
         return;
@@ -63,16 +71,21 @@ fn write_object(out: &mut String, map: &Map<String, Value>, indent: usize, depth
     out.push('}');
 }
 
-fn separator(out: &mut String, index: usize, indent: usize, depth: usize) {
+fn separator(out: &mut String, index: usize, indent: Option<usize>, depth: usize) {
     if index > 0 {
         out.push(',');
+        if indent.is_none() {
+            out.push(' ');
+        }
     }
     newline(out, indent, depth);
 }
 
-fn newline(out: &mut String, indent: usize, depth: usize) {
-    out.push('\n');
-    out.extend(std::iter::repeat_n(' ', indent * depth));
+fn newline(out: &mut String, indent: Option<usize>, depth: usize) {
+    if let Some(indent) = indent {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', indent * depth));
+    }
 }
 
 fn write_string(out: &mut String, s: &str) {
@@ -180,6 +193,15 @@ mod tests {
         assert_eq!(
             dumps_indent(&v, 4),
             "{\n    \"a\": [],\n    \"b\": {},\n    \"c\": [\n        1,\n        {\n            \"d\": null\n        }\n    ]\n}"
+        );
+    }
+
+    #[test]
+    fn one_line_form() {
+        let v = json!({"temp_c": 23, "desc": "sunny", "list": [1, 2.5, {}], "e": []});
+        assert_eq!(
+            dumps(&v),
+            r#"{"temp_c": 23, "desc": "sunny", "list": [1, 2.5, {}], "e": []}"#
         );
     }
 

@@ -1,6 +1,11 @@
 //! Integration tests of glm-prompts: golden renders, parser cases, tokens and properties.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
 
 mod golden;
 mod parse_cases;

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Only the binary prints.
 
 mod prompt;
+mod tools;
 
 use std::io::Write;
 
@@ -11,16 +12,29 @@ use glm_agent::exit::ExitStatus;
 pub struct Failure {
     /// What to exit with.
     pub status: ExitStatus,
-    /// What to tell the user.
-    pub error: anyhow::Error,
+    /// What to tell the user on stderr; `None` when stdout already said it.
+    pub error: Option<anyhow::Error>,
 }
 
 impl Failure {
     /// Bad usage or input: exit code 2.
     pub fn bad_input(error: impl Into<anyhow::Error>) -> Self {
+        Failure::new(ExitStatus::BadInput, error)
+    }
+
+    /// A failure with a message.
+    pub fn new(status: ExitStatus, error: impl Into<anyhow::Error>) -> Self {
         Failure {
-            status: ExitStatus::BadInput,
-            error: error.into(),
+            status,
+            error: Some(error.into()),
+        }
+    }
+
+    /// A failure whose explanation was already printed.
+    pub fn silent(status: ExitStatus) -> Self {
+        Failure {
+            status,
+            error: None,
         }
     }
 }
@@ -45,13 +59,32 @@ enum Command {
         #[command(subcommand)]
         command: prompt::PromptCommand,
     },
+    /// List the tools and run one tool call outside the agent loop.
+    #[command(
+        after_help = "Examples:\n  glm-agent tools list\n  glm-agent tools call simple_browser 'search(\"GLM-4\")'"
+    )]
+    Tools {
+        #[command(subcommand)]
+        command: tools::ToolsCommand,
+    },
 }
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Prompt { command } => prompt::run(command),
+        Command::Tools { command } => tools::run(command),
     }
+}
+
+/// Reads all of stdin.
+pub fn read_stdin() -> Result<String, Failure> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::bad_input(anyhow::Error::new(e).context("cannot read stdin")))?;
+    Ok(text)
 }
 
 /// Writes to stdout exactly, treating a closed pipe (`| head`) as success.

@@ -1,6 +1,5 @@
 //! `glm-agent prompt render|parse`: the chat protocol from the command line.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -48,7 +47,7 @@ pub fn run(command: PromptCommand) -> CmdResult {
             ids,
         } => render(&file, tokenizer.as_deref(), ids),
         PromptCommand::Parse { tools } => {
-            let output = read_input(&PathBuf::from("-"))?;
+            let output = super::read_stdin()?;
             let tools = DeclaredTools::from_names(tools.into_iter().filter(|t| !t.is_empty()));
             let mut json = parse(&output, &tools).to_json().to_string();
             json.push('\n');
@@ -77,12 +76,7 @@ fn render(file: &std::path::Path, tokenizer: Option<&std::path::Path>, ids: bool
 
 fn read_input(file: &std::path::Path) -> Result<String, Failure> {
     if file.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read stdin")
-            .map_err(Failure::bad_input)?;
-        return Ok(text);
+        return super::read_stdin();
     }
     std::fs::read_to_string(file)
         .with_context(|| format!("cannot read {}", file.display()))

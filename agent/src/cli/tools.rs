@@ -1,0 +1,139 @@
+//! `glm-agent tools list|call`: the tools outside the agent loop.
+
+use clap::{Args, Subcommand};
+use glm_agent::builtins::{BuiltinOptions, builtin_registry};
+use glm_agent::exit::ExitStatus;
+use glm_prompts::{Parsed, parse};
+use glm_tools::browser::SearchChoice;
+use glm_tools::{ToolContext, ToolRegistry};
+
+use super::{CmdResult, Failure, write_stdout};
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// List every tool with its description and parameter schema.
+    #[command(after_help = "Examples:\n  glm-agent tools list\n  glm-agent tools list --json")]
+    List {
+        /// Print one JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        options: ToolOptions,
+    },
+    /// Run one tool call and print the observation exactly as the model would see it.
+    #[command(
+        after_help = "ARGS is what the model writes after the tool name: JSON for function \
+tools, a call for simple_browser, code for python. `-` reads ARGS from stdin.\n\n\
+Exit status: 0 the tool succeeded, 1 the tool reported an error (printed as the model sees it), \
+2 bad usage.\n\n\
+Examples:\n  glm-agent tools call simple_browser 'search(\"rust wasm\", recency_days=30)'\n  \
+glm-agent tools call simple_browser 'open_url(\"http://127.0.0.1:8000/\")' --allow-host 127.0.0.1"
+    )]
+    Call {
+        /// The tool's name.
+        name: String,
+        /// The arguments as the model would write them.
+        args: String,
+        #[command(flatten)]
+        options: ToolOptions,
+    },
+}
+
+/// Settings shared by the tool commands.
+#[derive(Debug, Args)]
+pub struct ToolOptions {
+    /// Let the browser reach this host even though its address is private (repeatable).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Search backend: duckduckgo, searxng:URL or brave (key in BRAVE_SEARCH_API_KEY).
+    #[arg(
+        long,
+        env = "GLM_AGENT_SEARCH",
+        default_value = "duckduckgo",
+        value_name = "BACKEND"
+    )]
+    search: String,
+    /// Seconds one tool call may take.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    tool_timeout: u64,
+}
+
+impl ToolOptions {
+    fn registry(&self) -> Result<ToolRegistry, Failure> {
+        let search = SearchChoice::parse(&self.search, |k| std::env::var(k).ok())
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!("--search: {e}")))?;
+        let options = BuiltinOptions {
+            allow_hosts: self.allow_hosts.clone(),
+            search,
+        };
+        builtin_registry(&options, &[]).map_err(|e| Failure::new(e.exit_status(), e))
+    }
+}
+
+pub fn run(command: ToolsCommand) -> CmdResult {
+    match command {
+        ToolsCommand::List { json, options } => list(&options.registry()?, json),
+        ToolsCommand::Call {
+            name,
+            args,
+            options,
+        } => call(&options, &name, args),
+    }
+}
+
+fn list(registry: &ToolRegistry, json: bool) -> CmdResult {
+    let infos = registry.describe();
+    let text = if json {
+        serde_json::to_string_pretty(&infos).map_err(Failure::bad_input)? + "\n"
+    } else {
+        let mut out = String::new();
+        for info in infos {
+            out.push_str(&format!(
+                "{}\n  {}\n  parameters: {}\n\n",
+                info.name,
+                info.description,
+                glm_prompts::pyjson::dumps(&info.parameters)
+            ));
+        }
+        out
+    };
+    write_stdout(text.as_bytes())
+}
+
+fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
+    let registry = options.registry()?;
+    let args = if args == "-" {
+        super::read_stdin()?
+    } else {
+        args
+    };
+    let declared = registry.declared();
+    if declared.kind(name).is_none() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "unknown tool `{name}`; available: {}",
+            registry.names().join(", ")
+        )));
+    }
+    let (text, ok) = match parse(&format!("{name}\n{args}"), &declared) {
+        Parsed::Call(call) => {
+            let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+            let cwd = std::env::current_dir().map_err(Failure::bad_input)?;
+            let ctx = ToolContext {
+                timeout: std::time::Duration::from_secs(options.tool_timeout),
+                ..ToolContext::new(cwd)
+            };
+            match runtime.block_on(registry.call(&call, &ctx)) {
+                Ok(output) => (output.text(), true),
+                Err(e) => (e.to_message().content, false),
+            }
+        }
+        Parsed::Malformed(bad) => (format!("Error: {}", bad.reason), false),
+        Parsed::Answer(_) => (format!("Error: `{name}` needs arguments"), false),
+    };
+    write_stdout(format!("{text}\n").as_bytes())?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::silent(ExitStatus::ToolFailed))
+    }
+}
