@@ -42,7 +42,8 @@ impl Tool for ConvertTemperature {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut tools = builtin_registry(&BuiltinOptions::default(), &[])?;
+    let cache = glm_agent::paths::cache_dir(None, |k| std::env::var(k).ok());
+    let mut tools = builtin_registry(&BuiltinOptions::new(cache), &[])?;
     tools.register(ConvertTemperature);
 
     // The system turn the model sees declares every tool, yours included.

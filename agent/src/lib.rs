@@ -15,5 +15,6 @@
 pub mod builtins;
 mod error;
 pub mod exit;
+pub mod paths;
 
 pub use error::{Error, Result};

@@ -35,14 +35,23 @@ fn list_shows_every_tool_with_its_schema() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.starts_with("simple_browser\n  Search the web"),
+        text.starts_with("python\n  Run Python in a stateful notebook"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n\nsimple_browser\n  Search the web"),
         "{text}"
     );
     let out = glm_agent(&["tools", "list", "--json"], "");
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json[0]["name"], "simple_browser");
+    assert_eq!(json[0]["name"], "python");
     assert_eq!(
-        json[0]["parameters"]["oneOf"].as_array().map(Vec::len),
+        json[0]["parameters"]["required"],
+        serde_json::json!(["code"])
+    );
+    assert_eq!(json[1]["name"], "simple_browser");
+    assert_eq!(
+        json[1]["parameters"]["oneOf"].as_array().map(Vec::len),
         Some(3)
     );
 }
@@ -98,7 +107,7 @@ fn bad_calls() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("unknown tool `no_such_tool`; available: simple_browser")
+            .contains("unknown tool `no_such_tool`; available: python, simple_browser")
     );
 
     let out = glm_agent(&["tools", "call", "simple_browser", "-"], "fetch(1)");
@@ -112,4 +121,20 @@ fn bad_calls() {
     let out = glm_agent(&["tools", "list", "--search", "bing"], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown search backend `bing`"));
+}
+
+#[test]
+fn python_call_prints_the_notebook_output() {
+    let out = glm_agent(&["tools", "call", "python", "print(1+1)"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "2\n");
+    let out = glm_agent(
+        &["tools", "call", "python", "-"],
+        "import sys\nsys.version_info[:2]",
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "(3, 15)\n");
 }

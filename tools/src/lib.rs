@@ -41,6 +41,7 @@
 
 pub mod browser;
 mod error;
+pub mod python;
 mod registry;
 pub mod schema;
 mod tool;

@@ -8,6 +8,7 @@
 )]
 
 mod browser;
+mod python;
 mod registry;
 mod schemas;
 pub mod server;

@@ -2,6 +2,7 @@
 
 use glm_tools::ToolRegistry;
 use glm_tools::browser::{BrowserConfig, SimpleBrowser};
+use glm_tools::python::{Limits, PythonConfig, PythonTool};
 use glm_tools::schema::parameters_schema;
 use pretty_assertions::assert_eq;
 use schemars::JsonSchema;
@@ -25,7 +26,15 @@ fn snapshot(name: &str, value: &serde_json::Value) {
 
 #[test]
 fn builtin_schemas() {
-    let reg = ToolRegistry::new().with(SimpleBrowser::new(BrowserConfig::default()).unwrap());
+    let python = PythonTool::new(PythonConfig {
+        cache: std::env::temp_dir(),
+        offline: true,
+        limits: Limits::default(),
+    });
+    let reg = ToolRegistry::new()
+        .with(SimpleBrowser::new(BrowserConfig::default()).unwrap())
+        .with(python);
+    assert_eq!(reg.names(), ["python", "simple_browser"]);
     for info in reg.describe() {
         snapshot(&info.name, &serde_json::to_value(&info).unwrap());
     }

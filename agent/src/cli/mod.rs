@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Only the binary prints.
 
 mod prompt;
+mod setup;
 mod tools;
 
 use std::io::Write;
@@ -59,6 +60,12 @@ enum Command {
         #[command(subcommand)]
         command: prompt::PromptCommand,
     },
+    /// Install what the tools need, such as the sandboxed Python runtime.
+    #[command(after_help = "Example:\n  glm-agent setup python")]
+    Setup {
+        #[command(subcommand)]
+        command: setup::SetupCommand,
+    },
     /// List the tools and run one tool call outside the agent loop.
     #[command(
         after_help = "Examples:\n  glm-agent tools list\n  glm-agent tools call simple_browser 'search(\"GLM-4\")'"
@@ -73,6 +80,7 @@ enum Command {
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Prompt { command } => prompt::run(command),
+        Command::Setup { command } => setup::run(command),
         Command::Tools { command } => tools::run(command),
     }
 }

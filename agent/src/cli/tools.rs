@@ -7,6 +7,7 @@ use glm_prompts::{Parsed, parse};
 use glm_tools::browser::SearchChoice;
 use glm_tools::{ToolContext, ToolRegistry};
 
+use super::setup::{CommonOptions, show_progress};
 use super::{CmdResult, Failure, write_stdout};
 
 #[derive(Debug, Subcommand)]
@@ -23,10 +24,11 @@ pub enum ToolsCommand {
     /// Run one tool call and print the observation exactly as the model would see it.
     #[command(
         after_help = "ARGS is what the model writes after the tool name: JSON for function \
-tools, a call for simple_browser, code for python. `-` reads ARGS from stdin.\n\n\
+tools, a call for simple_browser, code for python. `-` reads ARGS from stdin. Files python writes go to a fresh temporary folder.\n\n\
 Exit status: 0 the tool succeeded, 1 the tool reported an error (printed as the model sees it), \
 2 bad usage.\n\n\
-Examples:\n  glm-agent tools call simple_browser 'search(\"rust wasm\", recency_days=30)'\n  \
+Examples:\n  glm-agent tools call python 'print(1 + 1)'\n  \
+glm-agent tools call simple_browser 'search(\"rust wasm\", recency_days=30)'\n  \
 glm-agent tools call simple_browser 'open_url(\"http://127.0.0.1:8000/\")' --allow-host 127.0.0.1"
     )]
     Call {
@@ -53,9 +55,11 @@ pub struct ToolOptions {
         value_name = "BACKEND"
     )]
     search: String,
-    /// Seconds one tool call may take.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    /// Seconds one tool call may take (the python tool's own cell deadline is 60 s).
+    #[arg(long, default_value_t = 90, value_name = "SECONDS")]
     tool_timeout: u64,
+    #[command(flatten)]
+    common: CommonOptions,
 }
 
 impl ToolOptions {
@@ -65,6 +69,8 @@ impl ToolOptions {
         let options = BuiltinOptions {
             allow_hosts: self.allow_hosts.clone(),
             search,
+            offline: self.common.is_offline(),
+            ..BuiltinOptions::new(self.common.cache())
         };
         builtin_registry(&options, &[]).map_err(|e| Failure::new(e.exit_status(), e))
     }
@@ -117,10 +123,19 @@ fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
     let (text, ok) = match parse(&format!("{name}\n{args}"), &declared) {
         Parsed::Call(call) => {
             let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
-            let cwd = std::env::current_dir().map_err(Failure::bad_input)?;
+            if call.name == "python" {
+                // Install on first use, with progress, before the call's time limit starts.
+                let (cache, offline) = (options.common.cache(), options.common.is_offline());
+                runtime
+                    .block_on(glm_tools::python::setup(&cache, offline, &show_progress))
+                    .map_err(Failure::bad_input)?;
+            }
+            // Files the call writes (python's /mnt/data) go to a fresh folder.
+            let workdir =
+                std::env::temp_dir().join(format!("glm-agent-tools-call-{}", std::process::id()));
             let ctx = ToolContext {
                 timeout: std::time::Duration::from_secs(options.tool_timeout),
-                ..ToolContext::new(cwd)
+                ..ToolContext::new(workdir)
             };
             match runtime.block_on(registry.call(&call, &ctx)) {
                 Ok(output) => (output.text(), true),

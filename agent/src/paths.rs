@@ -1,0 +1,65 @@
+//! Where glm-agent keeps its files.
+
+use std::path::PathBuf;
+
+/// The cache directory: `flag`, else `GLM_AGENT_CACHE`, else `$XDG_CACHE_HOME/glm-agent`, else
+/// `~/.cache/glm-agent`. `env` looks variables up.
+pub fn cache_dir(flag: Option<PathBuf>, env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir;
+    }
+    if let Some(dir) = env("GLM_AGENT_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let base = env("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| std::env::temp_dir().join("glm-agent-cache"));
+    base.join("glm-agent")
+}
+
+/// Whether downloads are off: `flag`, or `GLM_AGENT_OFFLINE` / `HF_HUB_OFFLINE` set to a true
+/// value.
+pub fn offline(flag: bool, env: impl Fn(&str) -> Option<String>) -> bool {
+    flag || ["GLM_AGENT_OFFLINE", "HF_HUB_OFFLINE"].iter().any(|k| {
+        env(k).is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence() {
+        let env = |k: &str| match k {
+            "GLM_AGENT_CACHE" => Some("/c".to_owned()),
+            "XDG_CACHE_HOME" => Some("/x".to_owned()),
+            "HOME" => Some("/h".to_owned()),
+            _ => None,
+        };
+        assert_eq!(cache_dir(Some("/f".into()), env), PathBuf::from("/f"));
+        assert_eq!(cache_dir(None, env), PathBuf::from("/c"));
+        let no_cache = |k: &str| if k == "GLM_AGENT_CACHE" { None } else { env(k) };
+        assert_eq!(cache_dir(None, no_cache), PathBuf::from("/x/glm-agent"));
+        let home_only = |k: &str| {
+            if k == "HOME" {
+                Some("/h".to_owned())
+            } else {
+                None
+            }
+        };
+        assert_eq!(
+            cache_dir(None, home_only),
+            PathBuf::from("/h/.cache/glm-agent")
+        );
+        assert!(offline(false, |k| (k == "HF_HUB_OFFLINE").then(|| "1".to_owned())));
+        assert!(!offline(false, |_| Some("0".to_owned())));
+    }
+}
