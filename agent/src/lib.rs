@@ -13,6 +13,7 @@
 //! ```
 
 pub mod builtins;
+pub mod engine;
 mod error;
 pub mod exit;
 pub mod paths;

@@ -10,6 +10,8 @@
 mod cli_help;
 mod cli_prompt;
 mod cli_tools;
+mod engine;
+mod http_server;
 
 use std::process::{Command, Output, Stdio};
 

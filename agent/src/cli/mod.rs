@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch. Only the binary prints.
 
+mod generate;
 mod prompt;
 mod setup;
 mod tools;
@@ -54,6 +55,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate from prompt token ids with an engine, without any chat template.
+    Generate(generate::GenerateArgs),
     /// Render conversations to GLM-4 prompts and parse model output into tool calls.
     #[command(after_help = "Example:\n  glm-agent prompt render conversation.json")]
     Prompt {
@@ -79,6 +82,7 @@ enum Command {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
+        Command::Generate(args) => generate::run(args),
         Command::Prompt { command } => prompt::run(command),
         Command::Setup { command } => setup::run(command),
         Command::Tools { command } => tools::run(command),
