@@ -16,6 +16,7 @@ pub mod builtins;
 pub mod engine;
 mod error;
 pub mod exit;
+pub mod model;
 pub mod paths;
 
 pub use error::{Error, Result};

@@ -12,6 +12,7 @@ mod cli_prompt;
 mod cli_tools;
 mod engine;
 mod http_server;
+mod model_map;
 
 use std::process::{Command, Output, Stdio};
 

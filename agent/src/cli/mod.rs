@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Only the binary prints.
 
 mod generate;
+mod model;
 mod prompt;
 mod setup;
 mod tools;
@@ -57,6 +58,12 @@ pub struct Cli {
 enum Command {
     /// Generate from prompt token ids with an engine, without any chat template.
     Generate(generate::GenerateArgs),
+    /// Prepare model folders for the engine.
+    #[command(after_help = "Example:\n  glm-agent model prepare ~/models/glm-4-9b-chat-1m-hf")]
+    Model {
+        #[command(subcommand)]
+        command: model::ModelCommand,
+    },
     /// Render conversations to GLM-4 prompts and parse model output into tool calls.
     #[command(after_help = "Example:\n  glm-agent prompt render conversation.json")]
     Prompt {
@@ -83,6 +90,7 @@ enum Command {
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::Model { command } => model::run(command),
         Command::Prompt { command } => prompt::run(command),
         Command::Setup { command } => setup::run(command),
         Command::Tools { command } => tools::run(command),
