@@ -62,13 +62,26 @@ pub enum SetupError {
     Sandbox(#[from] glm_sandbox::Error),
 }
 
+/// Interpreters already loaded in this process, by cache directory: every run's notebook
+/// shares one compiled module and one engine.
+static LOADED: std::sync::Mutex<Vec<(PathBuf, Python)>> = std::sync::Mutex::new(Vec::new());
+
 /// Makes sure the runtime is installed and compiled under `cache`, downloading it unless
-/// `offline`, and loads it.
+/// `offline`, and loads it (once per process and cache directory).
 pub async fn setup(
     cache: &Path,
     offline: bool,
     progress: &(dyn Fn(SetupProgress) + Send + Sync),
 ) -> Result<Python, SetupError> {
+    let loaded = |cache: &Path| {
+        let list = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter()
+            .find(|(dir, _)| dir == cache)
+            .map(|(_, p)| p.clone())
+    };
+    if let Some(python) = loaded(cache) {
+        return Ok(python);
+    }
     if Runtime::locate(cache).is_err() {
         if offline {
             return Err(SetupError::Offline {
@@ -106,6 +119,10 @@ pub async fn setup(
         }
     };
     progress(SetupProgress::Ready);
+    LOADED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((cache.to_path_buf(), python.clone()));
     Ok(python)
 }
 

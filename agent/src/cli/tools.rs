@@ -138,7 +138,12 @@ fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
                 ..ToolContext::new(workdir)
             };
             match runtime.block_on(registry.call(&call, &ctx)) {
-                Ok(output) => (output.text(), true),
+                Ok(output) => {
+                    for file in output.observations.iter().flat_map(|o| &o.files) {
+                        eprintln!("wrote {}", file.display());
+                    }
+                    (output.text(), true)
+                }
                 Err(e) => (e.to_message().content, false),
             }
         }
