@@ -391,7 +391,10 @@ impl Session {
         let mut files = changed_files(&self.data_dir, started);
         let outcome = match ran {
             Some((live, Ok(_status))) if !over_quota => {
-                self.snapshot = live.memory.data(&live.store).to_vec();
+                // Reuse the buffer: a fresh 40+ MiB allocation per cell costs page faults.
+                let data = live.memory.data(&live.store);
+                self.snapshot.clear();
+                self.snapshot.extend_from_slice(data);
                 self.live = Some(live);
                 Outcome::Completed
             }
