@@ -222,112 +222,69 @@ pub fn plan<'a>(
     );
     for i in 0..shape.layers {
         let dst = |s: &str| format!("model.layers.{i}.{s}");
-        match layout {
-            SourceLayout::GlmHf => {
-                let src = |s: &str| format!("model.layers.{i}.{s}");
-                for (part, rows_of) in [("q_proj", Some(d)), ("k_proj", Some(d)), ("v_proj", None)]
-                {
-                    for kind in ["weight", "bias"] {
+        let src = |s: &str| match layout {
+            SourceLayout::GlmHf => format!("model.layers.{i}.{s}"),
+            SourceLayout::ChatGlm => format!("transformer.encoder.layers.{i}.{s}"),
+        };
+        for kind in ["weight", "bias"] {
+            let attn = |part: &str| dst(&format!("self_attn.{part}.{kind}"));
+            match layout {
+                SourceLayout::GlmHf => {
+                    for (part, head_dim) in
+                        [("q_proj", Some(d)), ("k_proj", Some(d)), ("v_proj", None)]
+                    {
                         let t = find(&src(&format!("self_attn.{part}.{kind}")))?;
-                        out.push(slice(
-                            dst(&format!("self_attn.{part}.{kind}")),
-                            t,
-                            0,
-                            t.shape[0],
-                            rows_of,
-                        )?);
+                        out.push(slice(attn(part), t, 0, t.shape[0], head_dim)?);
                     }
                 }
-                out.push(copy(
-                    &dst("self_attn.o_proj.weight"),
-                    find(&src("self_attn.o_proj.weight"))?,
-                )?);
-                let gate_up = find(&src("mlp.gate_up_proj.weight"))?;
-                out.push(slice(
-                    dst("mlp.gate_proj.weight"),
-                    gate_up,
-                    0,
-                    shape.intermediate,
-                    None,
-                )?);
-                out.push(slice(
-                    dst("mlp.up_proj.weight"),
-                    gate_up,
-                    shape.intermediate,
-                    2 * shape.intermediate,
-                    None,
-                )?);
-                out.push(copy(
-                    &dst("mlp.down_proj.weight"),
-                    find(&src("mlp.down_proj.weight"))?,
-                )?);
-                out.push(copy(
-                    &dst("input_layernorm.weight"),
-                    find(&src("input_layernorm.weight"))?,
-                )?);
-                out.push(copy(
-                    &dst("post_attention_layernorm.weight"),
-                    find(&src("post_attention_layernorm.weight"))?,
-                )?);
-            }
-            SourceLayout::ChatGlm => {
-                let src = |s: &str| format!("transformer.encoder.layers.{i}.{s}");
-                for kind in ["weight", "bias"] {
+                SourceLayout::ChatGlm => {
                     let qkv = find(&src(&format!("self_attention.query_key_value.{kind}")))?;
+                    out.push(slice(attn("q_proj"), qkv, 0, q_rows, Some(d))?);
                     out.push(slice(
-                        dst(&format!("self_attn.q_proj.{kind}")),
-                        qkv,
-                        0,
-                        q_rows,
-                        Some(d),
-                    )?);
-                    out.push(slice(
-                        dst(&format!("self_attn.k_proj.{kind}")),
+                        attn("k_proj"),
                         qkv,
                         q_rows,
                         q_rows + kv_rows,
                         Some(d),
                     )?);
                     out.push(slice(
-                        dst(&format!("self_attn.v_proj.{kind}")),
+                        attn("v_proj"),
                         qkv,
                         q_rows + kv_rows,
                         q_rows + 2 * kv_rows,
                         None,
                     )?);
                 }
-                out.push(copy(
-                    &dst("self_attn.o_proj.weight"),
-                    find(&src("self_attention.dense.weight"))?,
-                )?);
-                let gate_up = find(&src("mlp.dense_h_to_4h.weight"))?;
-                out.push(slice(
-                    dst("mlp.gate_proj.weight"),
-                    gate_up,
-                    0,
-                    shape.intermediate,
-                    None,
-                )?);
-                out.push(slice(
-                    dst("mlp.up_proj.weight"),
-                    gate_up,
-                    shape.intermediate,
-                    2 * shape.intermediate,
-                    None,
-                )?);
-                out.push(copy(
-                    &dst("mlp.down_proj.weight"),
-                    find(&src("mlp.dense_4h_to_h.weight"))?,
-                )?);
-                out.push(copy(
-                    &dst("input_layernorm.weight"),
-                    find(&src("input_layernorm.weight"))?,
-                )?);
-                out.push(copy(
-                    &dst("post_attention_layernorm.weight"),
-                    find(&src("post_attention_layernorm.weight"))?,
-                )?);
             }
+        }
+        let (o, gate_up, down) = match layout {
+            SourceLayout::GlmHf => ("self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"),
+            SourceLayout::ChatGlm => (
+                "self_attention.dense",
+                "mlp.dense_h_to_4h",
+                "mlp.dense_4h_to_h",
+            ),
+        };
+        out.push(copy(
+            &dst("self_attn.o_proj.weight"),
+            find(&src(&format!("{o}.weight")))?,
+        )?);
+        let gate_up = find(&src(&format!("{gate_up}.weight")))?;
+        let ffn = shape.intermediate;
+        out.push(slice(dst("mlp.gate_proj.weight"), gate_up, 0, ffn, None)?);
+        out.push(slice(
+            dst("mlp.up_proj.weight"),
+            gate_up,
+            ffn,
+            2 * ffn,
+            None,
+        )?);
+        out.push(copy(
+            &dst("mlp.down_proj.weight"),
+            find(&src(&format!("{down}.weight")))?,
+        )?);
+        for norm in ["input_layernorm.weight", "post_attention_layernorm.weight"] {
+            out.push(copy(&dst(norm), find(&src(norm))?)?);
         }
     }
     out.push(copy("model.norm.weight", find(n.norm)?)?);
