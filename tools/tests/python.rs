@@ -60,3 +60,27 @@ async fn notebook_calls_through_the_registry() {
     let err = run("python\nraise ValueError('bad')").await.text();
     assert!(err.ends_with("ValueError: bad"), "{err}");
 }
+
+#[tokio::test]
+async fn offline_without_the_runtime_says_what_to_run() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = glm_tools::python::setup(empty.path(), true, &|_| {})
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("run `glm-agent setup python`"), "{text}");
+    let tool = ToolRegistry::new().with(PythonTool::new(PythonConfig {
+        cache: empty.path().to_path_buf(),
+        offline: true,
+        limits: Limits::default(),
+    }));
+    let Parsed::Call(call) = parse("python\nprint(1)", &tool.declared()) else {
+        panic!("not a call");
+    };
+    let err = tool
+        .call(&call, &ToolContext::new(empty.path()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.recovery(), glm_tools::Recovery::Fatal);
+    assert!(err.to_string().contains("glm-agent setup python"), "{err}");
+}
