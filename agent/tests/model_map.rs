@@ -110,26 +110,18 @@ fn chatglm_tensors(hf: &Tensors) -> Tensors {
                 (shape, fused),
             );
         }
-        t.insert(
-            cg("self_attention.dense.weight"),
-            get(&hf_name("self_attn.o_proj.weight")),
-        );
-        t.insert(
-            cg("mlp.dense_h_to_4h.weight"),
-            get(&hf_name("mlp.gate_up_proj.weight")),
-        );
-        t.insert(
-            cg("mlp.dense_4h_to_h.weight"),
-            get(&hf_name("mlp.down_proj.weight")),
-        );
-        t.insert(
-            cg("input_layernorm.weight"),
-            get(&hf_name("input_layernorm.weight")),
-        );
-        t.insert(
-            cg("post_attention_layernorm.weight"),
-            get(&hf_name("post_attention_layernorm.weight")),
-        );
+        for (cg_name, hf) in [
+            ("self_attention.dense.weight", "self_attn.o_proj.weight"),
+            ("mlp.dense_h_to_4h.weight", "mlp.gate_up_proj.weight"),
+            ("mlp.dense_4h_to_h.weight", "mlp.down_proj.weight"),
+            ("input_layernorm.weight", "input_layernorm.weight"),
+            (
+                "post_attention_layernorm.weight",
+                "post_attention_layernorm.weight",
+            ),
+        ] {
+            t.insert(cg(cg_name), get(&hf_name(hf)));
+        }
     }
     t.insert(
         "transformer.encoder.final_layernorm.weight".into(),
