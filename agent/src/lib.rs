@@ -12,7 +12,9 @@
 //! assert_eq!(ExitStatus::BadInput.code(), 2);
 //! ```
 
+pub mod agent;
 pub mod builtins;
+pub mod config;
 pub mod engine;
 mod error;
 pub mod exit;

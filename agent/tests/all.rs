@@ -7,9 +7,11 @@
     missing_docs
 )]
 
+mod agent_loop;
 mod cli_help;
 mod cli_prompt;
 mod cli_tools;
+mod embedded;
 mod engine;
 mod http_server;
 mod model_map;
@@ -35,4 +37,9 @@ pub fn glm_agent(args: &[&str], stdin: &str) -> Output {
 /// Path of a file in the repository.
 pub fn repo_file(path: &str) -> String {
     format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The glm-agent cache directory (where `setup python` installed the runtime).
+pub fn cache_dir() -> std::path::PathBuf {
+    glm_agent::paths::cache_dir(None, |k| std::env::var(k).ok())
 }

@@ -284,12 +284,9 @@ fn generate_command_prints_ids_text_and_usage() {
 
 #[test]
 fn generate_command_exit_codes() {
-    let out = crate::glm_agent(
-        &["generate", "--engine", "embedded", "--prompt-ids", "1"],
-        "",
-    );
+    let out = crate::glm_agent(&["generate", "--engine", "bogus", "--prompt-ids", "1"], "");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("use openai:URL"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use embedded, openai:URL"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

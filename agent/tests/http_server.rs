@@ -20,6 +20,19 @@ pub type Answer = (u16, Vec<(&'static str, String)>, String);
 pub fn serve(
     handler: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static,
 ) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    serve_bytes(move |req, i| {
+        let (status, headers, body) = handler(req, i);
+        (status, headers, body.into_bytes())
+    })
+}
+
+/// [`serve`] with binary bodies.
+pub fn serve_bytes(
+    handler: impl Fn(&Seen, usize) -> (u16, Vec<(&'static str, String)>, Vec<u8>)
+    + Send
+    + Sync
+    + 'static,
+) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -73,7 +86,7 @@ pub fn serve(
             }
             head.push_str("\r\n");
             let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body.as_bytes());
+            let _ = stream.write_all(&body);
         }
     });
     (base, seen)

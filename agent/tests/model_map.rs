@@ -19,7 +19,7 @@ const LAYERS: usize = 2;
 /// GLM-4-9B-Chat-1M's rotary base: 10000 × rope_ratio 10000.
 const BASE: f64 = 1e8;
 
-type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+pub(crate) type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// Deterministic pseudo-random weights.
 fn weights(seed: u64, n: usize, scale: f32) -> Vec<f32> {
@@ -38,6 +38,11 @@ fn weights(seed: u64, n: usize, scale: f32) -> Vec<f32> {
 
 /// A GlmForCausalLM checkpoint's tensors.
 fn glm_hf_tensors() -> Tensors {
+    glm_hf_tensors_vocab(VOCAB)
+}
+
+/// A GlmForCausalLM checkpoint's tensors with a `vocab`-token vocabulary.
+pub(crate) fn glm_hf_tensors_vocab(vocab: usize) -> Tensors {
     let mut t = Tensors::new();
     let mut seed = 1;
     let mut add = |name: String, shape: Vec<usize>, scale: f32| {
@@ -45,7 +50,7 @@ fn glm_hf_tensors() -> Tensors {
         let n = shape.iter().product();
         t.insert(name, (shape, weights(seed, n, scale)));
     };
-    add("model.embed_tokens.weight".into(), vec![VOCAB, HIDDEN], 1.0);
+    add("model.embed_tokens.weight".into(), vec![vocab, HIDDEN], 1.0);
     for i in 0..LAYERS {
         let p = |s: &str| format!("model.layers.{i}.{s}");
         add(
@@ -77,7 +82,7 @@ fn glm_hf_tensors() -> Tensors {
         add(p("post_attention_layernorm.weight"), vec![HIDDEN], 1.0);
     }
     add("model.norm.weight".into(), vec![HIDDEN], 1.0);
-    add("lm_head.weight".into(), vec![VOCAB, HIDDEN], 0.5);
+    add("lm_head.weight".into(), vec![vocab, HIDDEN], 0.5);
     t
 }
 
@@ -134,7 +139,7 @@ fn chatglm_tensors(hf: &Tensors) -> Tensors {
     t
 }
 
-fn write_checkpoint(dir: &Path, tensors: &Tensors, config: serde_json::Value) {
+pub(crate) fn write_checkpoint(dir: &Path, tensors: &Tensors, config: serde_json::Value) {
     std::fs::create_dir_all(dir).unwrap();
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
@@ -186,7 +191,7 @@ fn read_dir_tensors(dir: &Path) -> Tensors {
 }
 
 /// One layer's weights in f64, in a shared shape.
-struct Layer {
+pub(crate) struct Layer {
     wq: Vec<f64>,
     bq: Vec<f64>,
     wk: Vec<f64>,
@@ -201,7 +206,7 @@ struct Layer {
     ln2: Vec<f64>,
 }
 
-struct Model {
+pub(crate) struct Model {
     embed: Vec<f64>,
     layers: Vec<Layer>,
     norm: Vec<f64>,
@@ -217,7 +222,7 @@ fn f64s(t: &Tensors, name: &str) -> Vec<f64> {
         .collect()
 }
 
-fn glm_model(t: &Tensors) -> Model {
+pub(crate) fn glm_model(t: &Tensors) -> Model {
     let layers = (0..LAYERS)
         .map(|i| {
             let g = |s: &str| f64s(t, &format!("model.layers.{i}.{s}"));
@@ -274,7 +279,7 @@ fn qwen_model(t: &Tensors) -> Model {
     }
 }
 
-fn matvec(w: &[f64], x: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
+pub(crate) fn matvec(w: &[f64], x: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
     let cols = x.len();
     w.chunks_exact(cols)
         .enumerate()
@@ -284,14 +289,14 @@ fn matvec(w: &[f64], x: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
         .collect()
 }
 
-fn rmsnorm(x: &[f64], w: &[f64]) -> Vec<f64> {
+pub(crate) fn rmsnorm(x: &[f64], w: &[f64]) -> Vec<f64> {
     let ms = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
     let inv = 1.0 / (ms + 1e-5).sqrt();
     x.iter().zip(w).map(|(v, g)| v * inv * g).collect()
 }
 
 /// GLM-4: the first half of the head rotates in interleaved pairs, frequency base^(-2j/(d/2)).
-fn rope_glm(head: &mut [f64], pos: f64) {
+pub(crate) fn rope_glm(head: &mut [f64], pos: f64) {
     let rotary = HEAD_DIM / 2;
     for j in 0..rotary / 2 {
         let angle = pos * BASE.powf(-(2.0 * j as f64) / rotary as f64);
@@ -315,7 +320,12 @@ fn rope_qwen(head: &mut [f64], pos: f64) {
 }
 
 /// Logits at every position of `tokens`, the first token at position `start`.
-fn forward(m: &Model, tokens: &[usize], start: usize, rope: fn(&mut [f64], f64)) -> Vec<Vec<f64>> {
+pub(crate) fn forward(
+    m: &Model,
+    tokens: &[usize],
+    start: usize,
+    rope: fn(&mut [f64], f64),
+) -> Vec<Vec<f64>> {
     let mut xs: Vec<Vec<f64>> = tokens
         .iter()
         .map(|t| m.embed[t * HIDDEN..(t + 1) * HIDDEN].to_vec())
@@ -377,7 +387,86 @@ fn forward(m: &Model, tokens: &[usize], start: usize, rope: fn(&mut [f64], f64))
         .collect()
 }
 
-fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+/// The naive f64 forward pass one token at a time, keeping keys and values: logits of any
+/// position of a long sequence without recomputing the prefix.
+pub(crate) struct Incremental<'a> {
+    m: &'a Model,
+    ks: Vec<Vec<Vec<f64>>>,
+    vs: Vec<Vec<Vec<f64>>>,
+    pub(crate) pos: usize,
+}
+
+impl<'a> Incremental<'a> {
+    pub(crate) fn new(m: &'a Model) -> Self {
+        Incremental {
+            m,
+            ks: vec![Vec::new(); m.layers.len()],
+            vs: vec![Vec::new(); m.layers.len()],
+            pos: 0,
+        }
+    }
+
+    /// Feeds `token` at the next position; returns the logits for the token after it when
+    /// `want` (the vocabulary projection dominates the cost).
+    pub(crate) fn step(&mut self, token: usize, want: bool) -> Option<Vec<f64>> {
+        let m = self.m;
+        let mut x = m.embed[token * HIDDEN..(token + 1) * HIDDEN].to_vec();
+        let pos = self.pos as f64;
+        for (li, l) in m.layers.iter().enumerate() {
+            let h = rmsnorm(&x, &l.ln1);
+            let mut q = matvec(&l.wq, &h, Some(&l.bq));
+            let mut k = matvec(&l.wk, &h, Some(&l.bk));
+            q.chunks_exact_mut(HEAD_DIM)
+                .for_each(|hd| rope_glm(hd, pos));
+            k.chunks_exact_mut(HEAD_DIM)
+                .for_each(|hd| rope_glm(hd, pos));
+            self.ks[li].push(k);
+            self.vs[li].push(matvec(&l.wv, &h, Some(&l.bv)));
+            let (ks, vs) = (&self.ks[li], &self.vs[li]);
+            let mut attn = vec![0.0; HEADS * HEAD_DIM];
+            for hh in 0..HEADS {
+                let kv = hh / (HEADS / KV_HEADS);
+                let qh = &q[hh * HEAD_DIM..(hh + 1) * HEAD_DIM];
+                let scores: Vec<f64> = ks
+                    .iter()
+                    .map(|kt| {
+                        qh.iter()
+                            .zip(&kt[kv * HEAD_DIM..(kv + 1) * HEAD_DIM])
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>()
+                            / (HEAD_DIM as f64).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+                let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = exps.iter().sum();
+                for (t, e) in exps.iter().enumerate() {
+                    let w = e / sum;
+                    let vt = &vs[t][kv * HEAD_DIM..(kv + 1) * HEAD_DIM];
+                    for d in 0..HEAD_DIM {
+                        attn[hh * HEAD_DIM + d] += w * vt[d];
+                    }
+                }
+            }
+            let o = matvec(&l.wo, &attn, None);
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            let h2 = rmsnorm(&x, &l.ln2);
+            let g = matvec(&l.wg, &h2, None);
+            let u = matvec(&l.wu, &h2, None);
+            let a: Vec<f64> = g
+                .iter()
+                .zip(&u)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
+            let d = matvec(&l.wd, &a, None);
+            x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
+        }
+        self.pos += 1;
+        want.then(|| matvec(&m.head, &rmsnorm(&x, &m.norm), None))
+    }
+}
+
+pub(crate) fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
     a.iter()
         .flatten()
         .zip(b.iter().flatten())
@@ -386,7 +475,11 @@ fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
 }
 
 fn hf_config() -> serde_json::Value {
-    json!({"architectures": ["GlmForCausalLM"], "model_type": "glm", "vocab_size": VOCAB, "hidden_size": HIDDEN,
+    hf_config_vocab(VOCAB)
+}
+
+pub(crate) fn hf_config_vocab(vocab: usize) -> serde_json::Value {
+    json!({"architectures": ["GlmForCausalLM"], "model_type": "glm", "vocab_size": vocab, "hidden_size": HIDDEN,
            "intermediate_size": FFN, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
            "num_key_value_heads": KV_HEADS, "head_dim": HEAD_DIM, "partial_rotary_factor": 0.5,
            "rope_theta": BASE, "rms_norm_eps": 1e-5, "max_position_embeddings": 1_048_576,
@@ -561,4 +654,99 @@ fn model_prepare_maps_once_and_prints_the_folder() {
     );
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("huggingface-cli download"));
+}
+
+/// A Hugging Face-like file server: `/{repo}/resolve/main/{file}` with ranges, ETag and commit
+/// headers, 404 for anything else.
+fn fake_hub(repo: &'static str, dir: &Path) -> String {
+    let dir = dir.to_path_buf();
+    let (base, _) = crate::http_server::serve_bytes(move |req, _| {
+        let prefix = format!("/{repo}/resolve/main/");
+        let Some(file) = req.path.strip_prefix(&prefix) else {
+            return (404, vec![], Vec::new());
+        };
+        let Ok(bytes) = std::fs::read(dir.join(file)) else {
+            return (404, vec![], Vec::new());
+        };
+        let size = bytes.len();
+        let (start, end) = req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "range")
+            .and_then(|(_, v)| v.strip_prefix("bytes="))
+            .and_then(|r| r.split_once('-'))
+            .map(|(a, b)| {
+                let a: usize = a.parse().unwrap_or(0);
+                let b: usize = b.parse().unwrap_or(size - 1);
+                (a, b.min(size - 1))
+            })
+            .unwrap_or((0, size - 1));
+        let headers = vec![
+            ("ETag", format!("\"{:x}-{size}\"", file.len())),
+            (
+                "X-Repo-Commit",
+                "0123456789abcdef0123456789abcdef01234567".into(),
+            ),
+            ("Content-Range", format!("bytes {start}-{end}/{size}")),
+        ];
+        (206, headers, bytes[start..=end].to_vec())
+    });
+    base
+}
+
+#[test]
+fn model_prepare_downloads_a_repo_once_then_works_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("served");
+    write_checkpoint(&src, &glm_hf_tensors(), hf_config());
+    let endpoint = fake_hub("org/glm-4-tiny-hf", &src);
+    let hf_home = dir.path().join("hf");
+    let cache = dir.path().join("cache");
+    let prepare = |offline: bool| {
+        let mut args = vec![
+            "model",
+            "prepare",
+            "org/glm-4-tiny-hf",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ];
+        if offline {
+            args.push("--offline");
+        }
+        std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+            .args(&args)
+            .env("HF_HOME", &hf_home)
+            .env("HF_ENDPOINT", &endpoint)
+            .env_remove("HF_HUB_OFFLINE")
+            .output()
+            .unwrap()
+    };
+    let first = prepare(false);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let folder = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        folder.contains("glm-4-tiny-hf") || folder.contains("qwen2"),
+        "{folder}"
+    );
+    assert!(hf_home.join("hub/models--org--glm-4-tiny-hf").is_dir());
+    let second = prepare(true);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(String::from_utf8(second.stdout).unwrap(), folder);
+    // Another repo, offline: a clear error that says what to download.
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        .args(["model", "prepare", "org/other", "--offline"])
+        .env("HF_HOME", &hf_home)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("huggingface-cli download org/other"), "{err}");
 }

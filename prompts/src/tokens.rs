@@ -118,6 +118,15 @@ impl SpecialIds {
         Ok(SpecialIds { ids })
     }
 
+    /// GLM-4-9B's published ids, for when no tokenizer is at hand.
+    pub fn glm4_9b() -> Self {
+        let mut ids = [0; 10];
+        for token in SpecialToken::ALL {
+            ids[token.index()] = token.glm4_9b_id();
+        }
+        SpecialIds { ids }
+    }
+
     /// The id of `token`.
     pub fn id(&self, token: SpecialToken) -> u32 {
         self.ids[token.index()]

@@ -5,30 +5,29 @@ use std::path::PathBuf;
 
 use clap::Args;
 use futures::StreamExt;
-use glm_agent::engine::{
-    Engine, EngineEvent, GenerateRequest, OpenAiConfig, OpenAiEngine, ReplayEngine, Sampling,
-};
+use glm_agent::engine::{EngineEvent, GenerateRequest, Sampling};
 use glm_agent::exit::ExitStatus;
-use glm_prompts::{Encoder, SpecialToken};
 use serde_json::json;
 
+use super::engine_opts::EngineOptions;
+use super::setup::CommonOptions;
 use super::{CmdResult, Failure, write_stdout};
 
 /// Options of `generate`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Engines: openai:URL (a vLLM or SGLang server serving GLM-4; key in \
+    after_help = "Engines: embedded (the default: mistral.rs in this process, with --model a local \
+folder or a Hugging Face repo id), openai:URL (a vLLM or SGLang server serving GLM-4; key in \
 OPENAI_API_KEY) or replay:FILE (a JSON array of recorded outputs).\n\n\
-Examples:\n  glm-agent generate --engine openai:http://gpu-box:8000 --prompt-ids 151331,151333,151336,10,9703,151337 --greedy --json\n  \
+Examples:\n  glm-agent generate --model ~/models/glm-4-9b-chat-1m-hf --prompt-ids 151331,151333,151336,10,9703,151337 --greedy --json\n  \
+glm-agent generate --engine openai:http://gpu-box:8000 --prompt-file prompt.json\n  \
 glm-agent generate --engine replay:outputs.json --prompt-file prompt.json"
 )]
 pub struct GenerateArgs {
-    /// The engine: openai:URL or replay:FILE.
-    #[arg(long, value_name = "ENGINE")]
-    engine: String,
-    /// The served model's name (openai; default: the first the server lists).
-    #[arg(long, value_name = "NAME")]
-    model: Option<String>,
+    #[command(flatten)]
+    engine: EngineOptions,
+    #[command(flatten)]
+    common: CommonOptions,
     /// Prompt token ids, comma separated.
     #[arg(
         long,
@@ -40,10 +39,6 @@ pub struct GenerateArgs {
     /// A file holding the prompt ids (a JSON array, or ids separated by commas or spaces).
     #[arg(long, value_name = "FILE")]
     prompt_file: Option<PathBuf>,
-    /// The model's tokenizer.json: stop and control-token ids are read from it
-    /// [default: GLM-4-9B's published ids].
-    #[arg(long, value_name = "PATH")]
-    tokenizer: Option<PathBuf>,
     /// The most tokens to generate.
     #[arg(long, default_value_t = 256)]
     max_tokens: u32,
@@ -77,21 +72,9 @@ async fn generate(args: GenerateArgs) -> CmdResult {
         Some(path) => read_ids(path)?,
         None => args.prompt_ids.clone(),
     };
-    let (control, stops) = match &args.tokenizer {
-        Some(path) => {
-            let encoder = Encoder::from_file(path).map_err(Failure::bad_input)?;
-            let ids = encoder.special_ids();
-            let control =
-                [SpecialToken::GMask, SpecialToken::Sop, SpecialToken::User].map(|t| ids.id(t));
-            (control, ids.stop_ids())
-        }
-        None => (
-            [SpecialToken::GMask, SpecialToken::Sop, SpecialToken::User]
-                .map(SpecialToken::glm4_9b_id),
-            SpecialToken::STOPS.iter().map(|t| t.glm4_9b_id()).collect(),
-        ),
-    };
-    let engine = open_engine(&args, control).await?;
+    let opened = args.engine.open(&args.common).await?;
+    let engine = opened.engine;
+    let stops = opened.ids.stop_ids();
     let request = GenerateRequest {
         prompt,
         sampling: Sampling {
@@ -124,38 +107,6 @@ async fn generate(args: GenerateArgs) -> CmdResult {
         }
     }
     write_stdout(b"\n")
-}
-
-async fn open_engine(args: &GenerateArgs, control: [u32; 3]) -> Result<Box<dyn Engine>, Failure> {
-    let (kind, target) = args
-        .engine
-        .split_once(':')
-        .unwrap_or((args.engine.as_str(), ""));
-    match kind {
-        "openai" if !target.is_empty() => {
-            let config = OpenAiConfig {
-                model: args.model.clone(),
-                api_key: std::env::var("OPENAI_API_KEY")
-                    .ok()
-                    .filter(|k| !k.is_empty()),
-                ..OpenAiConfig::new(target)
-            };
-            let engine = OpenAiEngine::connect(config, control)
-                .await
-                .map_err(|e| Failure::new(ExitStatus::Engine, e))?;
-            Ok(Box::new(engine))
-        }
-        "replay" if !target.is_empty() => {
-            let text = std::fs::read_to_string(target)
-                .map_err(|e| Failure::bad_input(anyhow::anyhow!("cannot read {target}: {e}")))?;
-            let engine = ReplayEngine::from_json(&text).map_err(Failure::bad_input)?;
-            Ok(Box::new(engine))
-        }
-        _ => Err(Failure::bad_input(anyhow::anyhow!(
-            "--engine {}: use openai:URL (an OpenAI-compatible server) or replay:FILE",
-            args.engine
-        ))),
-    }
 }
 
 fn read_ids(path: &std::path::Path) -> Result<Vec<u32>, Failure> {

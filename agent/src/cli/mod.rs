@@ -1,8 +1,10 @@
 //! Command-line definitions and dispatch. Only the binary prints.
 
+mod engine_opts;
 mod generate;
 mod model;
 mod prompt;
+mod run;
 mod setup;
 mod tools;
 
@@ -48,7 +50,9 @@ pub type CmdResult = Result<(), Failure>;
 /// glm-agent: run GLM-4-9B-Chat as a local agent with a web browser and a sandboxed Python.
 #[derive(Debug, Parser)]
 #[command(name = "glm-agent", version)]
-#[command(after_help = "Example:\n  glm-agent prompt render conversation.json")]
+#[command(
+    after_help = "Examples:\n  glm-agent run \"How many primes are below 10000? Use python.\"\n  glm-agent chat\n  glm-agent config show"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,6 +60,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a task: the model works with the tools until it answers.
+    Run(run::RunArgs),
+    /// An interactive conversation with the model and the tools.
+    Chat(run::ChatArgs),
+    /// Show the effective settings (config file, environment, defaults).
+    #[command(after_help = "Example:\n  glm-agent config show")]
+    Config {
+        #[command(subcommand)]
+        command: run::ConfigCommand,
+    },
     /// Generate from prompt token ids with an engine, without any chat template.
     Generate(generate::GenerateArgs),
     /// Prepare model folders for the engine.
@@ -89,6 +103,9 @@ enum Command {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Chat(args) => run::chat(args),
+        Command::Config { command } => run::config(command),
         Command::Generate(args) => generate::run(args),
         Command::Model { command } => model::run(command),
         Command::Prompt { command } => prompt::run(command),

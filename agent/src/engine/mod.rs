@@ -2,10 +2,12 @@
 //!
 //! The agent renders and tokenizes prompts itself (see `glm-prompts`), so an engine never sees
 //! a chat template: it takes token ids and stop ids and streams back ids and text with control
-//! tokens kept visible. Backends: an OpenAI-compatible server (vLLM, SGLang) and the replay of
-//! recorded outputs.
+//! tokens kept visible. Backends: mistral.rs embedded in this process (the default), an
+//! OpenAI-compatible server (vLLM, SGLang) and the replay of recorded outputs.
 
+mod embedded;
 mod openai;
+pub mod picker;
 mod replay;
 
 use std::future::Future;
@@ -15,6 +17,12 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+pub use embedded::{
+    Decoder, EmbeddedConfig, EmbeddedEngine, EmbeddedStats, Isq, LoadReport, available_memory,
+    choose_isq, isq_name, uses_gpu,
+};
+/// mistral.rs's quantisation types.
+pub use mistralrs::IsqType;
 pub use openai::{OpenAiConfig, OpenAiEngine};
 pub use replay::{Recorded, ReplayEngine};
 

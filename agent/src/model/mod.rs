@@ -1,6 +1,7 @@
 //! Model folders: detect the layout, and map GLM-4-9B-Chat checkpoints onto the Qwen2 layout
 //! mistral.rs loads, once, into the cache directory.
 
+pub mod hub;
 mod mapping;
 pub mod st;
 
@@ -162,16 +163,29 @@ pub fn mapped_dir(source: &Path, cache: &Path) -> Result<PathBuf, ModelError> {
         .map(|e| {
             (
                 e.file_name().to_string_lossy().into_owned(),
-                e.metadata().map(|m| m.len()).unwrap_or(0),
+                // Follows links: Hugging Face cache snapshots link to blobs.
+                std::fs::metadata(e.path()).map(|m| m.len()).unwrap_or(0),
             )
         })
         .collect();
     files.sort();
     files.hash(&mut hasher);
-    let name = source
-        .file_name()
+    // A Hugging Face cache snapshot (`models--org--name/snapshots/<commit>`) is named after
+    // its repo.
+    let in_hub_cache = source
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "snapshots");
+    let named = if in_hub_cache {
+        source.parent().and_then(|p| p.parent())
+    } else {
+        Some(source)
+    };
+    let name = named
+        .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
-        .unwrap_or("model");
+        .map(|n| n.strip_prefix("models--").unwrap_or(n).replace("--", "-"))
+        .unwrap_or_else(|| "model".to_owned());
     Ok(cache
         .join("models")
         .join(format!("{name}-qwen2-{:016x}", hasher.finish())))

@@ -1,0 +1,585 @@
+//! The agent loop driven by recorded model outputs: tool calls (custom, python, simple_browser),
+//! malformed calls, unknown tools, repeated failures, budgets, interruption, traces.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use glm_agent::agent::trace::{Trace, TraceWriter};
+use glm_agent::agent::{Agent, Budget, End, Event, Settings};
+use glm_agent::builtins::{BuiltinOptions, builtin_registry};
+use glm_agent::engine::{Engine, EventStream, GenerateRequest, Recorded, ReplayEngine, Sampling};
+use glm_prompts::{Encoder, render};
+use glm_tools::{CallError, Tool, ToolContext, ToolRegistry};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::http_server::serve;
+
+/// Adds two numbers.
+struct Add;
+
+#[derive(Deserialize, JsonSchema)]
+struct AddArgs {
+    /// First.
+    a: f64,
+    /// Second.
+    b: f64,
+}
+
+impl Tool for Add {
+    const NAME: &'static str = "add";
+    type Args = AddArgs;
+    type Output = String;
+
+    fn description(&self) -> &str {
+        "Add two numbers"
+    }
+
+    async fn call(&self, args: AddArgs, _ctx: &ToolContext) -> Result<String, CallError> {
+        if args.a.is_nan() {
+            return Err(CallError::Respond("a is NaN".into()));
+        }
+        Ok(format!("{}", args.a + args.b))
+    }
+}
+
+/// Sleeps for a minute, or until cancelled.
+struct Slow;
+
+#[derive(Deserialize, JsonSchema)]
+struct SlowArgs {}
+
+impl Tool for Slow {
+    const NAME: &'static str = "slow";
+    type Args = SlowArgs;
+    type Output = String;
+
+    fn description(&self) -> &str {
+        "Wait"
+    }
+
+    async fn call(&self, _: SlowArgs, ctx: &ToolContext) -> Result<String, CallError> {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(60)) => Ok("done".into()),
+            () = ctx.cancel.cancelled() => Err(CallError::Respond("cancelled".into())),
+        }
+    }
+}
+
+/// A replay engine that also keeps every prompt it was given.
+pub(crate) struct Recording {
+    inner: ReplayEngine,
+    pub(crate) prompts: Mutex<Vec<Vec<u32>>>,
+}
+
+impl Recording {
+    pub(crate) fn new(outputs: &[&str]) -> Self {
+        Recording {
+            inner: ReplayEngine::new(
+                outputs
+                    .iter()
+                    .map(|t| Recorded {
+                        ids: vec![],
+                        text: (*t).to_owned(),
+                    })
+                    .collect(),
+            ),
+            prompts: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Engine for Recording {
+    fn describe(&self) -> String {
+        "recording".into()
+    }
+
+    fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
+        self.prompts.lock().unwrap().push(request.prompt.clone());
+        self.inner.generate(request)
+    }
+}
+
+pub(crate) fn tiny_encoder() -> Encoder {
+    Encoder::new(glm_prompts::tiny::tiny_tokenizer().unwrap()).unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        sampling: Sampling {
+            greedy: true,
+            ..Sampling::default()
+        },
+        ..Settings::default()
+    }
+}
+
+async fn run_with(
+    engine: &dyn Engine,
+    tools: ToolRegistry,
+    settings: Settings,
+    task: &str,
+) -> (glm_agent::agent::Outcome, Vec<Event>) {
+    let workdir = tempfile::tempdir().unwrap();
+    let agent = Agent::new(engine, tools, tiny_encoder(), settings, workdir.path());
+    let mut events = Vec::new();
+    let outcome = agent
+        .run(task, &CancellationToken::new(), &mut |e: &Event| {
+            events.push(e.clone())
+        })
+        .await;
+    (outcome, events)
+}
+
+fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Start { .. } => Some("start"),
+            Event::Model { .. } => Some("model"),
+            Event::Call { .. } => Some("call"),
+            Event::Malformed { .. } => Some("malformed"),
+            Event::Observation { .. } => Some("observation"),
+            Event::Answer { .. } => Some("answer"),
+            Event::Budget { .. } => Some("budget"),
+            Event::Error { .. } => Some("error"),
+            Event::End { .. } => Some("end"),
+            Event::Delta { .. } => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_custom_tool_call_then_an_answer_with_append_only_prompts() {
+    let engine = Recording::new(&[
+        "add\n{\"a\": 2, \"b\": 3.5}<|observation|>",
+        "The sum is 5.5.<|user|>",
+    ]);
+    let tools = ToolRegistry::new().with(Add);
+    let (outcome, events) = run_with(&engine, tools, settings(), "What is 2 + 3.5?").await;
+    assert_eq!(outcome.end, End::Answered);
+    assert_eq!(outcome.answer.as_deref(), Some("The sum is 5.5."));
+    assert_eq!(
+        kinds(&events),
+        [
+            "start",
+            "model",
+            "call",
+            "observation",
+            "model",
+            "answer",
+            "end"
+        ]
+    );
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Call { name, arguments, .. } if name == "add" && *arguments == json!({"a": 2, "b": 3.5}))
+    ));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Observation { text, error: false, .. } if text == "5.5"))
+    );
+    // Token-level append: prompt 2 = prompt 1 + the generated ids + the new turn.
+    let prompts = engine.prompts.lock().unwrap().clone();
+    let generated: Vec<Vec<u32>> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Model { ids, .. } => Some(ids.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prompts.len(), 2);
+    let (p1, p2) = (&prompts[0], &prompts[1]);
+    assert_eq!(&p2[..p1.len()], p1.as_slice());
+    assert_eq!(
+        &p2[p1.len()..p1.len() + generated[0].len()],
+        generated[0].as_slice()
+    );
+    // And the ids say exactly what the official template renders for the conversation.
+    let encoder = tiny_encoder();
+    let text = encoder.decode(p2).unwrap();
+    let tools = ToolRegistry::new().with(Add);
+    let messages = vec![
+        glm_prompts::Message::system_with_tools(tools.specs(), ""),
+        glm_prompts::Message::new(glm_prompts::Role::User, "What is 2 + 3.5?"),
+        glm_prompts::Message {
+            role: glm_prompts::Role::Assistant,
+            content: "{\"a\": 2, \"b\": 3.5}".into(),
+            metadata: Some("add".into()),
+            tools: None,
+        },
+        glm_prompts::Message::new(glm_prompts::Role::Observation, "5.5"),
+    ];
+    assert_eq!(text, render(&messages, true));
+}
+
+#[tokio::test]
+async fn malformed_calls_and_unknown_tools_become_observations() {
+    let engine = Recording::new(&[
+        "add\n{\"a\": 2,<|observation|>",
+        "multiply\n{\"a\": 2, \"b\": 3}<|observation|>",
+        "add\n{\"a\": 2, \"b\": 3}<|observation|>",
+        "5<|user|>",
+    ]);
+    let tools = ToolRegistry::new().with(Add);
+    let (outcome, events) = run_with(&engine, tools, settings(), "2+3?").await;
+    assert_eq!(outcome.end, End::Answered);
+    let observations: Vec<(String, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Observation { text, error, .. } => Some((text.clone(), *error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(observations.len(), 3);
+    assert!(observations[0].1 && observations[0].0.contains("bad arguments for `add`"));
+    assert!(
+        observations[1].1 && observations[1].0.contains("there is no tool `multiply`"),
+        "{:?}",
+        observations[1]
+    );
+    assert!(observations[1].0.contains("add"), "lists the tools");
+    assert_eq!(observations[2], ("5".to_owned(), false));
+}
+
+#[tokio::test]
+async fn the_same_failing_call_three_times_stops_the_run() {
+    let bad = "add\n{\"a\": oops}<|observation|>";
+    let engine = Recording::new(&[bad, bad, bad, "never<|user|>"]);
+    let (outcome, events) = run_with(&engine, ToolRegistry::new().with(Add), settings(), "t").await;
+    assert!(
+        matches!(&outcome.end, End::Repeated(m) if m.contains("3 times")),
+        "{:?}",
+        outcome.end
+    );
+    assert_eq!(outcome.end.exit_status().code(), 3);
+    assert_eq!(outcome.steps, 3);
+    assert!(matches!(events.last(), Some(Event::End { .. })));
+}
+
+#[tokio::test]
+async fn a_step_budget_gives_the_model_one_last_turn() {
+    let call = "add\n{\"a\": 1, \"b\": 1}<|observation|>";
+    let engine = Recording::new(&[call, call, "It is 2, as far as I got.<|user|>"]);
+    let s = Settings {
+        max_steps: 2,
+        ..settings()
+    };
+    let (outcome, events) = run_with(&engine, ToolRegistry::new().with(Add), s, "t").await;
+    assert_eq!(outcome.end, End::Budget(Budget::Steps));
+    assert_eq!(outcome.answer.as_deref(), Some("It is 2, as far as I got."));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Budget {
+            budget: Budget::Steps,
+            ..
+        }
+    )));
+    // The last prompt tells the model why.
+    let prompts = engine.prompts.lock().unwrap().clone();
+    let last = tiny_encoder().decode(prompts.last().unwrap()).unwrap();
+    assert!(last.contains("The step limit (2) is reached."), "{last}");
+    // Past the recording: the replay engine says so and the run ends as an engine failure.
+    let engine = Recording::new(&[call]);
+    let (outcome, _) = run_with(&engine, ToolRegistry::new().with(Add), settings(), "t").await;
+    assert!(matches!(&outcome.end, End::EngineFailed(m) if m.contains("past what was recorded")));
+    assert_eq!(outcome.end.exit_status().code(), 4);
+}
+
+#[tokio::test]
+async fn a_token_budget_ends_the_run() {
+    let call = "add\n{\"a\": 1, \"b\": 1}<|observation|>";
+    let engine = Recording::new(&[call, "ok<|user|>"]);
+    let s = Settings {
+        max_generated_tokens: 10,
+        ..settings()
+    };
+    let (outcome, _) = run_with(&engine, ToolRegistry::new().with(Add), s, "t").await;
+    assert_eq!(outcome.end, End::Budget(Budget::Tokens));
+    assert_eq!(outcome.answer.as_deref(), Some("ok"));
+}
+
+#[tokio::test]
+async fn interruption_stops_a_running_tool_promptly() {
+    let engine = Recording::new(&["slow\n{}<|observation|>", "x<|user|>"]);
+    let workdir = tempfile::tempdir().unwrap();
+    let agent = Agent::new(
+        &engine,
+        ToolRegistry::new().with(Slow),
+        tiny_encoder(),
+        settings(),
+        workdir.path(),
+    );
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.cancel();
+    });
+    let started = std::time::Instant::now();
+    let outcome = agent.run("wait", &cancel, &mut |_: &Event| {}).await;
+    assert_eq!(outcome.end, End::Interrupted);
+    assert_eq!(outcome.end.exit_status().code(), 130);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn python_and_the_browser_through_the_loop_and_a_trace_that_replays() {
+    let (base, _) = serve(|req, _| {
+        match req.path.as_str() {
+        "/" => (
+            200,
+            vec![("Content-Type", "text/html".into())],
+            "<html><head><title>Fixture</title></head><body><p>The answer is 1729.</p></body></html>".into(),
+        ),
+        _ => (404, vec![], String::new()),
+    }
+    });
+    let outputs = [
+        "python\n```python\nprint(6 * 7)\n```<|observation|>".to_owned(),
+        format!("simple_browser\nopen_url(\"{base}/\")<|observation|>"),
+        "42 and 1729.<|user|>".to_owned(),
+    ];
+    let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    let engine = Recording::new(&refs);
+    let mut options = BuiltinOptions::new(crate::cache_dir());
+    options.allow_hosts = vec!["127.0.0.1".into()];
+    options.offline = true;
+    let tools = builtin_registry(&options, &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut trace = TraceWriter::create(dir.path(), "run").unwrap();
+    let agent = Agent::new(&engine, tools, tiny_encoder(), settings(), dir.path());
+    let mut events = Vec::new();
+    let outcome = agent
+        .run("numbers", &CancellationToken::new(), &mut |e: &Event| {
+            trace.record(e);
+            events.push(e.clone());
+        })
+        .await;
+    assert_eq!(outcome.end, End::Answered, "{events:#?}");
+    let texts: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Observation { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(texts[0].contains("42"), "{texts:?}");
+    assert!(texts[1].contains("The answer is 1729."), "{texts:?}");
+    // The trace reads back, and drives the same run again.
+    let read = Trace::read(trace.path()).unwrap();
+    assert!(!read.truncated);
+    assert_eq!(read.task(), Some("numbers"));
+    assert_eq!(read.outputs().len(), 3);
+    let replay = read.replay_engine();
+    let tools = builtin_registry(&options, &[]).unwrap();
+    let agent = Agent::new(&replay, tools, tiny_encoder(), settings(), dir.path());
+    let mut again = Vec::new();
+    let outcome = agent
+        .run("numbers", &CancellationToken::new(), &mut |e: &Event| {
+            again.push(e.clone())
+        })
+        .await;
+    assert_eq!(outcome.answer.as_deref(), Some("42 and 1729."));
+    let hashes = |evs: &[Event]| -> Vec<String> {
+        evs.iter()
+            .filter_map(|e| match e {
+                Event::Model { prefix_hash, .. } => Some(prefix_hash.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(hashes(&events), hashes(&again));
+}
+
+#[test]
+fn a_corrupt_trace_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    std::fs::write(
+        &path,
+        "{\"v\":1,\"event\":\"error\",\"message\":\"x\"}\n{oops}\n",
+    )
+    .unwrap();
+    let err = Trace::read(&path).unwrap_err().to_string();
+    assert!(err.contains(":2: not JSON"), "{err}");
+    std::fs::write(&path, "{\"v\":9,\"event\":\"error\",\"message\":\"x\"}\n").unwrap();
+    let err = Trace::read(&path).unwrap_err().to_string();
+    assert!(err.contains("version"), "{err}");
+    // A cut last line (a killed run) is not an error.
+    std::fs::write(
+        &path,
+        "{\"v\":1,\"event\":\"error\",\"message\":\"x\"}\n{\"v\":1,\"ev",
+    )
+    .unwrap();
+    let t = Trace::read(&path).unwrap();
+    assert!(t.truncated);
+    assert_eq!(t.events.len(), 1);
+}
+
+/// A run killed with SIGKILL while a tool is busy leaves a trace whose lines all parse.
+#[test]
+fn a_killed_run_leaves_a_readable_trace() {
+    let (base, _) = serve(|_, _| {
+        std::thread::sleep(Duration::from_secs(30));
+        (200, vec![], String::new())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("outputs.json");
+    std::fs::write(
+        &outputs,
+        json!([
+            format!("simple_browser\nopen_url(\"{base}/\")<|observation|>"),
+            "x<|user|>"
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let tokenizer = dir.path().join("tokenizer.json");
+    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+    let traces = dir.path().join("traces");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        .args([
+            "run",
+            "--engine",
+            &format!("replay:{}", outputs.display()),
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--tools",
+            "simple_browser",
+            "--allow-host",
+            "127.0.0.1",
+            "--trace-dir",
+            traces.to_str().unwrap(),
+            "task",
+        ])
+        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the call has been recorded, then kill.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let trace_path = loop {
+        let found = std::fs::read_dir(&traces)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path());
+        if let Some(p) = &found
+            && std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .contains("\"event\":\"call\"")
+        {
+            break p.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no trace appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let trace = Trace::read(&trace_path).unwrap();
+    let names = kinds(&trace.events);
+    assert_eq!(names, ["start", "model", "call"]);
+}
+
+#[test]
+fn glm_agent_run_with_a_replay_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("outputs.json");
+    std::fs::write(
+        &outputs,
+        json!([
+            "python\n```python\nprint(2**100)\n```<|observation|>",
+            "2**100 = 1267650600228229401496703205376<|user|>"
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let tokenizer = dir.path().join("tokenizer.json");
+    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+    let traces = dir.path().join("traces");
+    let run = |extra: &[&str]| {
+        let engine = format!("replay:{}", outputs.display());
+        let mut owned: Vec<String> = vec![
+            "run".into(),
+            "--engine".into(),
+            engine,
+            "--tokenizer".into(),
+            tokenizer.display().to_string(),
+            "--tools".into(),
+            "python".into(),
+            "--offline".into(),
+            "--trace-dir".into(),
+            traces.display().to_string(),
+        ];
+        owned.extend(extra.iter().map(|s| (*s).to_owned()));
+        owned.push("What is 2**100?".into());
+        std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+            .args(&owned)
+            .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+            .env("GLM_AGENT_CACHE", crate::cache_dir())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2**100 = 1267650600228229401496703205376\n"
+    );
+    assert!(stderr.contains("→ python: print(2**100)"), "{stderr}");
+    assert!(
+        stderr.contains("← 1267650600228229401496703205376"),
+        "{stderr}"
+    );
+    let json_out = run(&["--json", "--no-trace"]);
+    assert!(json_out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json_out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.last().unwrap()["event"], "end");
+    assert_eq!(lines.last().unwrap()["end"]["kind"], "answered");
+    // The trace of the first run drives a second one.
+    let trace = std::fs::read_dir(&traces)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        .args([
+            "run",
+            "--engine",
+            &format!("replay:{}", trace.display()),
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--tools",
+            "python",
+            "--offline",
+            "--no-trace",
+            "What is 2**100?",
+        ])
+        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+        .env("GLM_AGENT_CACHE", crate::cache_dir())
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(again.stdout, out.stdout);
+    // Bad input: a budget of zero steps is still one last turn; an unknown tool is exit 2.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        .args(["run", "--tools", "nosuch", "--no-trace", "x"])
+        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nosuch"));
+}
