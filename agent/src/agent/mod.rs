@@ -139,6 +139,22 @@ pub fn output_segments(text: &str) -> Vec<Segment> {
     out
 }
 
+/// What a model turn leads to.
+enum Next {
+    /// The run ends: how, the answer, a message for an error event.
+    Finish(End, Option<String>, String),
+    /// Observation turns to append: tool, messages, files, whether an error, tool time, and
+    /// the end when the same failure was repeated too often.
+    Observe(
+        String,
+        Vec<Message>,
+        Vec<PathBuf>,
+        bool,
+        Duration,
+        Option<End>,
+    ),
+}
+
 /// What a finished generation gave.
 struct Turn {
     ids: Vec<u32>,
@@ -370,7 +386,7 @@ impl<'a> Agent<'a> {
             generated_total += turn.ids.len();
             session.ids.extend(&turn.ids);
             let called = turn.ids.last() == Some(&observation_id);
-            match glm_prompts::parse(&turn.text, &declared) {
+            let next = match glm_prompts::parse(&turn.text, &declared) {
                 Parsed::Answer(text) if !called || final_turn.is_some() => {
                     session
                         .messages
@@ -379,42 +395,22 @@ impl<'a> Agent<'a> {
                         step,
                         text: text.clone(),
                     });
-                    let end = match final_turn {
-                        Some(b) => End::Budget(b),
-                        None => End::Answered,
-                    };
-                    return self.finish(
-                        end,
-                        Some(text),
-                        steps,
-                        generated_total,
-                        started,
-                        "",
-                        on_event,
-                    );
+                    let end = final_turn.map_or(End::Answered, End::Budget);
+                    Next::Finish(end, Some(text), String::new())
                 }
-                _ if final_turn.is_some() => {
-                    let b = final_turn.unwrap_or(Budget::Steps);
-                    return self.finish(
-                        End::Budget(b),
-                        None,
-                        steps,
-                        generated_total,
-                        started,
-                        "the model called a tool instead of answering in its last turn",
-                        on_event,
-                    );
-                }
+                _ if final_turn.is_some() => Next::Finish(
+                    End::Budget(final_turn.unwrap_or(Budget::Steps)),
+                    None,
+                    "the model called a tool instead of answering in its last turn".into(),
+                ),
                 Parsed::Answer(text) => {
                     // It stopped for an observation, but the name is not a tool.
-                    let name = text.lines().next().unwrap_or_default().trim().to_owned();
+                    let (header, body) = text.split_once('\n').unwrap_or((text.as_str(), ""));
                     let written = glm_prompts::Written {
-                        header: text
-                            .split_once('\n')
-                            .map_or(text.as_str(), |(h, _)| h)
-                            .to_owned(),
-                        body: text.split_once('\n').map_or("", |(_, b)| b).to_owned(),
+                        header: header.to_owned(),
+                        body: body.to_owned(),
                     };
+                    let name = header.trim().to_owned();
                     session.messages.push(written.to_message());
                     let error = glm_tools::ToolError::UnknownTool {
                         name: name.clone(),
@@ -425,39 +421,16 @@ impl<'a> Agent<'a> {
                         name: name.clone(),
                         reason: error.to_string(),
                     });
-                    if let Some(end) =
-                        self.repeated(&mut last_failure, format!("unknown {text}"), &name)
-                    {
-                        return self.finish(
-                            end,
-                            None,
-                            steps,
-                            generated_total,
-                            started,
-                            "",
-                            on_event,
-                        );
-                    }
-                    if let Err(e) = self.observe(
-                        session,
-                        step,
-                        &name,
+                    let repeated =
+                        self.repeated(&mut last_failure, format!("unknown {text}"), &name);
+                    Next::Observe(
+                        name,
                         vec![error.to_message()],
-                        &[],
+                        Vec::new(),
                         true,
                         Duration::ZERO,
-                        on_event,
-                    ) {
-                        return self.finish(
-                            End::BadInput,
-                            None,
-                            steps,
-                            generated_total,
-                            started,
-                            &e,
-                            on_event,
-                        );
-                    }
+                        repeated,
+                    )
                 }
                 Parsed::Malformed(bad) => {
                     session.messages.push(bad.written.to_message());
@@ -466,45 +439,20 @@ impl<'a> Agent<'a> {
                         name: bad.name.clone(),
                         reason: bad.reason.clone(),
                     });
-                    if let Some(end) = self.repeated(
-                        &mut last_failure,
-                        format!("{}\n{}", bad.written.header, bad.written.body),
-                        &bad.name,
-                    ) {
-                        return self.finish(
-                            end,
-                            None,
-                            steps,
-                            generated_total,
-                            started,
-                            "",
-                            on_event,
-                        );
-                    }
+                    let key = format!("{}\n{}", bad.written.header, bad.written.body);
+                    let repeated = self.repeated(&mut last_failure, key, &bad.name);
                     let error = glm_tools::ToolError::BadArguments {
                         tool: bad.name.clone(),
                         reason: bad.reason.clone(),
                     };
-                    if let Err(e) = self.observe(
-                        session,
-                        step,
-                        &bad.name,
+                    Next::Observe(
+                        bad.name,
                         vec![error.to_message()],
-                        &[],
+                        Vec::new(),
                         true,
                         Duration::ZERO,
-                        on_event,
-                    ) {
-                        return self.finish(
-                            End::BadInput,
-                            None,
-                            steps,
-                            generated_total,
-                            started,
-                            &e,
-                            on_event,
-                        );
-                    }
+                        repeated,
+                    )
                 }
                 Parsed::Call(call) => {
                     session.messages.push(call.written.to_message());
@@ -520,106 +468,74 @@ impl<'a> Agent<'a> {
                     match result {
                         Ok(output) => {
                             last_failure = None;
-                            let files: Vec<PathBuf> = output
+                            let files = output
                                 .observations
                                 .iter()
                                 .flat_map(|o| o.files.clone())
                                 .collect();
-                            let messages: Vec<Message> =
+                            let messages =
                                 output.observations.iter().map(|o| o.to_message()).collect();
-                            if let Err(e) = self.observe(
-                                session, step, &call.name, messages, &files, false, took, on_event,
-                            ) {
-                                return self.finish(
-                                    End::BadInput,
-                                    None,
-                                    steps,
-                                    generated_total,
-                                    started,
-                                    &e,
-                                    on_event,
-                                );
-                            }
+                            Next::Observe(call.name, messages, files, false, took, None)
                         }
+                        Err(_) if cancel.is_cancelled() => {
+                            Next::Finish(End::Interrupted, None, "interrupted".into())
+                        }
+                        Err(error) if error.recovery() == Recovery::Fatal => Next::Finish(
+                            End::ToolFailed(error.to_string()),
+                            None,
+                            error.to_string(),
+                        ),
                         Err(error) => {
-                            if cancel.is_cancelled() {
-                                return self.finish(
-                                    End::Interrupted,
-                                    None,
-                                    steps,
-                                    generated_total,
-                                    started,
-                                    "interrupted",
-                                    on_event,
-                                );
-                            }
-                            if error.recovery() == Recovery::Fatal {
-                                return self.finish(
-                                    End::ToolFailed(error.to_string()),
-                                    None,
-                                    steps,
-                                    generated_total,
-                                    started,
-                                    &error.to_string(),
-                                    on_event,
-                                );
-                            }
-                            if let Some(end) = self.repeated(
-                                &mut last_failure,
-                                format!("{}\n{arguments}", call.name),
-                                &call.name,
-                            ) {
-                                if let Err(e) = self.observe(
-                                    session,
-                                    step,
-                                    &call.name,
-                                    vec![error.to_message()],
-                                    &[],
-                                    true,
-                                    took,
-                                    on_event,
-                                ) {
-                                    return self.finish(
-                                        End::BadInput,
-                                        None,
-                                        steps,
-                                        generated_total,
-                                        started,
-                                        &e,
-                                        on_event,
-                                    );
-                                }
-                                return self.finish(
-                                    end,
-                                    None,
-                                    steps,
-                                    generated_total,
-                                    started,
-                                    "",
-                                    on_event,
-                                );
-                            }
-                            if let Err(e) = self.observe(
-                                session,
-                                step,
-                                &call.name,
+                            let key = format!("{}\n{arguments}", call.name);
+                            let repeated = self.repeated(&mut last_failure, key, &call.name);
+                            Next::Observe(
+                                call.name,
                                 vec![error.to_message()],
-                                &[],
+                                Vec::new(),
                                 true,
                                 took,
-                                on_event,
-                            ) {
-                                return self.finish(
-                                    End::BadInput,
-                                    None,
-                                    steps,
-                                    generated_total,
-                                    started,
-                                    &e,
-                                    on_event,
-                                );
-                            }
+                                repeated,
+                            )
                         }
+                    }
+                }
+            };
+            match next {
+                Next::Finish(end, answer, message) => {
+                    return self.finish(
+                        end,
+                        answer,
+                        steps,
+                        generated_total,
+                        started,
+                        &message,
+                        on_event,
+                    );
+                }
+                Next::Observe(name, messages, files, error, took, repeated) => {
+                    if let Err(e) = self.observe(
+                        session, step, &name, messages, &files, error, took, on_event,
+                    ) {
+                        return self.finish(
+                            End::BadInput,
+                            None,
+                            steps,
+                            generated_total,
+                            started,
+                            &e,
+                            on_event,
+                        );
+                    }
+                    if let Some(end) = repeated {
+                        return self.finish(
+                            end,
+                            None,
+                            steps,
+                            generated_total,
+                            started,
+                            "",
+                            on_event,
+                        );
                     }
                 }
             }
