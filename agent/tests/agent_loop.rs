@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::http_server::serve;
 
 /// Adds two numbers.
-struct Add;
+pub(crate) struct Add;
 
 #[derive(Deserialize, JsonSchema)]
-struct AddArgs {
+pub(crate) struct AddArgs {
     /// First.
     a: f64,
     /// Second.

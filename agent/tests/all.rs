@@ -15,6 +15,7 @@ mod embedded;
 mod engine;
 mod http_server;
 mod model_map;
+mod replay;
 
 use std::process::{Command, Output, Stdio};
 

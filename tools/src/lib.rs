@@ -47,5 +47,5 @@ pub mod schema;
 mod tool;
 
 pub use error::{CallError, Recovery, ToolError};
-pub use registry::{ToolInfo, ToolRegistry};
+pub use registry::{DynamicHandler, DynamicTool, ToolInfo, ToolRegistry};
 pub use tool::{Observation, Tool, ToolContext, ToolOutput};

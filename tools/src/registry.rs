@@ -66,6 +66,46 @@ impl<T: Tool> ErasedTool for T {
     }
 }
 
+/// What a [`DynamicTool`] runs: arguments as JSON in, an output or a tool error out.
+pub type DynamicHandler = Box<
+    dyn Fn(Value, &ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>> + Send + Sync,
+>;
+
+/// A tool defined at run time by its declaration rather than by a Rust type: for replaying
+/// recorded runs, or adapting tools from elsewhere.
+pub struct DynamicTool {
+    /// The declaration the model sees (its name is the tool's name).
+    pub spec: ToolSpec,
+    /// What it does.
+    pub description: String,
+    /// The JSON schema of its arguments.
+    pub parameters: Value,
+    /// What a call runs.
+    pub handler: DynamicHandler,
+}
+
+impl ErasedTool for DynamicTool {
+    fn spec(&self) -> ToolSpec {
+        self.spec.clone()
+    }
+
+    fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn parameters(&self) -> Value {
+        self.parameters.clone()
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        (self.handler)(args, ctx)
+    }
+}
+
 /// A tool's public description, as `glm-agent tools list` prints it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ToolInfo {
@@ -98,6 +138,13 @@ impl ToolRegistry {
     /// Adds a tool, replacing any tool of the same name.
     pub fn register<T: Tool>(&mut self, tool: T) -> &mut Self {
         self.tools.insert(T::NAME.to_owned(), Box::new(tool));
+        self
+    }
+
+    /// Adds a tool defined at run time, replacing any tool of the same name.
+    pub fn register_dynamic(&mut self, tool: DynamicTool) -> &mut Self {
+        self.tools
+            .insert(tool.spec.name().to_owned(), Box::new(tool));
         self
     }
 

@@ -99,6 +99,11 @@ pub enum Event {
         step: usize,
         /// Tokens in the prompt.
         prompt_tokens: usize,
+        /// The prompt ids not accounted for by earlier model events (the whole prompt at the
+        /// first step, then each new turn): earlier prompts, generated ids and these rebuild
+        /// every prompt exactly.
+        #[serde(default)]
+        prompt_delta: Vec<u32>,
         /// A hash of the prompt's ids.
         prefix_hash: String,
         /// Prompt tokens served from the prefix cache, when the engine reports it.

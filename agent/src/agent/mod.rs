@@ -7,6 +7,7 @@
 //! The loop never prints: everything it does is an [`Event`] handed to the caller.
 
 mod events;
+pub mod replay;
 pub mod trace;
 
 use std::path::PathBuf;
@@ -89,6 +90,8 @@ pub struct Session {
     pub ids: Vec<u32>,
     /// Turns taken over the session's life.
     pub steps: usize,
+    /// How many of `ids` earlier model events already account for (prompt plus generated).
+    pub recorded: usize,
 }
 
 /// An agent: an engine, tools and settings.
@@ -219,6 +222,7 @@ impl<'a> Agent<'a> {
             messages,
             ids: Vec::new(),
             steps: 0,
+            recorded: 0,
         }
     }
 
@@ -360,7 +364,15 @@ impl<'a> Agent<'a> {
                 .max(if final_turn.is_some() { 512 } else { 1 });
             let max_new = (self.settings.max_step_tokens as usize).min(remaining) as u32;
             let turn = match self
-                .generate(step, &session.ids, max_new, &stop_ids, cancel, on_event)
+                .generate(
+                    step,
+                    &session.ids,
+                    session.recorded,
+                    max_new,
+                    &stop_ids,
+                    cancel,
+                    on_event,
+                )
                 .await
             {
                 Ok(t) => t,
@@ -385,6 +397,7 @@ impl<'a> Agent<'a> {
             session.steps += 1;
             generated_total += turn.ids.len();
             session.ids.extend(&turn.ids);
+            session.recorded = session.ids.len();
             let called = turn.ids.last() == Some(&observation_id);
             let next = match glm_prompts::parse(&turn.text, &declared) {
                 Parsed::Answer(text) if !called || final_turn.is_some() => {
@@ -618,10 +631,12 @@ impl<'a> Agent<'a> {
     }
 
     /// One model turn, streamed; a dead engine gets one retry.
+    #[allow(clippy::too_many_arguments)]
     async fn generate(
         &self,
         step: usize,
         prompt: &[u32],
+        recorded: usize,
         max_new: u32,
         stop_ids: &[u32],
         cancel: &CancellationToken,
@@ -668,6 +683,7 @@ impl<'a> Agent<'a> {
                         on_event(&Event::Model {
                             step,
                             prompt_tokens: prompt.len(),
+                            prompt_delta: prompt.get(recorded..).unwrap_or(&[]).to_vec(),
                             prefix_hash: prefix_hash(prompt),
                             cached_tokens: usage.cached_prompt_tokens,
                             ids: ids.clone(),

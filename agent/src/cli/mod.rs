@@ -4,6 +4,7 @@ mod engine_opts;
 mod generate;
 mod model;
 mod prompt;
+mod replay;
 mod run;
 mod setup;
 mod tools;
@@ -64,6 +65,8 @@ enum Command {
     Run(run::RunArgs),
     /// An interactive conversation with the model and the tools.
     Chat(run::ChatArgs),
+    /// Re-run a recorded trace with today's code and report the first divergence.
+    Replay(replay::ReplayArgs),
     /// Show the effective settings (config file, environment, defaults).
     #[command(after_help = "Example:\n  glm-agent config show")]
     Config {
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Chat(args) => run::chat(args),
+        Command::Replay(args) => replay::run(args),
         Command::Config { command } => run::config(command),
         Command::Generate(args) => generate::run(args),
         Command::Model { command } => model::run(command),
