@@ -583,3 +583,198 @@ fn glm_agent_run_with_a_replay_engine() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nosuch"));
 }
+
+fn replay_files(dir: &std::path::Path, outputs: serde_json::Value) -> (String, String) {
+    let path = dir.join("outputs.json");
+    std::fs::write(&path, outputs.to_string()).unwrap();
+    let tokenizer = dir.join("tokenizer.json");
+    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+    (
+        format!("replay:{}", path.display()),
+        tokenizer.display().to_string(),
+    )
+}
+
+#[test]
+fn glm_agent_chat_keeps_history_and_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, tokenizer) = replay_files(
+        dir.path(),
+        json!([
+            "Hello! How can I help?<|user|>",
+            "You said hi before.<|user|>",
+            "Fresh start.<|user|>"
+        ]),
+    );
+    let traces = dir.path().join("traces");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        .args([
+            "chat",
+            "--engine",
+            &engine,
+            "--tokenizer",
+            &tokenizer,
+            "--tools",
+            "none",
+            "--trace-dir",
+            traces.to_str().unwrap(),
+        ])
+        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"hi\nwhat did I say?\n/reset\nagain\n/exit\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello! How can I help?\nYou said hi before.\nFresh start.\n"
+    );
+    // The second turn's prompt held the first exchange; the one after /reset did not.
+    let trace = std::fs::read_dir(&traces)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let trace = Trace::read(&trace).unwrap();
+    let prompts: Vec<usize> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Model { prompt_tokens, .. } => Some(*prompt_tokens),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prompts.len(), 3);
+    assert!(prompts[1] > prompts[0] + 20, "{prompts:?}");
+    assert!(prompts[2] < prompts[1], "{prompts:?}");
+}
+
+/// Ctrl-C (SIGINT) during a tool call: the run stops, the trace ends with the interruption,
+/// and the exit code is 130.
+#[test]
+fn sigint_stops_a_run_and_keeps_its_trace() {
+    let (base, _) = serve(|_, _| {
+        std::thread::sleep(Duration::from_secs(30));
+        (200, vec![], String::new())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, tokenizer) = replay_files(
+        dir.path(),
+        json!([
+            format!("simple_browser\nopen_url(\"{base}/\")<|observation|>"),
+            "x<|user|>"
+        ]),
+    );
+    let traces = dir.path().join("traces");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        .args([
+            "run",
+            "--engine",
+            &engine,
+            "--tokenizer",
+            &tokenizer,
+            "--tools",
+            "simple_browser",
+            "--allow-host",
+            "127.0.0.1",
+            "--trace-dir",
+            traces.to_str().unwrap(),
+            "task",
+        ])
+        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let trace_path = loop {
+        let found = std::fs::read_dir(&traces)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path());
+        if let Some(p) = &found
+            && std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .contains("\"event\":\"call\"")
+        {
+            break p.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no trace appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let trace = Trace::read(&trace_path).unwrap();
+    assert!(matches!(
+        trace.events.last(),
+        Some(Event::End {
+            end: End::Interrupted,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn config_show_says_where_each_setting_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "max_steps = 7\ntools = [\"python\"]\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        .args(["config", "show", "--json"])
+        .env("GLM_AGENT_CONFIG", &file)
+        .env("GLM_AGENT_MODEL", "/models/x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["max_steps"]["value"], 7);
+    assert!(
+        v["max_steps"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("file ")
+    );
+    assert_eq!(v["model"]["value"], "/models/x");
+    assert_eq!(v["model"]["source"], "env GLM_AGENT_MODEL");
+    assert_eq!(v["isq"]["source"], "default");
+    std::fs::write(&file, "max_stepz = 7\n").unwrap();
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        .args(["config", "show"])
+        .env("GLM_AGENT_CONFIG", &file)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown setting `max_stepz`"));
+}

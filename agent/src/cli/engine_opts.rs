@@ -173,11 +173,15 @@ impl EngineOptions {
         let encoder =
             Encoder::from_file(&dir.join("tokenizer.json")).map_err(Failure::bad_input)?;
         let ids = *encoder.special_ids();
-        eprintln!("Loading {spec} on mistral.rs...");
+        eprintln!(
+            "Loading {spec} on mistral.rs (quantising a 9B model the first time takes minutes; the result is saved)..."
+        );
         let config = EmbeddedConfig {
             isq,
             prefix_cache: !self.no_prefix_cache,
             work_dir: common.cache().join("engine"),
+            // mistral.rs's loading steps and quantisation progress bars, on a terminal.
+            verbose: std::io::stderr().is_terminal(),
             ..EmbeddedConfig::new(&dir)
         };
         let engine = EmbeddedEngine::load(config).await.map_err(engine_failed)?;
