@@ -81,6 +81,10 @@ pub enum Event {
         task: String,
         /// The engine's description.
         engine: String,
+        /// The model: its id, folder, and hashes of its config and tokenizer (null when the
+        /// caller did not say).
+        #[serde(default)]
+        model: Value,
         /// The tools offered, as rendered into the system turn.
         tools: Vec<Value>,
         /// The settings in effect.

@@ -101,6 +101,7 @@ pub struct Agent<'a> {
     encoder: Encoder,
     settings: Settings,
     workdir: PathBuf,
+    model: serde_json::Value,
 }
 
 /// A short hash of a prompt's ids, recorded in traces to check replays.
@@ -180,7 +181,14 @@ impl<'a> Agent<'a> {
             encoder,
             settings,
             workdir: workdir.into(),
+            model: serde_json::Value::Null,
         }
+    }
+
+    /// Says which model runs, for the trace (see [`crate::model::fingerprint`]).
+    pub fn with_model_info(mut self, model: serde_json::Value) -> Self {
+        self.model = model;
+        self
     }
 
     /// The settings.
@@ -198,6 +206,7 @@ impl<'a> Agent<'a> {
         Event::Start {
             task: task.to_owned(),
             engine: self.engine.describe(),
+            model: self.model.clone(),
             tools: self
                 .tools
                 .specs()

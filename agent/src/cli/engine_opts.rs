@@ -49,6 +49,8 @@ pub struct Opened {
     pub ids: SpecialIds,
     /// The tokenizer, when one was read.
     pub encoder: Option<Encoder>,
+    /// Which model, for traces.
+    pub model: serde_json::Value,
 }
 
 fn engine_failed(e: impl Into<anyhow::Error>) -> Failure {
@@ -121,10 +123,12 @@ impl EngineOptions {
                 let engine = OpenAiEngine::connect(config, control)
                     .await
                     .map_err(engine_failed)?;
+                let model = serde_json::json!({"server": target, "engine": engine.describe()});
                 Ok(Opened {
                     engine: Box::new(engine),
                     ids,
                     encoder,
+                    model,
                 })
             }
             "replay" if !target.is_empty() => {
@@ -144,6 +148,7 @@ impl EngineOptions {
                     engine: Box::new(engine),
                     ids,
                     encoder,
+                    model: serde_json::json!({"replay": target}),
                 })
             }
             _ => Err(Failure::bad_input(anyhow::anyhow!(
@@ -196,10 +201,13 @@ impl EngineOptions {
                 ""
             }
         );
+        let mut model = glm_agent::model::fingerprint(&dir);
+        model["id"] = spec.into();
         Ok(Opened {
             engine: Box::new(engine),
             ids,
             encoder: Some(encoder),
+            model,
         })
     }
 }

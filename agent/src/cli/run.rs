@@ -391,7 +391,8 @@ pub fn run(args: RunArgs) -> CmdResult {
             prepared.encoder,
             prepared.config.settings(),
             &workdir,
-        );
+        )
+        .with_model_info(prepared.opened.model.clone());
         let cancel = CancellationToken::new();
         interrupt_on_ctrl_c(&cancel);
         let mut trace = trace_writer(&args.options, &prepared.config);
@@ -454,7 +455,8 @@ pub fn chat(args: ChatArgs) -> CmdResult {
             prepared.encoder,
             prepared.config.settings(),
             &workdir,
-        );
+        )
+        .with_model_info(prepared.opened.model.clone());
         let mut trace = trace_writer(options, &prepared.config);
         let mut display = Display::new(options.json);
         let mut session = agent.new_session();

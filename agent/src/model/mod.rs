@@ -221,3 +221,36 @@ pub fn prepare(
         mapped_now: true,
     })
 }
+
+/// What identifies a model folder in a trace: its path, the SHA-256 of its config.json and
+/// tokenizer.json, and its weight files with their sizes (hashing gigabytes of weights at every
+/// start would cost more than it tells).
+pub fn fingerprint(dir: &Path) -> Value {
+    use sha2::{Digest, Sha256};
+    let hash = |name: &str| {
+        std::fs::read(dir.join(name))
+            .ok()
+            .map(|bytes| hex::encode(Sha256::digest(&bytes)))
+    };
+    let mut weights: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::metadata(e.path()).map(|m| m.len()).unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    weights.sort();
+    serde_json::json!({
+        "folder": dir.display().to_string(),
+        "config_sha256": hash("config.json"),
+        "tokenizer_sha256": hash("tokenizer.json"),
+        "weights": weights.iter().map(|(f, b)| serde_json::json!({"file": f, "bytes": b})).collect::<Vec<_>>(),
+    })
+}
