@@ -17,6 +17,7 @@ pub mod builtins;
 pub mod config;
 pub mod engine;
 mod error;
+pub mod eval;
 pub mod exit;
 pub mod model;
 pub mod paths;

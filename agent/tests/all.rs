@@ -13,6 +13,7 @@ mod cli_prompt;
 mod cli_tools;
 mod embedded;
 mod engine;
+mod evals;
 mod http_server;
 mod model_map;
 mod replay;

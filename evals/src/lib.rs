@@ -1,8 +1,11 @@
-//! glm-evals: replay recorded agent traces and score evaluation suites.
+//! glm-evals: eval cases, their checks and the scorers.
 //!
-//! A trace records every model output of a run; replaying it through the current renderer,
-//! parser and loop shows the first step where anything changed. Suites run many cases and
-//! score each run.
-//!
-//! The design decision to know: replay and scoring consume the same trace files that
-//! `glm-agent run` writes, so every recorded run is also a regression test.
+//! A suite is a JSON Lines file of [`case::Case`]s: a task, the tools offered, a check, and
+//! optionally reference model outputs that pass it (so a suite can run end to end on the
+//! replay engine). Checks judge the final answer (exact, contains, regex, numeric) or the calls
+//! of the model's first turn, matched on the abstract syntax as the Berkeley Function Calling
+//! Leaderboard does ([`calls`]). Running suites needs engines and the agent loop, so the runner
+//! is `glm-agent eval`, in the agent crate.
+
+pub mod calls;
+pub mod case;

@@ -247,6 +247,37 @@ impl<'a> Agent<'a> {
         self.turn(&mut session, task, cancel, on_event).await
     }
 
+    /// The model's first turn only, parsed and not acted on: for judging what a model calls
+    /// without running the tools. Reports `start` and `model` events like [`Agent::run`].
+    pub async fn first_turn(
+        &self,
+        task: &str,
+        cancel: &CancellationToken,
+        on_event: &mut (dyn FnMut(&Event) + Send),
+    ) -> Result<Parsed, End> {
+        on_event(&self.start_event(task));
+        let mut session = self.new_session();
+        session.messages.push(Message::new(Role::User, task));
+        let mut ids = self
+            .encoder
+            .encode(&render_segments(&session.messages, false).0)
+            .map_err(|_| End::BadInput)?;
+        self.assistant_prompt(&mut ids);
+        let stop_ids = self.encoder.special_ids().stop_ids();
+        let turn = self
+            .generate(
+                1,
+                &ids,
+                0,
+                self.settings.max_step_tokens,
+                &stop_ids,
+                cancel,
+                on_event,
+            )
+            .await?;
+        Ok(glm_prompts::parse(&turn.text, &self.tools.declared()))
+    }
+
     /// Appends a rendered turn to the prompt ids, skipping its leading control token when the
     /// model already generated it (it stops on `<|observation|>` or `<|user|>`, which also open
     /// the next turn).

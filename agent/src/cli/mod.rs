@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch. Only the binary prints.
 
 mod engine_opts;
+mod eval;
 mod generate;
 mod model;
 mod prompt;
@@ -67,6 +68,8 @@ enum Command {
     Chat(run::ChatArgs),
     /// Re-run a recorded trace with today's code and report the first divergence.
     Replay(replay::ReplayArgs),
+    /// Run an eval suite and score every case; or score stored traces again.
+    Eval(eval::EvalArgs),
     /// Show the effective settings (config file, environment, defaults).
     #[command(after_help = "Example:\n  glm-agent config show")]
     Config {
@@ -109,6 +112,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Run(args) => run::run(args),
         Command::Chat(args) => run::chat(args),
         Command::Replay(args) => replay::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Config { command } => run::config(command),
         Command::Generate(args) => generate::run(args),
         Command::Model { command } => model::run(command),

@@ -1,0 +1,180 @@
+//! `glm-agent eval`: run a suite and score it; `glm-agent eval score DIR`: score stored traces
+//! again.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use glm_agent::agent::Settings;
+use glm_agent::builtins::BuiltinOptions;
+use glm_agent::engine::Sampling;
+use glm_agent::eval::{BUILTIN_SUITES, CaseReport, EngineChoice, rescore, run_suite, table};
+use glm_evals::case::read_suite;
+use glm_prompts::Encoder;
+
+use super::engine_opts::EngineOptions;
+use super::setup::CommonOptions;
+use super::{CmdResult, Failure, write_stdout};
+
+/// Options of `eval`.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "SUITE is a JSON Lines file of cases or a built-in suite: function_calling \
+(60 cases modelled on BFCL's simple, multiple and irrelevance categories). --engine reference \
+replays each case's reference outputs (no model). Exit codes: 0 every case passed, 1 some \
+failed, 2 bad input, 4 engine failure.\n\n\
+Examples:\n  glm-agent eval function_calling --model ~/models/glm-4-9b-chat-1m-hf\n  \
+glm-agent eval function_calling --engine reference\n  glm-agent eval score eval-out/"
+)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    command: Option<EvalCommand>,
+    /// The suite: a .jsonl file or a built-in suite's name.
+    #[arg(required = true)]
+    suite: Option<String>,
+    /// The engine: embedded, openai:URL, or reference (each case's reference outputs).
+    #[arg(long, value_name = "ENGINE", default_value = "embedded")]
+    engine: String,
+    /// The model: a local folder or a Hugging Face repo id [default: THUDM/glm-4-9b-chat-1m-hf].
+    #[arg(long, value_name = "PATH_OR_ID")]
+    model: Option<String>,
+    /// Quantisation at load (embedded).
+    #[arg(long, value_name = "Q", default_value = "auto")]
+    isq: String,
+    /// The model's tokenizer.json (openai; reference runs default to a small built-in one).
+    #[arg(long, value_name = "PATH")]
+    tokenizer: Option<PathBuf>,
+    /// Where traces and the report go [default: ./eval-<suite>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Cases run at once (useful with a server that batches).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: CommonOptions,
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Score the traces of an earlier `eval` again with today's scorers.
+    #[command(after_help = "Example:\n  glm-agent eval score eval-function_calling/")]
+    Score {
+        /// The folder `eval` wrote (cases.jsonl and one trace per case).
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn show(reports: &[CaseReport], json: bool) -> CmdResult {
+    if json {
+        let value = serde_json::to_string(reports).unwrap_or_default();
+        write_stdout(format!("{value}\n").as_bytes())?;
+    } else {
+        write_stdout(table(reports).as_bytes())?;
+    }
+    if reports.iter().all(|r| r.pass) {
+        Ok(())
+    } else {
+        Err(Failure::silent(glm_agent::exit::ExitStatus::ToolFailed))
+    }
+}
+
+pub fn run(args: EvalArgs) -> CmdResult {
+    if let Some(EvalCommand::Score { dir, json }) = &args.command {
+        let reports = rescore(dir).map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+        return show(&reports, *json);
+    }
+    let suite = args.suite.clone().unwrap_or_default();
+    let (name, text) = match BUILTIN_SUITES.iter().find(|(n, _)| *n == suite) {
+        Some((n, t)) => ((*n).to_owned(), (*t).to_owned()),
+        None => {
+            let text = std::fs::read_to_string(&suite).map_err(|e| {
+                Failure::bad_input(anyhow::anyhow!(
+                    "{suite}: {e} (built-in suites: {})",
+                    BUILTIN_SUITES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            let stem = std::path::Path::new(&suite)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "suite".into());
+            (stem, text)
+        }
+    };
+    let cases =
+        read_suite(&text).map_err(|e| Failure::bad_input(anyhow::anyhow!("{suite}: {e}")))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("eval-{name}")));
+    let settings = Settings {
+        sampling: Sampling {
+            greedy: true,
+            ..Sampling::default()
+        },
+        ..Settings::default()
+    };
+    let mut builtins = BuiltinOptions::new(args.common.cache());
+    builtins.offline = args.common.is_offline();
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+    let reports = runtime.block_on(async {
+        if args.engine == "reference" {
+            let encoder = match &args.tokenizer {
+                Some(p) => Encoder::from_file(p).map_err(Failure::bad_input)?,
+                None => {
+                    Encoder::new(glm_prompts::tiny::tiny_tokenizer().map_err(Failure::bad_input)?)
+                        .map_err(Failure::bad_input)?
+                }
+            };
+            return run_suite(
+                &cases,
+                &EngineChoice::Reference,
+                &encoder,
+                &builtins,
+                &settings,
+                &out,
+                args.jobs,
+            )
+            .await
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)));
+        }
+        let options = EngineOptions {
+            engine: args.engine.clone(),
+            model: args.model.clone(),
+            isq: args.isq.clone(),
+            no_prefix_cache: false,
+            tokenizer: args.tokenizer.clone(),
+        };
+        let opened = options.open(&args.common).await?;
+        let Some(encoder) = opened.encoder.clone() else {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "this engine needs the model's tokenizer: pass --tokenizer PATH"
+            )));
+        };
+        run_suite(
+            &cases,
+            &EngineChoice::Shared(opened.engine.as_ref()),
+            &encoder,
+            &builtins,
+            &settings,
+            &out,
+            args.jobs,
+        )
+        .await
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))
+    })?;
+    if !args.json {
+        eprintln!("traces and report.json in {}", out.display());
+    }
+    show(&reports, args.json)
+}

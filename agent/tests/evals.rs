@@ -1,0 +1,163 @@
+//! Eval suites end to end: the built-in function-calling suite on its reference outputs and on
+//! a tiny generated model, re-scoring stored traces, and the command line.
+
+use glm_agent::agent::Settings;
+use glm_agent::builtins::BuiltinOptions;
+use glm_agent::engine::Sampling;
+use glm_agent::eval::{BUILTIN_SUITES, EngineChoice, rescore, run_suite};
+use glm_evals::case::{Case, read_suite};
+
+use crate::agent_loop::tiny_encoder;
+
+fn suite() -> Vec<Case> {
+    let (_, text) = BUILTIN_SUITES
+        .iter()
+        .find(|(n, _)| *n == "function_calling")
+        .unwrap();
+    read_suite(text).unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
+        max_step_tokens: 16,
+        sampling: Sampling {
+            greedy: true,
+            ..Sampling::default()
+        },
+        ..Settings::default()
+    }
+}
+
+#[tokio::test]
+async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
+    let cases = suite();
+    assert!(cases.len() >= 60);
+    for category in ["simple", "multiple", "irrelevance"] {
+        assert!(
+            cases.iter().filter(|c| c.category == category).count() >= 15,
+            "{category}"
+        );
+    }
+    let out = tempfile::tempdir().unwrap();
+    let builtins = BuiltinOptions::new(crate::cache_dir());
+    let reports = run_suite(
+        &cases,
+        &EngineChoice::Reference,
+        &tiny_encoder(),
+        &builtins,
+        &settings(),
+        out.path(),
+        4,
+    )
+    .await
+    .unwrap();
+    let failed: Vec<_> = reports.iter().filter(|r| !r.pass).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(out.path().join("report.json").exists());
+    // A reference that calls with a wrong value fails, with the reason.
+    let mut wrong = cases[0].clone();
+    wrong.reference = vec![wrong.reference[0].replace("Oslo", "Bergen")];
+    let reports = run_suite(
+        &[wrong],
+        &EngineChoice::Reference,
+        &tiny_encoder(),
+        &builtins,
+        &settings(),
+        out.path(),
+        1,
+    )
+    .await
+    .unwrap();
+    assert!(!reports[0].pass);
+    assert!(
+        reports[0].reason.contains("Bergen"),
+        "{}",
+        reports[0].reason
+    );
+    // Re-scoring uses the cases as they are now: a changed expectation changes the verdict.
+    let all = run_suite(
+        &cases[..3],
+        &EngineChoice::Reference,
+        &tiny_encoder(),
+        &builtins,
+        &settings(),
+        out.path(),
+        1,
+    )
+    .await
+    .unwrap();
+    assert!(all.iter().all(|r| r.pass));
+    let path = out.path().join("cases.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("\"Oslo\"", "\"Trondheim\"", 1)).unwrap();
+    let again = rescore(out.path()).unwrap();
+    assert!(
+        !again[0].pass && again[1].pass && again[2].pass,
+        "{again:#?}"
+    );
+}
+
+/// The suite through the embedded engine and a tiny random model: scores are noise, the
+/// plumbing (traces, verdicts, token counts) is what is checked.
+#[test]
+fn a_suite_runs_on_a_tiny_generated_model() {
+    let engine = crate::embedded::load(&crate::embedded::fixture().mapped, true);
+    let encoder =
+        glm_prompts::Encoder::from_file(&crate::embedded::fixture().mapped.join("tokenizer.json"))
+            .unwrap();
+    let cases: Vec<Case> = suite().into_iter().step_by(10).collect();
+    let out = tempfile::tempdir().unwrap();
+    let reports = crate::embedded::runtime()
+        .block_on(run_suite(
+            &cases,
+            &EngineChoice::Shared(&engine),
+            &encoder,
+            &BuiltinOptions::new(crate::cache_dir()),
+            &settings(),
+            out.path(),
+            1,
+        ))
+        .unwrap();
+    assert_eq!(reports.len(), cases.len());
+    for r in &reports {
+        assert_eq!(r.steps, 1, "{r:?}");
+        assert!(r.generated_tokens > 0 && r.generated_tokens <= 16, "{r:?}");
+        assert!(r.pass || !r.reason.is_empty(), "{r:?}");
+        assert!(out.path().join(format!("{}.jsonl", r.id)).exists());
+    }
+    assert_eq!(rescore(out.path()).unwrap().len(), cases.len());
+}
+
+#[test]
+fn glm_agent_eval_on_the_command_line() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("run");
+    let ok = crate::glm_agent(
+        &[
+            "eval",
+            "function_calling",
+            "--engine",
+            "reference",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let table = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        table.contains("total        60/60 passed (100.0%)"),
+        "{table}"
+    );
+    let score = crate::glm_agent(&["eval", "score", dir.to_str().unwrap(), "--json"], "");
+    assert!(score.status.success());
+    let reports: Vec<serde_json::Value> = serde_json::from_slice(&score.stdout).unwrap();
+    assert_eq!(reports.len(), 60);
+    let missing = crate::glm_agent(&["eval", "no_such_suite", "--engine", "reference"], "");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("built-in suites: function_calling"));
+}
