@@ -18,10 +18,97 @@ use crate::builtins::{BuiltinOptions, builtin_registry};
 use crate::engine::{Engine, Recorded, ReplayEngine};
 
 /// The suites that ship with glm-agent, by name.
-pub const BUILTIN_SUITES: &[(&str, &str)] = &[(
-    "function_calling",
-    include_str!("../../evals/suites/function_calling.jsonl"),
-)];
+pub const BUILTIN_SUITES: &[(&str, &str)] = &[
+    (
+        "function_calling",
+        include_str!("../../evals/suites/function_calling.jsonl"),
+    ),
+    (
+        "tool_use",
+        include_str!("../../evals/suites/tool_use.jsonl"),
+    ),
+];
+
+/// The fixture site's pages, served by [`FixtureSite`].
+const SITE: &[(&str, &str)] = &[
+    ("/", include_str!("../../evals/sites/index.html")),
+    ("/index.html", include_str!("../../evals/sites/index.html")),
+    (
+        "/cities.html",
+        include_str!("../../evals/sites/cities.html"),
+    ),
+    (
+        "/prices.html",
+        include_str!("../../evals/sites/prices.html"),
+    ),
+    (
+        "/history.html",
+        include_str!("../../evals/sites/history.html"),
+    ),
+];
+
+/// The tool-use suite's web site, served on 127.0.0.1 while a suite runs; `{site}` in a case's
+/// task and reference outputs is its address.
+pub struct FixtureSite {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FixtureSite {
+    /// Starts serving.
+    pub fn start() -> std::io::Result<FixtureSite> {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        listener.set_nonblocking(true)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut reader = BufReader::new(&stream);
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("/");
+                let (status, body) = match SITE.iter().find(|(p, _)| *p == path) {
+                    Some((_, body)) => ("200 OK", *body),
+                    None => ("404 Not Found", "<html><body>Not found</body></html>"),
+                };
+                let mut out = &stream;
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Ok(FixtureSite { base, stop })
+    }
+
+    /// `text` with `{site}` replaced by the address.
+    pub fn fill(&self, text: &str) -> String {
+        text.replace("{site}", &self.base)
+    }
+}
+
+impl Drop for FixtureSite {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// One case's outcome, as the report shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -229,6 +316,32 @@ pub async fn run_suite(
     jobs: usize,
 ) -> Result<Vec<CaseReport>, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let uses_site = cases
+        .iter()
+        .any(|c| c.task.contains("{site}") || c.reference.iter().any(|r| r.contains("{site}")));
+    let site = if uses_site {
+        Some(FixtureSite::start().map_err(|e| format!("starting the fixture site: {e}"))?)
+    } else {
+        None
+    };
+    let mut builtins = builtins.clone();
+    let filled: Vec<Case>;
+    let cases = match &site {
+        Some(site) => {
+            builtins.allow_hosts.push("127.0.0.1".into());
+            filled = cases
+                .iter()
+                .map(|c| Case {
+                    task: site.fill(&c.task),
+                    reference: c.reference.iter().map(|r| site.fill(r)).collect(),
+                    ..c.clone()
+                })
+                .collect();
+            &filled[..]
+        }
+        None => cases,
+    };
+    let builtins = &builtins;
     let lines: Vec<String> = cases
         .iter()
         .map(|c| serde_json::to_string(c).unwrap_or_default())
@@ -312,5 +425,97 @@ pub fn table(reports: &[CaseReport]) -> String {
         reports.len(),
         100.0 * passed as f64 / reports.len().max(1) as f64
     ));
+    out
+}
+
+/// Filler sentences for the needle-in-a-haystack suite (varied so the model cannot skip them).
+const HAY: &[&str] = &[
+    "The river bends twice before it reaches the old mill.",
+    "Merchants in the square argued about the price of wool.",
+    "A light rain fell on the terraces through most of the afternoon.",
+    "The library kept its oldest maps in a cedar cabinet.",
+    "Children raced paper boats along the gutter by the bakery.",
+    "Engineers surveyed the northern slope for a new road.",
+    "The choir rehearsed the same hymn until the lamps were lit.",
+    "Fishing boats returned early because of the wind.",
+];
+
+/// Cases for the long-context suite: for each length (the prompt's size in tokens, as `encoder`
+/// counts them, within a sentence) and depth (0 = start, 1 = end), a haystack with one needle
+/// and a question about it.
+pub fn needle_cases(encoder: &Encoder, lengths: &[usize], depths: &[f64]) -> Vec<Case> {
+    let question =
+        "What is the secret code of the day mentioned in the text above? Answer with the code.";
+    let mut cases = Vec::new();
+    for &length in lengths {
+        // Sentences until the text is about `length` tokens.
+        let mut sentences: Vec<&str> = Vec::new();
+        let mut tokens = 0;
+        let per: Vec<usize> = HAY
+            .iter()
+            .map(|s| {
+                encoder
+                    .encode_text(&format!("{s} "))
+                    .map(|t| t.len())
+                    .unwrap_or(12)
+            })
+            .collect();
+        // The question, the needle and the chat template take the rest.
+        let overhead = encoder
+            .encode_text(&format!(
+                "{question} The secret code of the day is 0000-00."
+            ))
+            .map(|t| t.len())
+            .unwrap_or(40)
+            + 8;
+        while tokens + overhead < length {
+            let i = sentences.len() % HAY.len();
+            sentences.push(HAY[i]);
+            tokens += per[i];
+        }
+        for &depth in depths {
+            let code = format!(
+                "{}-{}",
+                1000 + length % 9000,
+                (depth * 100.0).round() as u32 + 17
+            );
+            let needle = format!("The secret code of the day is {code}.");
+            let at = ((sentences.len() as f64) * depth.clamp(0.0, 1.0)).round() as usize;
+            let mut text: Vec<&str> = sentences.clone();
+            text.insert(at.min(text.len()), &needle);
+            cases.push(Case {
+                id: format!("needle_{length}_{}", (depth * 100.0).round() as u32),
+                category: format!("{length}"),
+                task: format!("{}\n\n{question}", text.join(" ")),
+                functions: Vec::new(),
+                builtins: Vec::new(),
+                check: glm_evals::case::Check::Contains { text: code.clone() },
+                reference: vec![format!("The code is {code}.<|user|>")],
+            });
+        }
+    }
+    cases
+}
+
+/// The needle suite's results as a grid: a row per length, a column per depth.
+pub fn needle_grid(reports: &[CaseReport], lengths: &[usize], depths: &[f64]) -> String {
+    let mut out = format!("{:>10}", "tokens");
+    for d in depths {
+        out.push_str(&format!(" {:>6}", format!("{:.0}%", d * 100.0)));
+    }
+    out.push('\n');
+    for &l in lengths {
+        out.push_str(&format!("{l:>10}"));
+        for d in depths {
+            let id = format!("needle_{l}_{}", (d * 100.0).round() as u32);
+            let cell = match reports.iter().find(|r| r.id == id) {
+                Some(r) if r.pass => "pass",
+                Some(_) => "FAIL",
+                None => "-",
+            };
+            out.push_str(&format!(" {cell:>6}"));
+        }
+        out.push('\n');
+    }
     out
 }

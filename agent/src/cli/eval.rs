@@ -7,7 +7,9 @@ use clap::{Args, Subcommand};
 use glm_agent::agent::Settings;
 use glm_agent::builtins::BuiltinOptions;
 use glm_agent::engine::Sampling;
-use glm_agent::eval::{BUILTIN_SUITES, CaseReport, EngineChoice, rescore, run_suite, table};
+use glm_agent::eval::{
+    BUILTIN_SUITES, CaseReport, EngineChoice, needle_cases, needle_grid, rescore, run_suite, table,
+};
 use glm_evals::case::read_suite;
 use glm_prompts::Encoder;
 
@@ -21,11 +23,14 @@ use super::{CmdResult, Failure, write_stdout};
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "SUITE is a JSON Lines file of cases or a built-in suite: function_calling \
-(60 cases modelled on BFCL's simple, multiple and irrelevance categories). --engine reference \
+(60 cases modelled on BFCL's simple, multiple and irrelevance categories), tool_use (python and \
+simple_browser tasks over a fixture site served on 127.0.0.1), needle (long-context retrieval, \
+generated for --lengths and --depths, with a grid report). --engine reference \
 replays each case's reference outputs (no model). Exit codes: 0 every case passed, 1 some \
 failed, 2 bad input, 4 engine failure.\n\n\
 Examples:\n  glm-agent eval function_calling --model ~/models/glm-4-9b-chat-1m-hf\n  \
-glm-agent eval function_calling --engine reference\n  glm-agent eval score eval-out/"
+glm-agent eval function_calling --engine reference\n  \
+glm-agent eval needle --lengths 8192,65536,1000000 --depths 0,0.5,1\n  glm-agent eval score eval-out/"
 )]
 pub struct EvalArgs {
     #[command(subcommand)]
@@ -51,6 +56,12 @@ pub struct EvalArgs {
     /// Cases run at once (useful with a server that batches).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Needle suite: prompt lengths in tokens.
+    #[arg(long, value_delimiter = ',', default_value = "1024,4096,16384")]
+    lengths: Vec<usize>,
+    /// Needle suite: depths of the needle, 0 (start) to 1 (end).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    depths: Vec<f64>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -91,28 +102,36 @@ pub fn run(args: EvalArgs) -> CmdResult {
         return show(&reports, *json);
     }
     let suite = args.suite.clone().unwrap_or_default();
-    let (name, text) = match BUILTIN_SUITES.iter().find(|(n, _)| *n == suite) {
-        Some((n, t)) => ((*n).to_owned(), (*t).to_owned()),
-        None => {
-            let text = std::fs::read_to_string(&suite).map_err(|e| {
-                Failure::bad_input(anyhow::anyhow!(
-                    "{suite}: {e} (built-in suites: {})",
-                    BUILTIN_SUITES
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            let stem = std::path::Path::new(&suite)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "suite".into());
-            (stem, text)
+    let needle = suite == "needle";
+    let (name, text) = if needle {
+        ("needle".to_owned(), String::new())
+    } else {
+        match BUILTIN_SUITES.iter().find(|(n, _)| *n == suite) {
+            Some((n, t)) => ((*n).to_owned(), (*t).to_owned()),
+            None => {
+                let text = std::fs::read_to_string(&suite).map_err(|e| {
+                    Failure::bad_input(anyhow::anyhow!(
+                        "{suite}: {e} (built-in suites: {}, needle)",
+                        BUILTIN_SUITES
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                let stem = std::path::Path::new(&suite)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "suite".into());
+                (stem, text)
+            }
         }
     };
-    let cases =
-        read_suite(&text).map_err(|e| Failure::bad_input(anyhow::anyhow!("{suite}: {e}")))?;
+    let cases = if needle {
+        Vec::new()
+    } else {
+        read_suite(&text).map_err(|e| Failure::bad_input(anyhow::anyhow!("{suite}: {e}")))?
+    };
     let out = args
         .out
         .clone()
@@ -135,6 +154,11 @@ pub fn run(args: EvalArgs) -> CmdResult {
                     Encoder::new(glm_prompts::tiny::tiny_tokenizer().map_err(Failure::bad_input)?)
                         .map_err(Failure::bad_input)?
                 }
+            };
+            let cases = if needle {
+                needle_cases(&encoder, &args.lengths, &args.depths)
+            } else {
+                cases.clone()
             };
             return run_suite(
                 &cases,
@@ -161,6 +185,11 @@ pub fn run(args: EvalArgs) -> CmdResult {
                 "this engine needs the model's tokenizer: pass --tokenizer PATH"
             )));
         };
+        let cases = if needle {
+            needle_cases(&encoder, &args.lengths, &args.depths)
+        } else {
+            cases.clone()
+        };
         run_suite(
             &cases,
             &EngineChoice::Shared(opened.engine.as_ref()),
@@ -175,6 +204,9 @@ pub fn run(args: EvalArgs) -> CmdResult {
     })?;
     if !args.json {
         eprintln!("traces and report.json in {}", out.display());
+        if needle {
+            write_stdout(needle_grid(&reports, &args.lengths, &args.depths).as_bytes())?;
+        }
     }
     show(&reports, args.json)
 }
