@@ -194,6 +194,34 @@ pub fn result_of(trace: &Trace) -> RunResult {
     result
 }
 
+/// Runs a case's Python check in a fresh notebook whose /mnt/data is the run's folder.
+async fn python_check(
+    case: &Case,
+    answer: Option<&str>,
+    work: &Path,
+    builtins: &BuiltinOptions,
+) -> Option<String> {
+    let glm_evals::case::Check::Python { code } = &case.check else {
+        return None;
+    };
+    let registry = match builtin_registry(builtins, &["python"]) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("python unavailable: {e}")),
+    };
+    let literal = serde_json::to_string(answer.unwrap_or("")).unwrap_or_else(|_| "\"\"".into());
+    let source = format!("answer = {literal}\n{code}");
+    let ctx = glm_tools::ToolContext::new(work);
+    Some(
+        match registry
+            .call_json("python", serde_json::json!({ "code": source }), &ctx)
+            .await
+        {
+            Ok(output) => output.text(),
+            Err(e) => e.to_string(),
+        },
+    )
+}
+
 fn report(case: &Case, trace: &Trace, verdict: Verdict, took_ms: u64) -> CaseReport {
     let (mut steps, mut generated, mut prompt, mut cached) = (0, 0, 0, 0);
     for e in &trace.events {
@@ -295,7 +323,9 @@ pub async fn run_case(
         return Err(e.to_owned());
     }
     let trace = Trace::read(&path).map_err(|e| e.to_string())?;
-    let verdict = BuiltinScorer.score(case, &result_of(&trace));
+    let mut result = result_of(&trace);
+    result.check_output = python_check(case, result.answer.as_deref(), &work, builtins).await;
+    let verdict = BuiltinScorer.score(case, &result);
     Ok(report(
         case,
         &trace,
@@ -363,8 +393,9 @@ fn write_report(out: &Path, reports: &[CaseReport]) -> Result<(), String> {
     std::fs::write(out.join("report.json"), text).map_err(|e| format!("{}: {e}", out.display()))
 }
 
-/// Scores the traces in `dir` again with today's scorers (the suite is `dir/cases.jsonl`).
-pub fn rescore(dir: &Path) -> Result<Vec<CaseReport>, String> {
+/// Scores the traces in `dir` again with today's scorers (the suite is `dir/cases.jsonl`;
+/// Python checks run again over the files the runs left in `dir/work/<case>`).
+pub async fn rescore(dir: &Path, builtins: &BuiltinOptions) -> Result<Vec<CaseReport>, String> {
     let suite = dir.join("cases.jsonl");
     let text = std::fs::read_to_string(&suite).map_err(|e| format!("{}: {e}", suite.display()))?;
     let cases = glm_evals::case::read_suite(&text)?;
@@ -372,7 +403,10 @@ pub fn rescore(dir: &Path) -> Result<Vec<CaseReport>, String> {
     for case in &cases {
         let path: PathBuf = dir.join(format!("{}.jsonl", case.id));
         let trace = Trace::read(&path).map_err(|e| e.to_string())?;
-        let verdict = BuiltinScorer.score(case, &result_of(&trace));
+        let mut result = result_of(&trace);
+        let work = dir.join("work").join(&case.id);
+        result.check_output = python_check(case, result.answer.as_deref(), &work, builtins).await;
+        let verdict = BuiltinScorer.score(case, &result);
         reports.push(report(case, &trace, verdict, 0));
     }
     write_report(dir, &reports)?;

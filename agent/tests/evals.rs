@@ -90,7 +90,7 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     let path = out.path().join("cases.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("\"Oslo\"", "\"Trondheim\"", 1)).unwrap();
-    let again = rescore(out.path()).unwrap();
+    let again = rescore(out.path(), &builtins).await.unwrap();
     assert!(
         !again[0].pass && again[1].pass && again[2].pass,
         "{again:#?}"
@@ -105,7 +105,10 @@ fn a_suite_runs_on_a_tiny_generated_model() {
     let encoder =
         glm_prompts::Encoder::from_file(&crate::embedded::fixture().mapped.join("tokenizer.json"))
             .unwrap();
-    let (_, tool_use) = BUILTIN_SUITES.iter().find(|(n, _)| *n == "tool_use").unwrap();
+    let (_, tool_use) = BUILTIN_SUITES
+        .iter()
+        .find(|(n, _)| *n == "tool_use")
+        .unwrap();
     let mut cases: Vec<Case> = suite().into_iter().step_by(10).collect();
     cases.extend(read_suite(tool_use).unwrap().into_iter().step_by(3));
     let out = tempfile::tempdir().unwrap();
@@ -123,11 +126,20 @@ fn a_suite_runs_on_a_tiny_generated_model() {
     assert_eq!(reports.len(), cases.len());
     for r in &reports {
         assert!(r.steps >= 1, "{r:?}");
-        assert!(r.generated_tokens > 0 && r.generated_tokens <= 16 * r.steps, "{r:?}");
+        assert!(
+            r.generated_tokens > 0 && r.generated_tokens <= 16 * r.steps,
+            "{r:?}"
+        );
         assert!(r.pass || !r.reason.is_empty(), "{r:?}");
         assert!(out.path().join(format!("{}.jsonl", r.id)).exists());
     }
-    assert_eq!(rescore(out.path()).unwrap().len(), cases.len());
+    let rescored = crate::embedded::runtime()
+        .block_on(rescore(
+            out.path(),
+            &BuiltinOptions::new(crate::cache_dir()),
+        ))
+        .unwrap();
+    assert_eq!(rescored.len(), cases.len());
 }
 
 #[test]
@@ -207,6 +219,22 @@ async fn the_tool_use_suite_runs_python_and_the_browser_on_the_fixture_site() {
         observed("web_population")
     );
     assert!(observed("web_and_python").contains("280480"));
+    // A Python check sees the run's files: a run that writes the wrong file fails it.
+    let mut wrong = cases.iter().find(|c| c.id == "py_file").unwrap().clone();
+    wrong.reference[0] = wrong.reference[0].replace("range(1, 11)", "range(1, 10)");
+    let reports = run_suite(
+        &[wrong],
+        &EngineChoice::Reference,
+        &tiny_encoder(),
+        &builtins,
+        &settings(),
+        out.path(),
+        1,
+    )
+    .await
+    .unwrap();
+    assert!(!reports[0].pass);
+    assert!(reports[0].reason.contains("False"), "{}", reports[0].reason);
 }
 
 #[tokio::test]

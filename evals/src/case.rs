@@ -56,6 +56,12 @@ pub enum Check {
         /// The pattern.
         pattern: String,
     },
+    /// Python run in the sandbox after the run, with `answer` bound to the final answer and the
+    /// run's files under `/mnt/data`; the case passes when the code's last expression is true.
+    Python {
+        /// The check's code.
+        code: String,
+    },
     /// The final answer contains a number within `tolerance` of `value`.
     Numeric {
         /// The expected value.
@@ -80,6 +86,8 @@ pub struct RunResult {
     pub first_calls: Vec<(String, Value)>,
     /// The final answer, if any.
     pub answer: Option<String>,
+    /// What a Python check printed (its notebook output), when the case has one and it ran.
+    pub check_output: Option<String>,
 }
 
 /// A verdict.
@@ -184,6 +192,21 @@ impl Scorer for BuiltinScorer {
                 Ok(_) => Verdict::fail(format!("answer {answer:?} does not match /{pattern}/")),
                 Err(e) => Verdict::fail(format!("the case's pattern is invalid: {e}")),
             },
+            Check::Python { .. } => match &result.check_output {
+                Some(out) => {
+                    let last = out
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("");
+                    if last.trim() == "True" {
+                        Verdict::pass()
+                    } else {
+                        Verdict::fail(format!("the python check gave {:?}", out.trim()))
+                    }
+                }
+                None => Verdict::fail("the python check did not run"),
+            },
             Check::Numeric { value, tolerance } => {
                 if numbers(answer)
                     .iter()
@@ -236,8 +259,8 @@ mod tests {
 
     fn answer(text: &str) -> RunResult {
         RunResult {
-            first_calls: vec![],
             answer: Some(text.into()),
+            ..RunResult::default()
         }
     }
 
@@ -298,7 +321,7 @@ mod tests {
         let s = BuiltinScorer;
         let called = |x: Value| RunResult {
             first_calls: vec![("f".into(), json!({"x": x}))],
-            answer: None,
+            ..RunResult::default()
         };
         assert!(s.score(&c, &called(json!(1))).pass);
         assert!(!s.score(&c, &called(json!(2))).pass);

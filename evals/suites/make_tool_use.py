@@ -32,6 +32,12 @@ cases = [
      {"kind": "numeric", "value": 280480}, [OPEN.format("cities.html"), PY.format("print(48210 + 131577 + 77004 + 23689)"), "Together they have 280480 inhabitants.<|user|>"]),
     ("web_increase", ["python", "simple_browser"], "From {site}/prices.html, by what percentage did cardamom rise since last month? Compute it, 1 decimal.",
      {"kind": "numeric", "value": 7.4, "tolerance": 0.05}, [OPEN.format("prices.html"), PY.format("print(round((62.40 - 58.10) / 58.10 * 100, 1))"), "Cardamom rose by 7.4%.<|user|>"]),
+    ("py_file", ["python"], "Use python to write the first 10 square numbers to /mnt/data/squares.txt, one per line, then say done.",
+     {"kind": "python", "code": "open('/mnt/data/squares.txt').read().split() == [str(i * i) for i in range(1, 11)]"},
+     [PY.format("with open('/mnt/data/squares.txt', 'w') as f:\n    f.write('\\n'.join(str(i * i) for i in range(1, 11)))"), "Done: /mnt/data/squares.txt has the first 10 squares.<|user|>"]),
+    ("py_check_answer", ["python"], "What is the 10th prime? Answer with the number only.",
+     {"kind": "python", "code": "answer.strip() == '29'"},
+     [PY.format("p = [n for n in range(2, 100) if all(n % d for d in range(2, n))]\nprint(p[9])"), "29<|user|>"]),
 ]
 
 lines = []

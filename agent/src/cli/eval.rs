@@ -98,7 +98,12 @@ fn show(reports: &[CaseReport], json: bool) -> CmdResult {
 
 pub fn run(args: EvalArgs) -> CmdResult {
     if let Some(EvalCommand::Score { dir, json }) = &args.command {
-        let reports = rescore(dir).map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+        let mut builtins = BuiltinOptions::new(args.common.cache());
+        builtins.offline = args.common.is_offline();
+        let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+        let reports = runtime
+            .block_on(rescore(dir, &builtins))
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
         return show(&reports, *json);
     }
     let suite = args.suite.clone().unwrap_or_default();
