@@ -300,3 +300,66 @@ fn the_needle_suite_runs_on_a_tiny_generated_model() {
             .all(|r| r.steps == 1 && r.generated_tokens > 0)
     );
 }
+
+#[test]
+fn bfcl_data_converts_into_a_suite_that_runs() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("possible_answer")).unwrap();
+    let f = json!({"name": "get_area", "description": "Area of a circle.", "parameters": {"type": "dict",
+        "properties": {"radius": {"type": "float"}, "unit": {"type": "string"}}, "required": ["radius"]}});
+    let q = |id: &str, text: &str| {
+        json!({"id": id, "question": [[{"role": "user", "content": text}]], "function": [f]})
+            .to_string()
+    };
+    std::fs::write(
+        data.join("BFCL_v3_simple.json"),
+        q("simple_0", "Area of a circle of radius 2?") + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("possible_answer/BFCL_v3_simple.json"),
+        json!({"id": "simple_0", "ground_truth": [{"get_area": {"radius": [2.0], "unit": ["", "m"]}}]}).to_string() + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("BFCL_v3_irrelevance.json"),
+        q("irrelevance_0", "Who wrote Hamlet?") + "\n",
+    )
+    .unwrap();
+    let suite = dir.path().join("bfcl.jsonl");
+    let out = crate::glm_agent(
+        &[
+            "eval",
+            "convert-bfcl",
+            data.to_str().unwrap(),
+            "--categories",
+            "simple,irrelevance",
+            "--out",
+            suite.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases = read_suite(&std::fs::read_to_string(&suite).unwrap()).unwrap();
+    assert_eq!(cases.len(), 2);
+    assert_eq!(cases[0].functions[0]["parameters"]["type"], "object");
+    // Scored like any suite: a right call passes, an integer radius is accepted as a float.
+    let result = glm_evals::case::RunResult {
+        first_calls: vec![("get_area".into(), json!({"radius": 2}))],
+        ..Default::default()
+    };
+    use glm_evals::case::Scorer;
+    assert!(
+        glm_evals::case::BuiltinScorer
+            .score(&cases[0], &result)
+            .pass
+    );
+    let missing = crate::glm_agent(&["eval", "convert-bfcl", dir.path().to_str().unwrap()], "");
+    assert_eq!(missing.status.code(), Some(2));
+}

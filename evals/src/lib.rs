@@ -7,5 +7,6 @@
 //! Leaderboard does ([`calls`]). Running suites needs engines and the agent loop, so the runner
 //! is `glm-agent eval`, in the agent crate.
 
+pub mod bfcl;
 pub mod calls;
 pub mod case;

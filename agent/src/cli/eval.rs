@@ -71,6 +71,29 @@ pub struct EvalArgs {
 
 #[derive(Debug, Subcommand)]
 enum EvalCommand {
+    /// Convert the Berkeley Function Calling Leaderboard's data into a suite.
+    #[command(
+        after_help = "DATA is the data/ folder of the bfcl-eval package (pip install \
+bfcl-eval; Apache-2.0), e.g. $(python3 -c 'import bfcl_eval, os; print(os.path.dirname(bfcl_eval.__file__))')/data. \
+Questions come from BFCL_v*_<category>.json, answers from possible_answer/ beside them; \
+multi-turn questions are skipped.\n\n\
+Example:\n  glm-agent eval convert-bfcl ~/venv/lib/python3.12/site-packages/bfcl_eval/data --out bfcl.jsonl\n  \
+glm-agent eval bfcl.jsonl --model ~/models/glm-4-9b-chat-1m-hf"
+    )]
+    ConvertBfcl {
+        /// The bfcl-eval data folder.
+        data: PathBuf,
+        /// Categories to convert.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "simple,multiple,irrelevance"
+        )]
+        categories: Vec<String>,
+        /// The suite file to write.
+        #[arg(long, value_name = "FILE", default_value = "bfcl.jsonl")]
+        out: PathBuf,
+    },
     /// Score the traces of an earlier `eval` again with today's scorers.
     #[command(after_help = "Example:\n  glm-agent eval score eval-function_calling/")]
     Score {
@@ -96,7 +119,53 @@ fn show(reports: &[CaseReport], json: bool) -> CmdResult {
     }
 }
 
+fn convert_bfcl(data: &std::path::Path, categories: &[String], out: &std::path::Path) -> CmdResult {
+    let bad = |m: String| Failure::bad_input(anyhow::anyhow!(m));
+    let names: Vec<String> = std::fs::read_dir(data)
+        .map_err(|e| bad(format!("{}: {e}", data.display())))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut lines = Vec::new();
+    for category in categories {
+        let Some(file) = names
+            .iter()
+            .filter(|n| n.starts_with("BFCL_v") && n.ends_with(&format!("_{category}.json")))
+            .max()
+        else {
+            return Err(bad(format!(
+                "{}: no BFCL_v*_{category}.json (is this the bfcl_eval/data folder?)",
+                data.display()
+            )));
+        };
+        let questions =
+            std::fs::read_to_string(data.join(file)).map_err(|e| bad(format!("{file}: {e}")))?;
+        let answers =
+            std::fs::read_to_string(data.join("possible_answer").join(file)).unwrap_or_default();
+        let (cases, skipped) = glm_evals::bfcl::convert(category, &questions, &answers)
+            .map_err(|e| bad(format!("{file}: {e}")))?;
+        eprintln!("{file}: {} cases ({skipped} skipped)", cases.len());
+        lines.extend(
+            cases
+                .iter()
+                .map(|c| serde_json::to_string(c).unwrap_or_default()),
+        );
+    }
+    std::fs::write(out, lines.join("\n") + "\n")
+        .map_err(|e| bad(format!("{}: {e}", out.display())))?;
+    eprintln!("wrote {} cases to {}", lines.len(), out.display());
+    Ok(())
+}
+
 pub fn run(args: EvalArgs) -> CmdResult {
+    if let Some(EvalCommand::ConvertBfcl {
+        data,
+        categories,
+        out,
+    }) = &args.command
+    {
+        return convert_bfcl(data, categories, out);
+    }
     if let Some(EvalCommand::Score { dir, json }) = &args.command {
         let mut builtins = BuiltinOptions::new(args.common.cache());
         builtins.offline = args.common.is_offline();
