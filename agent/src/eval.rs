@@ -133,6 +133,42 @@ pub struct CaseReport {
     pub took_ms: u64,
 }
 
+/// How a suite runs: the tokenizer, the built-in tools' options, the loop's settings, where
+/// traces go, how many cases at once, and who judges.
+pub struct SuiteOptions<'a> {
+    /// The model's tokenizer.
+    pub encoder: &'a Encoder,
+    /// Options of the built-in tools.
+    pub builtins: &'a BuiltinOptions,
+    /// The agent loop's settings.
+    pub settings: &'a Settings,
+    /// Where traces, `cases.jsonl` and `report.json` go.
+    pub out: &'a Path,
+    /// Cases run at once.
+    pub jobs: usize,
+    /// The judge: [`BuiltinScorer`] or one's own.
+    pub scorer: &'a (dyn Scorer + Sync),
+}
+
+impl<'a> SuiteOptions<'a> {
+    /// Options with the built-in scorer, one case at a time.
+    pub fn new(
+        encoder: &'a Encoder,
+        builtins: &'a BuiltinOptions,
+        settings: &'a Settings,
+        out: &'a Path,
+    ) -> Self {
+        SuiteOptions {
+            encoder,
+            builtins,
+            settings,
+            out,
+            jobs: 1,
+            scorer: &BuiltinScorer,
+        }
+    }
+}
+
 /// Where the model's turns come from.
 pub enum EngineChoice<'a> {
     /// One engine for every case.
@@ -255,11 +291,14 @@ fn report(case: &Case, trace: &Trace, verdict: Verdict, took_ms: u64) -> CaseRep
 pub async fn run_case(
     case: &Case,
     engine: &EngineChoice<'_>,
-    encoder: &Encoder,
-    builtins: &BuiltinOptions,
-    settings: &Settings,
-    out: &Path,
+    options: &SuiteOptions<'_>,
 ) -> Result<CaseReport, String> {
+    let (encoder, builtins, settings, out) = (
+        options.encoder,
+        options.builtins,
+        options.settings,
+        options.out,
+    );
     let started = Instant::now();
     let reference;
     let engine: &dyn Engine = match engine {
@@ -325,7 +364,7 @@ pub async fn run_case(
     let trace = Trace::read(&path).map_err(|e| e.to_string())?;
     let mut result = result_of(&trace);
     result.check_output = python_check(case, result.answer.as_deref(), &work, builtins).await;
-    let verdict = BuiltinScorer.score(case, &result);
+    let verdict = options.scorer.score(case, &result);
     Ok(report(
         case,
         &trace,
@@ -339,12 +378,9 @@ pub async fn run_case(
 pub async fn run_suite(
     cases: &[Case],
     engine: &EngineChoice<'_>,
-    encoder: &Encoder,
-    builtins: &BuiltinOptions,
-    settings: &Settings,
-    out: &Path,
-    jobs: usize,
+    options: &SuiteOptions<'_>,
 ) -> Result<Vec<CaseReport>, String> {
+    let (builtins, out) = (options.builtins, options.out);
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let uses_site = cases
         .iter()
@@ -371,7 +407,11 @@ pub async fn run_suite(
         }
         None => cases,
     };
-    let builtins = &builtins;
+    let options = SuiteOptions {
+        builtins: &builtins,
+        ..*options
+    };
+    let options = &options;
     let lines: Vec<String> = cases
         .iter()
         .map(|c| serde_json::to_string(c).unwrap_or_default())
@@ -379,8 +419,8 @@ pub async fn run_suite(
     std::fs::write(out.join("cases.jsonl"), lines.join("\n") + "\n")
         .map_err(|e| format!("{}: {e}", out.display()))?;
     let results: Vec<Result<CaseReport, String>> = futures::stream::iter(cases)
-        .map(|case| run_case(case, engine, encoder, builtins, settings, out))
-        .buffered(jobs.max(1))
+        .map(|case| run_case(case, engine, options))
+        .buffered(options.jobs.max(1))
         .collect()
         .await;
     let reports: Vec<CaseReport> = results.into_iter().collect::<Result<_, _>>()?;
@@ -395,7 +435,11 @@ fn write_report(out: &Path, reports: &[CaseReport]) -> Result<(), String> {
 
 /// Scores the traces in `dir` again with today's scorers (the suite is `dir/cases.jsonl`;
 /// Python checks run again over the files the runs left in `dir/work/<case>`).
-pub async fn rescore(dir: &Path, builtins: &BuiltinOptions) -> Result<Vec<CaseReport>, String> {
+pub async fn rescore(
+    dir: &Path,
+    builtins: &BuiltinOptions,
+    scorer: &(dyn Scorer + Sync),
+) -> Result<Vec<CaseReport>, String> {
     let suite = dir.join("cases.jsonl");
     let text = std::fs::read_to_string(&suite).map_err(|e| format!("{}: {e}", suite.display()))?;
     let cases = glm_evals::case::read_suite(&text)?;
@@ -406,7 +450,7 @@ pub async fn rescore(dir: &Path, builtins: &BuiltinOptions) -> Result<Vec<CaseRe
         let mut result = result_of(&trace);
         let work = dir.join("work").join(&case.id);
         result.check_output = python_check(case, result.answer.as_deref(), &work, builtins).await;
-        let verdict = BuiltinScorer.score(case, &result);
+        let verdict = scorer.score(case, &result);
         reports.push(report(case, &trace, verdict, 0));
     }
     write_report(dir, &reports)?;

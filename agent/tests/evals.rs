@@ -4,8 +4,8 @@
 use glm_agent::agent::Settings;
 use glm_agent::builtins::BuiltinOptions;
 use glm_agent::engine::Sampling;
-use glm_agent::eval::{BUILTIN_SUITES, EngineChoice, rescore, run_suite};
-use glm_evals::case::{Case, read_suite};
+use glm_agent::eval::{BUILTIN_SUITES, EngineChoice, SuiteOptions, rescore, run_suite};
+use glm_evals::case::{BuiltinScorer, Case, read_suite};
 
 use crate::agent_loop::tiny_encoder;
 
@@ -43,11 +43,10 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     let reports = run_suite(
         &cases,
         &EngineChoice::Reference,
-        &tiny_encoder(),
-        &builtins,
-        &settings(),
-        out.path(),
-        4,
+        &SuiteOptions {
+            jobs: 4,
+            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
+        },
     )
     .await
     .unwrap();
@@ -60,11 +59,10 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     let reports = run_suite(
         &[wrong],
         &EngineChoice::Reference,
-        &tiny_encoder(),
-        &builtins,
-        &settings(),
-        out.path(),
-        1,
+        &SuiteOptions {
+            jobs: 1,
+            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
+        },
     )
     .await
     .unwrap();
@@ -78,11 +76,10 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     let all = run_suite(
         &cases[..3],
         &EngineChoice::Reference,
-        &tiny_encoder(),
-        &builtins,
-        &settings(),
-        out.path(),
-        1,
+        &SuiteOptions {
+            jobs: 1,
+            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
+        },
     )
     .await
     .unwrap();
@@ -90,7 +87,9 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     let path = out.path().join("cases.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("\"Oslo\"", "\"Trondheim\"", 1)).unwrap();
-    let again = rescore(out.path(), &builtins).await.unwrap();
+    let again = rescore(out.path(), &builtins, &BuiltinScorer)
+        .await
+        .unwrap();
     assert!(
         !again[0].pass && again[1].pass && again[2].pass,
         "{again:#?}"
@@ -116,11 +115,15 @@ fn a_suite_runs_on_a_tiny_generated_model() {
         .block_on(run_suite(
             &cases,
             &EngineChoice::Shared(&engine),
-            &encoder,
-            &BuiltinOptions::new(crate::cache_dir()),
-            &settings(),
-            out.path(),
-            1,
+            &SuiteOptions {
+                jobs: 1,
+                ..SuiteOptions::new(
+                    &encoder,
+                    &BuiltinOptions::new(crate::cache_dir()),
+                    &settings(),
+                    out.path(),
+                )
+            },
         ))
         .unwrap();
     assert_eq!(reports.len(), cases.len());
@@ -137,6 +140,7 @@ fn a_suite_runs_on_a_tiny_generated_model() {
         .block_on(rescore(
             out.path(),
             &BuiltinOptions::new(crate::cache_dir()),
+            &BuiltinScorer,
         ))
         .unwrap();
     assert_eq!(rescored.len(), cases.len());
@@ -189,11 +193,10 @@ async fn the_tool_use_suite_runs_python_and_the_browser_on_the_fixture_site() {
     let reports = run_suite(
         &cases,
         &EngineChoice::Reference,
-        &tiny_encoder(),
-        &builtins,
-        &settings(),
-        out.path(),
-        2,
+        &SuiteOptions {
+            jobs: 2,
+            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
+        },
     )
     .await
     .unwrap();
@@ -225,11 +228,10 @@ async fn the_tool_use_suite_runs_python_and_the_browser_on_the_fixture_site() {
     let reports = run_suite(
         &[wrong],
         &EngineChoice::Reference,
-        &tiny_encoder(),
-        &builtins,
-        &settings(),
-        out.path(),
-        1,
+        &SuiteOptions {
+            jobs: 1,
+            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
+        },
     )
     .await
     .unwrap();
@@ -247,11 +249,15 @@ async fn needle_cases_have_the_asked_length_and_depth() {
     let reports = run_suite(
         &cases,
         &EngineChoice::Reference,
-        &encoder,
-        &BuiltinOptions::new(crate::cache_dir()),
-        &settings(),
-        out.path(),
-        1,
+        &SuiteOptions {
+            jobs: 1,
+            ..SuiteOptions::new(
+                &encoder,
+                &BuiltinOptions::new(crate::cache_dir()),
+                &settings(),
+                out.path(),
+            )
+        },
     )
     .await
     .unwrap();
@@ -286,11 +292,15 @@ fn the_needle_suite_runs_on_a_tiny_generated_model() {
         .block_on(run_suite(
             &cases,
             &EngineChoice::Shared(&engine),
-            &encoder,
-            &BuiltinOptions::new(crate::cache_dir()),
-            &settings(),
-            out.path(),
-            1,
+            &SuiteOptions {
+                jobs: 1,
+                ..SuiteOptions::new(
+                    &encoder,
+                    &BuiltinOptions::new(crate::cache_dir()),
+                    &settings(),
+                    out.path(),
+                )
+            },
         ))
         .unwrap();
     assert_eq!(reports.len(), 2);
@@ -362,4 +372,41 @@ fn bfcl_data_converts_into_a_suite_that_runs() {
     );
     let missing = crate::glm_agent(&["eval", "convert-bfcl", dir.path().to_str().unwrap()], "");
     assert_eq!(missing.status.code(), Some(2));
+}
+
+/// A scorer of one's own judges runs in place of the built-in checks.
+#[tokio::test]
+async fn a_custom_scorer_judges_the_runs() {
+    use glm_evals::case::{RunResult, Scorer, Verdict};
+    struct ShortAnswers;
+    impl Scorer for ShortAnswers {
+        fn score(&self, _: &Case, result: &RunResult) -> Verdict {
+            let n = result.answer.as_deref().map_or(0, str::len);
+            Verdict {
+                pass: n > 0 && n < 60,
+                reason: format!("{n} characters"),
+            }
+        }
+    }
+    let cases: Vec<Case> = suite()
+        .into_iter()
+        .filter(|c| c.category == "irrelevance")
+        .collect();
+    let out = tempfile::tempdir().unwrap();
+    let builtins = BuiltinOptions::new(crate::cache_dir());
+    let settings = settings();
+    let encoder = tiny_encoder();
+    let options = SuiteOptions {
+        scorer: &ShortAnswers,
+        ..SuiteOptions::new(&encoder, &builtins, &settings, out.path())
+    };
+    let reports = run_suite(&cases, &EngineChoice::Reference, &options)
+        .await
+        .unwrap();
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.pass && r.reason == "47 characters"),
+        "{reports:#?}"
+    );
 }

@@ -8,9 +8,10 @@ use glm_agent::agent::Settings;
 use glm_agent::builtins::BuiltinOptions;
 use glm_agent::engine::Sampling;
 use glm_agent::eval::{
-    BUILTIN_SUITES, CaseReport, EngineChoice, needle_cases, needle_grid, rescore, run_suite, table,
+    BUILTIN_SUITES, CaseReport, EngineChoice, SuiteOptions, needle_cases, needle_grid, rescore,
+    run_suite, table,
 };
-use glm_evals::case::read_suite;
+use glm_evals::case::{BuiltinScorer, read_suite};
 use glm_prompts::Encoder;
 
 use super::engine_opts::EngineOptions;
@@ -171,7 +172,7 @@ pub fn run(args: EvalArgs) -> CmdResult {
         builtins.offline = args.common.is_offline();
         let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
         let reports = runtime
-            .block_on(rescore(dir, &builtins))
+            .block_on(rescore(dir, &builtins, &BuiltinScorer))
             .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
         return show(&reports, *json);
     }
@@ -237,11 +238,10 @@ pub fn run(args: EvalArgs) -> CmdResult {
             return run_suite(
                 &cases,
                 &EngineChoice::Reference,
-                &encoder,
-                &builtins,
-                &settings,
-                &out,
-                args.jobs,
+                &SuiteOptions {
+                    jobs: args.jobs,
+                    ..SuiteOptions::new(&encoder, &builtins, &settings, &out)
+                },
             )
             .await
             .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)));
@@ -267,11 +267,10 @@ pub fn run(args: EvalArgs) -> CmdResult {
         run_suite(
             &cases,
             &EngineChoice::Shared(opened.engine.as_ref()),
-            &encoder,
-            &builtins,
-            &settings,
-            &out,
-            args.jobs,
+            &SuiteOptions {
+                jobs: args.jobs,
+                ..SuiteOptions::new(&encoder, &builtins, &settings, &out)
+            },
         )
         .await
         .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))
