@@ -729,7 +729,7 @@ impl<'a> Agent<'a> {
                             ids: ids.clone(),
                             text: text.clone(),
                             finish: reason,
-                            generated_tokens: usage.generated_tokens,
+                            generated_tokens: usage.generated_tokens.max(ids.len()),
                             prefill_ms: millis(usage.prefill),
                             decode_ms: millis(usage.decode),
                         });
