@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use glm_evals::case::{BuiltinScorer, Case, RunResult, Scorer, Verdict};
-use glm_prompts::{Encoder, FunctionSpec, Parsed, ToolSpec};
+use glm_prompts::{Encoder, FunctionSpec, Message, Parsed, Role, ToolSpec};
 use glm_tools::{DynamicTool, ToolError, ToolRegistry};
 use serde::Serialize;
 use serde_json::Value;
@@ -327,6 +327,23 @@ pub async fn run_case(
             case.id
         ));
     };
+    let history = case
+        .messages
+        .iter()
+        .map(|t| {
+            let role = match t.role.as_str() {
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                other => {
+                    return Err(format!(
+                        "case {}: a history turn's role is `{other}`; use user or assistant",
+                        case.id
+                    ));
+                }
+            };
+            Ok(Message::new(role, t.content.clone()))
+        })
+        .collect::<Result<Vec<Message>, String>>()?;
     let work = out.join("work").join(&case.id);
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     let path = out.join(format!("{}.jsonl", case.id));
@@ -338,7 +355,9 @@ pub async fn run_case(
     let mut on_event = |e: &Event| writer.record(e);
     if case.check.first_turn_only() {
         // Calls of the first turn are recorded as `call` events for scoring, not run.
-        let parsed = agent.first_turn(&case.task, &cancel, &mut on_event).await;
+        let parsed = agent
+            .first_turn(&history, &case.task, &cancel, &mut on_event)
+            .await;
         match parsed {
             Ok(Parsed::Call(call)) => on_event(&Event::Call {
                 step: 1,
@@ -356,7 +375,9 @@ pub async fn run_case(
             }),
         }
     } else {
-        agent.run(&case.task, &cancel, &mut on_event).await;
+        agent
+            .run_after(&history, &case.task, &cancel, &mut on_event)
+            .await;
     }
     if let Some(e) = writer.error() {
         return Err(e.to_owned());
@@ -564,6 +585,7 @@ pub fn needle_cases(encoder: &Encoder, lengths: &[usize], depths: &[f64]) -> Vec
             cases.push(Case {
                 id: format!("needle_{length}_{}", (depth * 100.0).round() as u32),
                 category: format!("{length}"),
+                messages: Vec::new(),
                 task: format!("{}\n\n{question}", text.join(" ")),
                 functions: Vec::new(),
                 builtins: Vec::new(),

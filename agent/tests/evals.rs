@@ -410,3 +410,52 @@ async fn a_custom_scorer_judges_the_runs() {
         "{reports:#?}"
     );
 }
+
+/// A case can start from earlier turns: they are in the prompt, before the task.
+#[tokio::test]
+async fn a_case_with_earlier_turns() {
+    let case: Case = serde_json::from_value(serde_json::json!({
+        "id": "history", "category": "chat",
+        "messages": [
+            {"role": "user", "content": "My favourite number is 7."},
+            {"role": "assistant", "content": "Noted: 7."}
+        ],
+        "task": "What is my favourite number?",
+        "check": {"kind": "contains", "text": "7"},
+        "reference": ["It is 7.<|user|>"]
+    }))
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let builtins = BuiltinOptions::new(crate::cache_dir());
+    let settings = settings();
+    let encoder = tiny_encoder();
+    let options = SuiteOptions::new(&encoder, &builtins, &settings, out.path());
+    let reports = run_suite(
+        std::slice::from_ref(&case),
+        &EngineChoice::Reference,
+        &options,
+    )
+    .await
+    .unwrap();
+    assert!(reports[0].pass, "{:?}", reports[0]);
+    let trace = glm_agent::agent::trace::Trace::read(&out.path().join("history.jsonl")).unwrap();
+    let prompt = trace
+        .events
+        .iter()
+        .find_map(|e| match e {
+            glm_agent::agent::Event::Model { prompt_delta, .. } => Some(prompt_delta.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let text = encoder.decode(&prompt).unwrap();
+    let earlier = text.find("My favourite number is 7.").unwrap();
+    let reply = text.find("<|assistant|>\nNoted: 7.").unwrap();
+    let task = text.find("What is my favourite number?").unwrap();
+    assert!(earlier < reply && reply < task, "{text}");
+    let mut bad = case;
+    bad.messages[0].role = "robot".into();
+    let err = run_suite(&[bad], &EngineChoice::Reference, &options)
+        .await
+        .unwrap_err();
+    assert!(err.contains("`robot`"), "{err}");
+}

@@ -109,6 +109,7 @@ pub fn convert(
         cases.push(Case {
             id,
             category: category.to_owned(),
+            messages: Vec::new(),
             task,
             functions,
             builtins: Vec::new(),

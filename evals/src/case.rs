@@ -13,6 +13,10 @@ pub struct Case {
     /// A category for the report (`simple`, `multiple`, `irrelevance`, ...).
     #[serde(default)]
     pub category: String,
+    /// Earlier turns of the conversation, before the task: `{"role": "user" | "assistant",
+    /// "content": ...}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Turn>,
     /// The user's message.
     pub task: String,
     /// Function tools offered: `{"name", "description", "parameters"}` objects.
@@ -27,6 +31,15 @@ pub struct Case {
     /// run a suite end to end without a model.
     #[serde(default)]
     pub reference: Vec<String>,
+}
+
+/// An earlier turn of a case's conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    /// `user` or `assistant`.
+    pub role: String,
+    /// What was said.
+    pub content: String,
 }
 
 /// How a case is judged.

@@ -242,21 +242,37 @@ impl<'a> Agent<'a> {
         cancel: &CancellationToken,
         on_event: &mut (dyn FnMut(&Event) + Send),
     ) -> Outcome {
+        self.run_after(&[], task, cancel, on_event).await
+    }
+
+    /// Runs `task` after earlier turns of a conversation (`history`: user, assistant and
+    /// observation messages, rendered before the task).
+    pub async fn run_after(
+        &self,
+        history: &[Message],
+        task: &str,
+        cancel: &CancellationToken,
+        on_event: &mut (dyn FnMut(&Event) + Send),
+    ) -> Outcome {
         on_event(&self.start_event(task));
         let mut session = self.new_session();
+        session.messages.extend_from_slice(history);
         self.turn(&mut session, task, cancel, on_event).await
     }
 
-    /// The model's first turn only, parsed and not acted on: for judging what a model calls
-    /// without running the tools. Reports `start` and `model` events like [`Agent::run`].
+    /// The model's first turn only (after `history`), parsed and not acted on: for judging what
+    /// a model calls without running the tools. Reports `start` and `model` events like
+    /// [`Agent::run`].
     pub async fn first_turn(
         &self,
+        history: &[Message],
         task: &str,
         cancel: &CancellationToken,
         on_event: &mut (dyn FnMut(&Event) + Send),
     ) -> Result<Parsed, End> {
         on_event(&self.start_event(task));
         let mut session = self.new_session();
+        session.messages.extend_from_slice(history);
         session.messages.push(Message::new(Role::User, task));
         let mut ids = self
             .encoder
