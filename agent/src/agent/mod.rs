@@ -92,6 +92,25 @@ pub struct Session {
     pub steps: usize,
     /// How many of `ids` earlier model events already account for (prompt plus generated).
     pub recorded: usize,
+    /// A running hash of `ids[..hashed]`: each step hashes only what it appended.
+    hasher: Sha256,
+    hashed: usize,
+}
+
+impl Session {
+    /// [`prefix_hash`] of `ids`, hashing only the ids added since the last call.
+    pub fn prefix_hash(&mut self) -> String {
+        if self.hashed > self.ids.len() {
+            // The ids were replaced, not extended: start over.
+            self.hasher = Sha256::new();
+            self.hashed = 0;
+        }
+        for id in &self.ids[self.hashed..] {
+            self.hasher.update(id.to_le_bytes());
+        }
+        self.hashed = self.ids.len();
+        hex::encode(&self.hasher.clone().finalize()[..8])
+    }
 }
 
 /// An agent: an engine, tools and settings.
@@ -147,6 +166,17 @@ pub fn output_segments(text: &str) -> Vec<Segment> {
 enum Next {
     /// The run ends: how, the answer, a message for an error event.
     Finish(End, Option<String>, String),
+    /// A call that cannot run (malformed, or to a tool that does not exist).
+    Reject {
+        /// What the model wrote.
+        written: glm_prompts::Written,
+        /// The name it wrote.
+        name: String,
+        /// What was wrong, for the event.
+        reason: String,
+        /// The error the model reads.
+        error: glm_tools::ToolError,
+    },
     /// Observation turns to append: tool, messages, files, whether an error, tool time, and
     /// the end when the same failure was repeated too often.
     Observe(
@@ -230,8 +260,7 @@ impl<'a> Agent<'a> {
         Session {
             messages,
             ids: Vec::new(),
-            steps: 0,
-            recorded: 0,
+            ..Session::default()
         }
     }
 
@@ -285,6 +314,7 @@ impl<'a> Agent<'a> {
                 1,
                 &ids,
                 0,
+                prefix_hash(&ids),
                 self.settings.max_step_tokens,
                 &stop_ids,
                 cancel,
@@ -419,11 +449,13 @@ impl<'a> Agent<'a> {
                 .saturating_sub(generated_total)
                 .max(if final_turn.is_some() { 512 } else { 1 });
             let max_new = (self.settings.max_step_tokens as usize).min(remaining) as u32;
+            let hash = session.prefix_hash();
             let turn = match self
                 .generate(
                     step,
                     &session.ids,
                     session.recorded,
+                    hash,
                     max_new,
                     &stop_ids,
                     cancel,
@@ -475,54 +507,30 @@ impl<'a> Agent<'a> {
                 Parsed::Answer(text) => {
                     // It stopped for an observation, but the name is not a tool.
                     let (header, body) = text.split_once('\n').unwrap_or((text.as_str(), ""));
-                    let written = glm_prompts::Written {
-                        header: header.to_owned(),
-                        body: body.to_owned(),
-                    };
                     let name = header.trim().to_owned();
-                    session.messages.push(written.to_message());
                     let error = glm_tools::ToolError::UnknownTool {
                         name: name.clone(),
                         available: self.tools.names().join(", "),
                     };
-                    on_event(&Event::Malformed {
-                        step,
-                        name: name.clone(),
-                        reason: error.to_string(),
-                    });
-                    let repeated =
-                        self.repeated(&mut last_failure, format!("unknown {text}"), &name);
-                    Next::Observe(
+                    Next::Reject {
+                        written: glm_prompts::Written {
+                            header: header.to_owned(),
+                            body: body.to_owned(),
+                        },
                         name,
-                        vec![error.to_message()],
-                        Vec::new(),
-                        true,
-                        Duration::ZERO,
-                        repeated,
-                    )
+                        reason: error.to_string(),
+                        error,
+                    }
                 }
-                Parsed::Malformed(bad) => {
-                    session.messages.push(bad.written.to_message());
-                    on_event(&Event::Malformed {
-                        step,
-                        name: bad.name.clone(),
-                        reason: bad.reason.clone(),
-                    });
-                    let key = format!("{}\n{}", bad.written.header, bad.written.body);
-                    let repeated = self.repeated(&mut last_failure, key, &bad.name);
-                    let error = glm_tools::ToolError::BadArguments {
+                Parsed::Malformed(bad) => Next::Reject {
+                    error: glm_tools::ToolError::BadArguments {
                         tool: bad.name.clone(),
                         reason: bad.reason.clone(),
-                    };
-                    Next::Observe(
-                        bad.name,
-                        vec![error.to_message()],
-                        Vec::new(),
-                        true,
-                        Duration::ZERO,
-                        repeated,
-                    )
-                }
+                    },
+                    written: bad.written,
+                    name: bad.name,
+                    reason: bad.reason,
+                },
                 Parsed::Call(call) => {
                     session.messages.push(call.written.to_message());
                     let arguments = serde_json::to_value(&call.arguments).unwrap_or_default();
@@ -580,6 +588,53 @@ impl<'a> Agent<'a> {
                         &message,
                         on_event,
                     );
+                }
+                Next::Reject {
+                    written,
+                    name,
+                    reason,
+                    error,
+                } => {
+                    // The call goes into history as written, the error back as an observation.
+                    let key = format!("{}\n{}", written.header, written.body);
+                    session.messages.push(written.to_message());
+                    on_event(&Event::Malformed {
+                        step,
+                        name: name.clone(),
+                        reason,
+                    });
+                    let repeated = self.repeated(&mut last_failure, key, &name);
+                    if let Err(e) = self.observe(
+                        session,
+                        step,
+                        &name,
+                        vec![error.to_message()],
+                        &[],
+                        true,
+                        Duration::ZERO,
+                        on_event,
+                    ) {
+                        return self.finish(
+                            End::BadInput,
+                            None,
+                            steps,
+                            generated_total,
+                            started,
+                            &e,
+                            on_event,
+                        );
+                    }
+                    if let Some(end) = repeated {
+                        return self.finish(
+                            end,
+                            None,
+                            steps,
+                            generated_total,
+                            started,
+                            "",
+                            on_event,
+                        );
+                    }
                 }
                 Next::Observe(name, messages, files, error, took, repeated) => {
                     if let Err(e) = self.observe(
@@ -693,6 +748,7 @@ impl<'a> Agent<'a> {
         step: usize,
         prompt: &[u32],
         recorded: usize,
+        hash: String,
         max_new: u32,
         stop_ids: &[u32],
         cancel: &CancellationToken,
@@ -740,7 +796,7 @@ impl<'a> Agent<'a> {
                             step,
                             prompt_tokens: prompt.len(),
                             prompt_delta: prompt.get(recorded..).unwrap_or(&[]).to_vec(),
-                            prefix_hash: prefix_hash(prompt),
+                            prefix_hash: hash.clone(),
                             cached_tokens: usage.cached_prompt_tokens,
                             ids: ids.clone(),
                             text: text.clone(),
@@ -767,5 +823,22 @@ impl<'a> Agent<'a> {
             }
             return Err(End::EngineFailed(failure.message));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_hash_equals_the_whole_hash() {
+        let mut session = Session::default();
+        session.ids = vec![1, 2, 3];
+        assert_eq!(session.prefix_hash(), prefix_hash(&[1, 2, 3]));
+        session.ids.extend([4, 5]);
+        assert_eq!(session.prefix_hash(), prefix_hash(&[1, 2, 3, 4, 5]));
+        assert_eq!(session.prefix_hash(), prefix_hash(&[1, 2, 3, 4, 5]));
+        session.ids = vec![9];
+        assert_eq!(session.prefix_hash(), prefix_hash(&[9]));
     }
 }
