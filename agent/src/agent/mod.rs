@@ -832,8 +832,10 @@ mod tests {
 
     #[test]
     fn the_running_hash_equals_the_whole_hash() {
-        let mut session = Session::default();
-        session.ids = vec![1, 2, 3];
+        let mut session = Session {
+            ids: vec![1, 2, 3],
+            ..Session::default()
+        };
         assert_eq!(session.prefix_hash(), prefix_hash(&[1, 2, 3]));
         session.ids.extend([4, 5]);
         assert_eq!(session.prefix_hash(), prefix_hash(&[1, 2, 3, 4, 5]));
