@@ -212,10 +212,10 @@ fn declared_functions(case: &Case) -> Result<ToolRegistry, String> {
 }
 
 /// What a trace says the run did, for scoring.
-pub fn result_of(trace: &Trace) -> RunResult {
+pub fn result_of(events: &[Event]) -> RunResult {
     let mut result = RunResult::default();
     let mut first_model = true;
-    for event in &trace.events {
+    for event in events {
         match event {
             Event::Model { .. } if first_model => first_model = false,
             Event::Call {
@@ -258,9 +258,9 @@ async fn python_check(
     )
 }
 
-fn report(case: &Case, trace: &Trace, verdict: Verdict, took_ms: u64) -> CaseReport {
+fn report(case: &Case, events: &[Event], verdict: Verdict, took_ms: u64) -> CaseReport {
     let (mut steps, mut generated, mut prompt, mut cached) = (0, 0, 0, 0);
-    for e in &trace.events {
+    for e in events {
         if let Event::Model {
             generated_tokens,
             prompt_tokens,
@@ -352,7 +352,14 @@ pub async fn run_case(
         TraceWriter::create(out, &case.id).map_err(|e| format!("{}: {e}", path.display()))?;
     let agent = Agent::new(engine, tools, encoder.clone(), settings.clone(), &work);
     let cancel = CancellationToken::new();
-    let mut on_event = |e: &Event| writer.record(e);
+    // Kept in memory for scoring as they are written.
+    let mut events: Vec<Event> = Vec::new();
+    let mut on_event = |e: &Event| {
+        writer.record(e);
+        if !matches!(e, Event::Delta { .. }) {
+            events.push(e.clone());
+        }
+    };
     if case.check.first_turn_only() {
         // Calls of the first turn are recorded as `call` events for scoring, not run.
         let parsed = agent
@@ -382,13 +389,12 @@ pub async fn run_case(
     if let Some(e) = writer.error() {
         return Err(e.to_owned());
     }
-    let trace = Trace::read(&path).map_err(|e| e.to_string())?;
-    let mut result = result_of(&trace);
+    let mut result = result_of(&events);
     result.check_output = python_check(case, result.answer.as_deref(), &work, builtins).await;
     let verdict = options.scorer.score(case, &result);
     Ok(report(
         case,
-        &trace,
+        &events,
         verdict,
         started.elapsed().as_millis() as u64,
     ))
@@ -468,11 +474,11 @@ pub async fn rescore(
     for case in &cases {
         let path: PathBuf = dir.join(format!("{}.jsonl", case.id));
         let trace = Trace::read(&path).map_err(|e| e.to_string())?;
-        let mut result = result_of(&trace);
+        let mut result = result_of(&trace.events);
         let work = dir.join("work").join(&case.id);
         result.check_output = python_check(case, result.answer.as_deref(), &work, builtins).await;
         let verdict = scorer.score(case, &result);
-        reports.push(report(case, &trace, verdict, 0));
+        reports.push(report(case, &trace.events, verdict, 0));
     }
     write_report(dir, &reports)?;
     Ok(reports)

@@ -170,10 +170,10 @@ struct CallRecord {
     observations: Vec<Observation>,
 }
 
-fn recorded_calls(trace: &Trace) -> Vec<CallRecord> {
+fn recorded_calls(events: &[Event]) -> Vec<CallRecord> {
     let mut calls: Vec<CallRecord> = Vec::new();
     let mut open = false;
-    for event in &trace.events {
+    for event in events {
         match event {
             Event::Call { step, name, .. } => {
                 calls.push(CallRecord {
@@ -328,7 +328,7 @@ pub async fn replay(
         }
     }
     let divergences: Divergences = Arc::new(Mutex::new(Vec::new()));
-    let calls = recorded_calls(trace);
+    let calls = recorded_calls(&trace.events);
     let live_mode = live.is_some();
     let registry = match live {
         Some(registry) => registry,
@@ -355,10 +355,7 @@ pub async fn replay(
         .filter(|e| matches!(e, Event::Model { .. }))
         .count();
     if live_mode {
-        let live_calls = recorded_calls(&Trace {
-            events: replayed.clone(),
-            truncated: false,
-        });
+        let live_calls = recorded_calls(&replayed);
         for (rec, got) in calls.iter().zip(&live_calls) {
             let (a, b): (Vec<&str>, Vec<&str>) = (
                 rec.observations.iter().map(|o| o.text.as_str()).collect(),
