@@ -553,14 +553,10 @@ impl EmbeddedEngine {
                     None => break Err(dead("the engine stopped answering")),
                 }
             };
-            let state = match picker.0.lock() {
-                Ok(s) => (s.picked.clone(), s.closed, s.mismatch.clone(), s.cancelled),
-                Err(p) => {
-                    let s = p.into_inner();
-                    (s.picked.clone(), s.closed, s.mismatch.clone(), s.cancelled)
-                }
+            let (picked, closed, mismatch) = {
+                let s = picker.0.lock().unwrap_or_else(|p| p.into_inner());
+                (s.picked.clone(), s.closed, s.mismatch.clone())
             };
-            let (picked, closed, mismatch, cancelled) = state;
             let done_usage = match outcome {
                 Ok(u) => u,
                 Err(e) => {
@@ -597,7 +593,6 @@ impl EmbeddedEngine {
             let stopped = picked
                 .last()
                 .is_some_and(|id| request.stop_ids.contains(id));
-            let _ = cancelled;
             Ok(RunEnd { usage, stopped })
         };
         (picks_rx, fut)

@@ -216,10 +216,11 @@ impl mistralrs::CustomLogitsProcessor for Picker {
         context: &[u32],
     ) -> mistralrs::Result<mistralrs::Tensor> {
         let values: Vec<f32> = logits.to_dtype(mistralrs::DType::F32)?.to_vec1()?;
-        let id = match self.0.lock() {
-            Ok(mut state) => state.step(&values, context),
-            Err(poisoned) => poisoned.into_inner().step(&values, context),
-        };
+        let id = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .step(&values, context);
         let mut forced = vec![f32::NEG_INFINITY; values.len()];
         if let Some(v) = forced.get_mut(id as usize) {
             *v = 0.0;
