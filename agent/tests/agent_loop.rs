@@ -419,112 +419,40 @@ fn a_corrupt_trace_is_a_clear_error() {
     assert_eq!(t.events.len(), 1);
 }
 
-/// A run killed with SIGKILL while a tool is busy leaves a trace whose lines all parse.
-#[test]
-fn a_killed_run_leaves_a_readable_trace() {
-    let (base, _) = serve(|_, _| {
-        std::thread::sleep(Duration::from_secs(30));
-        (200, vec![], String::new())
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let outputs = dir.path().join("outputs.json");
-    std::fs::write(
-        &outputs,
-        json!([
-            format!("simple_browser\nopen_url(\"{base}/\")<|observation|>"),
-            "x<|user|>"
-        ])
-        .to_string(),
-    )
-    .unwrap();
-    let tokenizer = dir.path().join("tokenizer.json");
-    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
-    let traces = dir.path().join("traces");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
-        .args([
-            "run",
-            "--engine",
-            &format!("replay:{}", outputs.display()),
-            "--tokenizer",
-            tokenizer.to_str().unwrap(),
-            "--tools",
-            "simple_browser",
-            "--allow-host",
-            "127.0.0.1",
-            "--trace-dir",
-            traces.to_str().unwrap(),
-            "task",
-        ])
-        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the call has been recorded, then kill.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let trace_path = loop {
-        let found = std::fs::read_dir(&traces)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .map(|e| e.path());
-        if let Some(p) = &found
-            && std::fs::read_to_string(p)
-                .unwrap_or_default()
-                .contains("\"event\":\"call\"")
-        {
-            break p.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "no trace appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let trace = Trace::read(&trace_path).unwrap();
-    let names = kinds(&trace.events);
-    assert_eq!(names, ["start", "model", "call"]);
-}
-
 #[test]
 fn glm_agent_run_with_a_replay_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let outputs = dir.path().join("outputs.json");
-    std::fs::write(
-        &outputs,
+    let (engine, tokenizer) = replay_files(
+        dir.path(),
         json!([
             "python\n```python\nprint(2**100)\n```<|observation|>",
             "2**100 = 1267650600228229401496703205376<|user|>"
-        ])
-        .to_string(),
-    )
-    .unwrap();
-    let tokenizer = dir.path().join("tokenizer.json");
-    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+        ]),
+    );
     let traces = dir.path().join("traces");
-    let run = |extra: &[&str]| {
-        let engine = format!("replay:{}", outputs.display());
-        let mut owned: Vec<String> = vec![
-            "run".into(),
-            "--engine".into(),
+    let run = |engine: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--engine",
             engine,
-            "--tokenizer".into(),
-            tokenizer.display().to_string(),
-            "--tools".into(),
-            "python".into(),
-            "--offline".into(),
-            "--trace-dir".into(),
-            traces.display().to_string(),
+            "--tokenizer",
+            &tokenizer,
+            "--tools",
+            "python",
+            "--offline",
+            "--trace-dir",
+            traces.to_str().unwrap(),
         ];
-        owned.extend(extra.iter().map(|s| (*s).to_owned()));
-        owned.push("What is 2**100?".into());
+        args.extend(extra);
+        args.push("What is 2**100?");
         std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
-            .args(&owned)
+            .args(&args)
             .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
             .env("GLM_AGENT_CACHE", crate::cache_dir())
             .output()
             .unwrap()
     };
-    let out = run(&[]);
+    let out = run(&engine, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(
@@ -536,7 +464,7 @@ fn glm_agent_run_with_a_replay_engine() {
         stderr.contains("← 1267650600228229401496703205376"),
         "{stderr}"
     );
-    let json_out = run(&["--json", "--no-trace"]);
+    let json_out = run(&engine, &["--json", "--no-trace"]);
     assert!(json_out.status.success());
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json_out.stdout)
         .lines()
@@ -551,30 +479,14 @@ fn glm_agent_run_with_a_replay_engine() {
         .unwrap()
         .unwrap()
         .path();
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
-        .args([
-            "run",
-            "--engine",
-            &format!("replay:{}", trace.display()),
-            "--tokenizer",
-            tokenizer.to_str().unwrap(),
-            "--tools",
-            "python",
-            "--offline",
-            "--no-trace",
-            "What is 2**100?",
-        ])
-        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
-        .env("GLM_AGENT_CACHE", crate::cache_dir())
-        .output()
-        .unwrap();
+    let again = run(&format!("replay:{}", trace.display()), &["--no-trace"]);
     assert!(
         again.status.success(),
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
     assert_eq!(again.stdout, out.stdout);
-    // Bad input: a budget of zero steps is still one last turn; an unknown tool is exit 2.
+    // An unknown tool is bad usage: exit 2, naming it.
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
         .args(["run", "--tools", "nosuch", "--no-trace", "x"])
         .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
@@ -664,23 +576,21 @@ fn glm_agent_chat_keeps_history_and_resets() {
     assert!(prompts[2] < prompts[1], "{prompts:?}");
 }
 
-/// Ctrl-C (SIGINT) during a tool call: the run stops, the trace ends with the interruption,
-/// and the exit code is 130.
-#[test]
-fn sigint_stops_a_run_and_keeps_its_trace() {
+/// Starts `glm-agent run` whose recorded model opens a page that never answers, and waits
+/// until its trace has recorded the call: returns the process and the trace.
+fn run_stuck_in_a_tool_call(dir: &std::path::Path) -> (std::process::Child, std::path::PathBuf) {
     let (base, _) = serve(|_, _| {
         std::thread::sleep(Duration::from_secs(30));
         (200, vec![], String::new())
     });
-    let dir = tempfile::tempdir().unwrap();
     let (engine, tokenizer) = replay_files(
-        dir.path(),
+        dir,
         json!([
             format!("simple_browser\nopen_url(\"{base}/\")<|observation|>"),
             "x<|user|>"
         ]),
     );
-    let traces = dir.path().join("traces");
+    let traces = dir.join("traces");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
         .args([
             "run",
@@ -696,28 +606,47 @@ fn sigint_stops_a_run_and_keeps_its_trace() {
             traces.to_str().unwrap(),
             "task",
         ])
-        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+        .env("GLM_AGENT_CONFIG", dir.join("none.toml"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let trace_path = loop {
+    loop {
         let found = std::fs::read_dir(&traces)
             .ok()
             .and_then(|mut d| d.next())
             .and_then(|e| e.ok())
             .map(|e| e.path());
-        if let Some(p) = &found
-            && std::fs::read_to_string(p)
+        if let Some(p) = found
+            && std::fs::read_to_string(&p)
                 .unwrap_or_default()
                 .contains("\"event\":\"call\"")
         {
-            break p.clone();
+            return (child, p);
         }
         assert!(std::time::Instant::now() < deadline, "no trace appeared");
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+/// A run killed with SIGKILL while a tool is busy leaves a trace whose lines all parse.
+#[test]
+fn a_killed_run_leaves_a_readable_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, trace_path) = run_stuck_in_a_tool_call(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let trace = Trace::read(&trace_path).unwrap();
+    assert_eq!(kinds(&trace.events), ["start", "model", "call"]);
+}
+
+/// Ctrl-C (SIGINT) during a tool call: the run stops, the trace ends with the interruption,
+/// and the exit code is 130.
+#[test]
+fn sigint_stops_a_run_and_keeps_its_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, trace_path) = run_stuck_in_a_tool_call(dir.path());
     let started = std::time::Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

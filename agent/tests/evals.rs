@@ -59,10 +59,7 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     let reports = run_suite(
         &[wrong],
         &EngineChoice::Reference,
-        &SuiteOptions {
-            jobs: 1,
-            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
-        },
+        &SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path()),
     )
     .await
     .unwrap();
@@ -76,10 +73,7 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     let all = run_suite(
         &cases[..3],
         &EngineChoice::Reference,
-        &SuiteOptions {
-            jobs: 1,
-            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
-        },
+        &SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path()),
     )
     .await
     .unwrap();
@@ -96,34 +90,30 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     );
 }
 
-/// The suite through the embedded engine and a tiny random model: scores are noise, the
-/// plumbing (traces, verdicts, token counts) is what is checked.
+/// Every suite through the embedded engine and a tiny random model: scores are noise, the
+/// plumbing (traces, verdicts, token counts, re-scoring) is what is checked.
 #[test]
-fn a_suite_runs_on_a_tiny_generated_model() {
-    let engine = crate::embedded::load(&crate::embedded::fixture().mapped, true);
-    let encoder =
-        glm_prompts::Encoder::from_file(&crate::embedded::fixture().mapped.join("tokenizer.json"))
-            .unwrap();
+fn every_suite_runs_on_a_tiny_generated_model() {
+    use glm_agent::eval::needle_cases;
+    let fixture = crate::embedded::fixture();
+    let engine = crate::embedded::load(&fixture.mapped, true);
+    let encoder = glm_prompts::Encoder::from_file(&fixture.mapped.join("tokenizer.json")).unwrap();
     let (_, tool_use) = BUILTIN_SUITES
         .iter()
         .find(|(n, _)| *n == "tool_use")
         .unwrap();
     let mut cases: Vec<Case> = suite().into_iter().step_by(10).collect();
     cases.extend(read_suite(tool_use).unwrap().into_iter().step_by(3));
+    cases.extend(needle_cases(&encoder, &[400], &[0.0, 1.0]));
     let out = tempfile::tempdir().unwrap();
-    let reports = crate::embedded::runtime()
+    let builtins = BuiltinOptions::new(crate::cache_dir());
+    let settings = settings();
+    let runtime = crate::embedded::runtime();
+    let reports = runtime
         .block_on(run_suite(
             &cases,
             &EngineChoice::Shared(&engine),
-            &SuiteOptions {
-                jobs: 1,
-                ..SuiteOptions::new(
-                    &encoder,
-                    &BuiltinOptions::new(crate::cache_dir()),
-                    &settings(),
-                    out.path(),
-                )
-            },
+            &SuiteOptions::new(&encoder, &builtins, &settings, out.path()),
         ))
         .unwrap();
     assert_eq!(reports.len(), cases.len());
@@ -136,12 +126,8 @@ fn a_suite_runs_on_a_tiny_generated_model() {
         assert!(r.pass || !r.reason.is_empty(), "{r:?}");
         assert!(out.path().join(format!("{}.jsonl", r.id)).exists());
     }
-    let rescored = crate::embedded::runtime()
-        .block_on(rescore(
-            out.path(),
-            &BuiltinOptions::new(crate::cache_dir()),
-            &BuiltinScorer,
-        ))
+    let rescored = runtime
+        .block_on(rescore(out.path(), &builtins, &BuiltinScorer))
         .unwrap();
     assert_eq!(rescored.len(), cases.len());
 }
@@ -228,10 +214,7 @@ async fn the_tool_use_suite_runs_python_and_the_browser_on_the_fixture_site() {
     let reports = run_suite(
         &[wrong],
         &EngineChoice::Reference,
-        &SuiteOptions {
-            jobs: 1,
-            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
-        },
+        &SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path()),
     )
     .await
     .unwrap();
@@ -249,15 +232,12 @@ async fn needle_cases_have_the_asked_length_and_depth() {
     let reports = run_suite(
         &cases,
         &EngineChoice::Reference,
-        &SuiteOptions {
-            jobs: 1,
-            ..SuiteOptions::new(
-                &encoder,
-                &BuiltinOptions::new(crate::cache_dir()),
-                &settings(),
-                out.path(),
-            )
-        },
+        &SuiteOptions::new(
+            &encoder,
+            &BuiltinOptions::new(crate::cache_dir()),
+            &settings(),
+            out.path(),
+        ),
     )
     .await
     .unwrap();
@@ -277,38 +257,6 @@ async fn needle_cases_have_the_asked_length_and_depth() {
     assert!(at(&cases[3]) < 0.05 && (at(&cases[4]) - 0.5).abs() < 0.05 && at(&cases[5]) > 0.9);
     let grid = needle_grid(&reports, &[600, 3000], &[0.0, 0.5, 1.0]);
     assert!(grid.contains("      3000   pass   pass   pass"), "{grid}");
-}
-
-#[test]
-fn the_needle_suite_runs_on_a_tiny_generated_model() {
-    use glm_agent::eval::needle_cases;
-    let engine = crate::embedded::load(&crate::embedded::fixture().mapped, true);
-    let encoder =
-        glm_prompts::Encoder::from_file(&crate::embedded::fixture().mapped.join("tokenizer.json"))
-            .unwrap();
-    let cases = needle_cases(&encoder, &[400], &[0.0, 1.0]);
-    let out = tempfile::tempdir().unwrap();
-    let reports = crate::embedded::runtime()
-        .block_on(run_suite(
-            &cases,
-            &EngineChoice::Shared(&engine),
-            &SuiteOptions {
-                jobs: 1,
-                ..SuiteOptions::new(
-                    &encoder,
-                    &BuiltinOptions::new(crate::cache_dir()),
-                    &settings(),
-                    out.path(),
-                )
-            },
-        ))
-        .unwrap();
-    assert_eq!(reports.len(), 2);
-    assert!(
-        reports
-            .iter()
-            .all(|r| r.steps == 1 && r.generated_tokens > 0)
-    );
 }
 
 #[test]
