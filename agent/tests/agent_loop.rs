@@ -577,7 +577,9 @@ fn glm_agent_chat_keeps_history_and_resets() {
 }
 
 /// Starts `glm-agent run` whose recorded model opens a page that never answers, and waits
-/// until its trace has recorded the call: returns the process and the trace.
+/// until its trace has recorded the call: returns the process (the caller waits for it) and
+/// the trace.
+#[allow(clippy::zombie_processes)]
 fn run_stuck_in_a_tool_call(dir: &std::path::Path) -> (std::process::Child, std::path::PathBuf) {
     let (base, _) = serve(|_, _| {
         std::thread::sleep(Duration::from_secs(30));
@@ -591,7 +593,7 @@ fn run_stuck_in_a_tool_call(dir: &std::path::Path) -> (std::process::Child, std:
         ]),
     );
     let traces = dir.join("traces");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
         .args([
             "run",
             "--engine",
@@ -625,7 +627,11 @@ fn run_stuck_in_a_tool_call(dir: &std::path::Path) -> (std::process::Child, std:
         {
             return (child, p);
         }
-        assert!(std::time::Instant::now() < deadline, "no trace appeared");
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no trace appeared");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
