@@ -1,5 +1,6 @@
 //! Notebook sessions: one live interpreter per run, a cell per `turn`, rollback after a trap.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -369,7 +370,7 @@ impl Session {
     }
 
     fn run_raw(&mut self, code: &str) -> Result<CellResult> {
-        let started = SystemTime::now();
+        let before = scan_files(&self.data_dir);
         let deadline = Instant::now() + self.limits.deadline;
         let stop = Arc::new(AtomicBool::new(false));
         let mut live = self.live.take().ok_or(Error::Wasm {
@@ -388,7 +389,7 @@ impl Session {
             .map_err(Error::io(&self.data_dir))?;
         let (ran, over_quota) = self.wait(&rx, deadline, &stop);
         let (output, dropped_bytes) = self.output.take();
-        let mut files = changed_files(&self.data_dir, started);
+        let mut files = changed_files(&before, scan_files(&self.data_dir));
         let outcome = match ran {
             Some((live, Ok(_status))) if !over_quota => {
                 // Reuse the buffer: a fresh 40+ MiB allocation per cell costs page faults.
@@ -501,9 +502,17 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
-/// Visible files under `dir` modified at or after `since`.
-fn changed_files(dir: &Path, since: SystemTime) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+/// What identifies one version of a file: modification time, size and inode.
+type Stamp = (Option<SystemTime>, u64, u64);
+
+/// Every visible regular file under `dir` with its stamp.
+///
+/// Files are found new or changed by comparing two scans, not by comparing modification
+/// times with the clock: the kernel stamps files from a coarse clock that can lag
+/// `SystemTime::now()` by a tick, so a file written right after a cell starts can carry
+/// an older time than the cell's start.
+fn scan_files(dir: &Path) -> BTreeMap<PathBuf, Stamp> {
+    let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -516,15 +525,73 @@ fn changed_files(dir: &Path, since: SystemTime) -> Vec<PathBuf> {
             match entry.file_type() {
                 Ok(t) if t.is_dir() => stack.push(entry.path()),
                 Ok(t) if t.is_file() => {
-                    let modified = entry.metadata().and_then(|m| m.modified());
-                    if modified.is_ok_and(|m| m >= since) {
-                        out.push(entry.path());
-                    }
+                    let Ok(meta) = entry.metadata() else {
+                        continue;
+                    };
+                    out.insert(
+                        entry.path(),
+                        (meta.modified().ok(), meta.len(), inode(&meta)),
+                    );
                 }
                 _ => {}
             }
         }
     }
-    out.sort();
     out
+}
+
+#[cfg(unix)]
+fn inode(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// Files in `after` that are not in `before` or whose stamp changed, sorted.
+fn changed_files(
+    before: &BTreeMap<PathBuf, Stamp>,
+    after: BTreeMap<PathBuf, Stamp>,
+) -> Vec<PathBuf> {
+    after
+        .into_iter()
+        .filter(|(path, stamp)| before.get(path) != Some(stamp))
+        .map(|(path, _)| path)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_stamped_before_the_scan_is_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("old.txt"), "kept").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let before = scan_files(dir.path());
+
+        // A file whose time lags the scan, as the kernel's coarse clock can make it.
+        let new = dir.path().join("sub/new.txt");
+        let file = std::fs::File::create(&new).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        drop(file);
+        std::fs::write(dir.path().join(".hidden"), "x").unwrap();
+
+        assert_eq!(changed_files(&before, scan_files(dir.path())), vec![new]);
+    }
+
+    #[test]
+    fn a_rewritten_file_is_found_and_an_untouched_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+        std::fs::write(&a, "one").unwrap();
+        std::fs::write(&b, "same").unwrap();
+        let before = scan_files(dir.path());
+        std::fs::write(&a, "three").unwrap();
+        assert_eq!(changed_files(&before, scan_files(dir.path())), vec![a]);
+    }
 }
