@@ -577,7 +577,7 @@ impl<'a> Agent<'a> {
                     }
                 }
             };
-            match next {
+            let (name, messages, files, error, took, repeated) = match next {
                 Next::Finish(end, answer, message) => {
                     return self.finish(
                         end,
@@ -604,65 +604,30 @@ impl<'a> Agent<'a> {
                         reason,
                     });
                     let repeated = self.repeated(&mut last_failure, key, &name);
-                    if let Err(e) = self.observe(
-                        session,
-                        step,
-                        &name,
-                        vec![error.to_message()],
-                        &[],
-                        true,
-                        Duration::ZERO,
-                        on_event,
-                    ) {
-                        return self.finish(
-                            End::BadInput,
-                            None,
-                            steps,
-                            generated_total,
-                            started,
-                            &e,
-                            on_event,
-                        );
-                    }
-                    if let Some(end) = repeated {
-                        return self.finish(
-                            end,
-                            None,
-                            steps,
-                            generated_total,
-                            started,
-                            "",
-                            on_event,
-                        );
-                    }
+                    let messages = vec![error.to_message()];
+                    (name, messages, Vec::new(), true, Duration::ZERO, repeated)
                 }
                 Next::Observe(name, messages, files, error, took, repeated) => {
-                    if let Err(e) = self.observe(
-                        session, step, &name, messages, &files, error, took, on_event,
-                    ) {
-                        return self.finish(
-                            End::BadInput,
-                            None,
-                            steps,
-                            generated_total,
-                            started,
-                            &e,
-                            on_event,
-                        );
-                    }
-                    if let Some(end) = repeated {
-                        return self.finish(
-                            end,
-                            None,
-                            steps,
-                            generated_total,
-                            started,
-                            "",
-                            on_event,
-                        );
-                    }
+                    (name, messages, files, error, took, repeated)
                 }
-            }
+            };
+            let observed = self.observe(
+                session, step, &name, messages, &files, error, took, on_event,
+            );
+            let (end, message) = match (observed, repeated) {
+                (Err(e), _) => (End::BadInput, e),
+                (Ok(()), Some(end)) => (end, String::new()),
+                (Ok(()), None) => continue,
+            };
+            return self.finish(
+                end,
+                None,
+                steps,
+                generated_total,
+                started,
+                &message,
+                on_event,
+            );
         }
     }
 
