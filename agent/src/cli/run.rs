@@ -203,6 +203,23 @@ struct Prepared {
     registry: glm_tools::ToolRegistry,
 }
 
+/// The agent over the opened engine, working in a fresh folder for the run's files (kept
+/// afterwards: files the tools produced are the user's).
+fn new_agent<'a>(
+    opened: &'a Opened,
+    registry: glm_tools::ToolRegistry,
+    encoder: Encoder,
+    config: &RunConfig,
+) -> Result<Agent<'a>, Failure> {
+    let workdir = std::env::temp_dir().join(format!("glm-agent-run-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).map_err(Failure::bad_input)?;
+    let engine = opened.engine.as_ref();
+    Ok(
+        Agent::new(engine, registry, encoder, config.settings(), workdir)
+            .with_model_info(opened.model.clone()),
+    )
+}
+
 async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     let (_, config) = layered(Some(options))?;
     let engine_options = EngineOptions {
@@ -383,19 +400,16 @@ fn outcome_result(outcome: &Outcome) -> CmdResult {
 pub fn run(args: RunArgs) -> CmdResult {
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     runtime.block_on(async move {
-        let prepared = prepare(&args.options).await?;
-        let workdir = tempfile_dir()?;
-        let agent = Agent::new(
-            prepared.opened.engine.as_ref(),
-            prepared.registry,
-            prepared.encoder,
-            prepared.config.settings(),
-            &workdir,
-        )
-        .with_model_info(prepared.opened.model.clone());
+        let Prepared {
+            opened,
+            encoder,
+            config,
+            registry,
+        } = prepare(&args.options).await?;
+        let agent = new_agent(&opened, registry, encoder, &config)?;
         let cancel = CancellationToken::new();
         interrupt_on_ctrl_c(&cancel);
-        let mut trace = trace_writer(&args.options, &prepared.config);
+        let mut trace = trace_writer(&args.options, &config);
         let mut display = Display::new(args.options.json);
         let mut on_event = |e: &Event| {
             if let Some(t) = trace.as_mut() {
@@ -435,29 +449,19 @@ fn describe_end(end: &End) -> String {
     }
 }
 
-/// A working folder for the run's files (kept: files the tools produced are the user's).
-fn tempfile_dir() -> Result<PathBuf, Failure> {
-    let dir = std::env::temp_dir().join(format!("glm-agent-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(Failure::bad_input)?;
-    Ok(dir)
-}
-
 /// `chat`.
 pub fn chat(args: ChatArgs) -> CmdResult {
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     runtime.block_on(async move {
         let options = &args.options;
-        let prepared = prepare(options).await?;
-        let workdir = tempfile_dir()?;
-        let agent = Agent::new(
-            prepared.opened.engine.as_ref(),
-            prepared.registry,
-            prepared.encoder,
-            prepared.config.settings(),
-            &workdir,
-        )
-        .with_model_info(prepared.opened.model.clone());
-        let mut trace = trace_writer(options, &prepared.config);
+        let Prepared {
+            opened,
+            encoder,
+            config,
+            registry,
+        } = prepare(options).await?;
+        let agent = new_agent(&opened, registry, encoder, &config)?;
+        let mut trace = trace_writer(options, &config);
         let mut display = Display::new(options.json);
         let mut session = agent.new_session();
         let tty = std::io::stdin().is_terminal();
