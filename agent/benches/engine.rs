@@ -17,9 +17,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use glm_agent::engine::{
-    EmbeddedConfig, EmbeddedEngine, Engine, GenerateRequest, Isq, IsqType, Sampling,
-};
+use glm_agent::engine::{EmbeddedConfig, EmbeddedEngine, Engine, GenerateRequest, Isq, IsqType};
 use glm_agent::model::st::{Planned, write_shards};
 use serde_json::json;
 
@@ -123,30 +121,19 @@ fn ids(n: usize, salt: usize) -> Vec<u32> {
         .collect()
 }
 
-fn greedy(prompt: Vec<u32>, max: u32) -> GenerateRequest {
-    GenerateRequest {
-        prompt,
-        sampling: Sampling {
-            greedy: true,
-            ..Sampling::default()
-        },
-        max_new_tokens: max,
-        stop_ids: vec![],
-    }
-}
-
 fn speed(rt: &tokio::runtime::Runtime, engine: &EmbeddedEngine, label: &str) {
     let prompt_len = 512;
     // Warm up once.
-    rt.block_on(engine.collect(greedy(ids(16, 99), 2))).unwrap();
+    rt.block_on(engine.collect(GenerateRequest::greedy(ids(16, 99), 2)))
+        .unwrap();
     let out = rt
-        .block_on(engine.collect(greedy(ids(prompt_len, 1), 1)))
+        .block_on(engine.collect(GenerateRequest::greedy(ids(prompt_len, 1), 1)))
         .unwrap();
     let prefill = out.usage.prefill.as_secs_f64();
     let decode_n = 32;
     let started = Instant::now();
     let out2 = rt
-        .block_on(engine.collect(greedy(ids(8, 2), decode_n)))
+        .block_on(engine.collect(GenerateRequest::greedy(ids(8, 2), decode_n)))
         .unwrap();
     let total = started.elapsed().as_secs_f64();
     let decode = (total - out2.usage.prefill.as_secs_f64()).max(1e-9);
@@ -164,7 +151,7 @@ fn conversation(rt: &tokio::runtime::Runtime, engine: &EmbeddedEngine) -> Vec<Du
     for step in 0..6 {
         let started = Instant::now();
         let out = rt
-            .block_on(engine.collect(greedy(tokens.clone(), 1)))
+            .block_on(engine.collect(GenerateRequest::greedy(tokens.clone(), 1)))
             .unwrap();
         ttft.push(started.elapsed());
         tokens.extend(&out.ids);

@@ -67,13 +67,8 @@ fn prompt(n: usize, salt: usize) -> Vec<u32> {
 
 fn greedy(prompt: Vec<u32>, max: u32, stops: Vec<u32>) -> GenerateRequest {
     GenerateRequest {
-        prompt,
-        sampling: Sampling {
-            greedy: true,
-            ..Sampling::default()
-        },
-        max_new_tokens: max,
         stop_ids: stops,
+        ..GenerateRequest::greedy(prompt, max)
     }
 }
 

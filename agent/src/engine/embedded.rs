@@ -380,16 +380,7 @@ impl EmbeddedEngine {
 
     /// The logits the model gives for the token after `prompt`, computed by mistral.rs.
     pub async fn next_token_logits(&self, prompt: &[u32]) -> Result<Vec<f32>, EngineError> {
-        let request = GenerateRequest {
-            prompt: prompt.to_vec(),
-            sampling: super::Sampling {
-                greedy: true,
-                ..super::Sampling::default()
-            },
-            max_new_tokens: 1,
-            stop_ids: vec![],
-        };
-        let (mut rx, run) = self.start(request, true);
+        let (mut rx, run) = self.start(GenerateRequest::greedy(prompt.to_vec(), 1), true);
         let mut logits = None;
         let result = run.await.map(|_| ());
         while let Ok(p) = rx.try_recv() {

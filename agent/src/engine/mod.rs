@@ -67,6 +67,21 @@ pub struct GenerateRequest {
     pub stop_ids: Vec<u32>,
 }
 
+impl GenerateRequest {
+    /// Greedy decoding of at most `max_new_tokens` after `prompt`, with no stop ids.
+    pub fn greedy(prompt: Vec<u32>, max_new_tokens: u32) -> Self {
+        GenerateRequest {
+            prompt,
+            sampling: Sampling {
+                greedy: true,
+                ..Sampling::default()
+            },
+            max_new_tokens,
+            stop_ids: Vec::new(),
+        }
+    }
+}
+
 /// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
