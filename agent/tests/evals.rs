@@ -4,17 +4,32 @@
 use glm_agent::agent::Settings;
 use glm_agent::builtins::BuiltinOptions;
 use glm_agent::engine::Sampling;
-use glm_agent::eval::{BUILTIN_SUITES, EngineChoice, SuiteOptions, rescore, run_suite};
+use glm_agent::eval::{BUILTIN_SUITES, CaseReport, EngineChoice, SuiteOptions, rescore, run_suite};
 use glm_evals::case::{BuiltinScorer, Case, read_suite};
 
 use crate::agent_loop::tiny_encoder;
 
-fn suite() -> Vec<Case> {
-    let (_, text) = BUILTIN_SUITES
-        .iter()
-        .find(|(n, _)| *n == "function_calling")
-        .unwrap();
+/// A built-in suite's cases.
+fn suite(name: &str) -> Vec<Case> {
+    let (_, text) = BUILTIN_SUITES.iter().find(|(n, _)| *n == name).unwrap();
     read_suite(text).unwrap()
+}
+
+/// Runs `cases` on their reference outputs, `jobs` at a time, writing into `out`.
+async fn on_references(
+    cases: &[Case],
+    builtins: &BuiltinOptions,
+    out: &std::path::Path,
+    jobs: usize,
+) -> Vec<CaseReport> {
+    let (encoder, settings) = (tiny_encoder(), settings());
+    let options = SuiteOptions {
+        jobs,
+        ..SuiteOptions::new(&encoder, builtins, &settings, out)
+    };
+    run_suite(cases, &EngineChoice::Reference, &options)
+        .await
+        .unwrap()
 }
 
 fn settings() -> Settings {
@@ -30,7 +45,7 @@ fn settings() -> Settings {
 
 #[tokio::test]
 async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
-    let cases = suite();
+    let cases = suite("function_calling");
     assert!(cases.len() >= 60);
     for category in ["simple", "multiple", "irrelevance"] {
         assert!(
@@ -40,29 +55,14 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     }
     let out = tempfile::tempdir().unwrap();
     let builtins = BuiltinOptions::new(crate::cache_dir());
-    let reports = run_suite(
-        &cases,
-        &EngineChoice::Reference,
-        &SuiteOptions {
-            jobs: 4,
-            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
-        },
-    )
-    .await
-    .unwrap();
+    let reports = on_references(&cases, &builtins, out.path(), 4).await;
     let failed: Vec<_> = reports.iter().filter(|r| !r.pass).collect();
     assert!(failed.is_empty(), "{failed:#?}");
     assert!(out.path().join("report.json").exists());
     // A reference that calls with a wrong value fails, with the reason.
     let mut wrong = cases[0].clone();
     wrong.reference = vec![wrong.reference[0].replace("Oslo", "Bergen")];
-    let reports = run_suite(
-        &[wrong],
-        &EngineChoice::Reference,
-        &SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path()),
-    )
-    .await
-    .unwrap();
+    let reports = on_references(&[wrong], &builtins, out.path(), 1).await;
     assert!(!reports[0].pass);
     assert!(
         reports[0].reason.contains("Bergen"),
@@ -70,13 +70,7 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
         reports[0].reason
     );
     // Re-scoring uses the cases as they are now: a changed expectation changes the verdict.
-    let all = run_suite(
-        &cases[..3],
-        &EngineChoice::Reference,
-        &SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path()),
-    )
-    .await
-    .unwrap();
+    let all = on_references(&cases[..3], &builtins, out.path(), 1).await;
     assert!(all.iter().all(|r| r.pass));
     let path = out.path().join("cases.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -98,12 +92,8 @@ fn every_suite_runs_on_a_tiny_generated_model() {
     let fixture = crate::embedded::fixture();
     let engine = crate::embedded::load(&fixture.mapped, true);
     let encoder = glm_prompts::Encoder::from_file(&fixture.mapped.join("tokenizer.json")).unwrap();
-    let (_, tool_use) = BUILTIN_SUITES
-        .iter()
-        .find(|(n, _)| *n == "tool_use")
-        .unwrap();
-    let mut cases: Vec<Case> = suite().into_iter().step_by(10).collect();
-    cases.extend(read_suite(tool_use).unwrap().into_iter().step_by(3));
+    let mut cases: Vec<Case> = suite("function_calling").into_iter().step_by(10).collect();
+    cases.extend(suite("tool_use").into_iter().step_by(3));
     cases.extend(needle_cases(&encoder, &[400], &[0.0, 1.0]));
     let out = tempfile::tempdir().unwrap();
     let builtins = BuiltinOptions::new(crate::cache_dir());
@@ -168,24 +158,11 @@ fn glm_agent_eval_on_the_command_line() {
 
 #[tokio::test]
 async fn the_tool_use_suite_runs_python_and_the_browser_on_the_fixture_site() {
-    let (_, text) = BUILTIN_SUITES
-        .iter()
-        .find(|(n, _)| *n == "tool_use")
-        .unwrap();
-    let cases = read_suite(text).unwrap();
+    let cases = suite("tool_use");
     let out = tempfile::tempdir().unwrap();
     let mut builtins = BuiltinOptions::new(crate::cache_dir());
     builtins.offline = true;
-    let reports = run_suite(
-        &cases,
-        &EngineChoice::Reference,
-        &SuiteOptions {
-            jobs: 2,
-            ..SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path())
-        },
-    )
-    .await
-    .unwrap();
+    let reports = on_references(&cases, &builtins, out.path(), 2).await;
     let failed: Vec<_> = reports.iter().filter(|r| !r.pass).collect();
     assert!(failed.is_empty(), "{failed:#?}");
     // The tools really ran: the observations hold what python printed and what the page says.
@@ -211,13 +188,7 @@ async fn the_tool_use_suite_runs_python_and_the_browser_on_the_fixture_site() {
     // A Python check sees the run's files: a run that writes the wrong file fails it.
     let mut wrong = cases.iter().find(|c| c.id == "py_file").unwrap().clone();
     wrong.reference[0] = wrong.reference[0].replace("range(1, 11)", "range(1, 10)");
-    let reports = run_suite(
-        &[wrong],
-        &EngineChoice::Reference,
-        &SuiteOptions::new(&tiny_encoder(), &builtins, &settings(), out.path()),
-    )
-    .await
-    .unwrap();
+    let reports = on_references(&[wrong], &builtins, out.path(), 1).await;
     assert!(!reports[0].pass);
     assert!(reports[0].reason.contains("False"), "{}", reports[0].reason);
 }
@@ -229,18 +200,8 @@ async fn needle_cases_have_the_asked_length_and_depth() {
     let cases = needle_cases(&encoder, &[600, 3000], &[0.0, 0.5, 1.0]);
     assert_eq!(cases.len(), 6);
     let out = tempfile::tempdir().unwrap();
-    let reports = run_suite(
-        &cases,
-        &EngineChoice::Reference,
-        &SuiteOptions::new(
-            &encoder,
-            &BuiltinOptions::new(crate::cache_dir()),
-            &settings(),
-            out.path(),
-        ),
-    )
-    .await
-    .unwrap();
+    let builtins = BuiltinOptions::new(crate::cache_dir());
+    let reports = on_references(&cases, &builtins, out.path(), 1).await;
     assert!(reports.iter().all(|r| r.pass));
     for r in &reports {
         let target: usize = r.category.parse().unwrap();
@@ -336,7 +297,7 @@ async fn a_custom_scorer_judges_the_runs() {
             }
         }
     }
-    let cases: Vec<Case> = suite()
+    let cases: Vec<Case> = suite("function_calling")
         .into_iter()
         .filter(|c| c.category == "irrelevance")
         .collect();
@@ -378,13 +339,7 @@ async fn a_case_with_earlier_turns() {
     let settings = settings();
     let encoder = tiny_encoder();
     let options = SuiteOptions::new(&encoder, &builtins, &settings, out.path());
-    let reports = run_suite(
-        std::slice::from_ref(&case),
-        &EngineChoice::Reference,
-        &options,
-    )
-    .await
-    .unwrap();
+    let reports = on_references(std::slice::from_ref(&case), &builtins, out.path(), 1).await;
     assert!(reports[0].pass, "{:?}", reports[0]);
     let trace = glm_agent::agent::trace::Trace::read(&out.path().join("history.jsonl")).unwrap();
     let prompt = trace

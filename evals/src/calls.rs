@@ -279,28 +279,25 @@ mod tests {
         }
     }
 
+    /// Matches a call to `get_weather` with `args` against `e`.
+    fn weather(e: &ExpectedCall, args: &Value) -> Result<(), Mismatch> {
+        match_call(e, "get_weather", args, &schema())
+    }
+
     #[test]
     fn names_required_and_unexpected_arguments() {
         let e = expected(json!({"city": ["Oslo"], "days": [3, ""]}));
-        assert_eq!(
-            match_call(&e, "get_weather", &json!({"city": "Oslo"}), &schema()),
-            Ok(())
-        );
+        assert_eq!(weather(&e, &json!({"city": "Oslo"})), Ok(()));
         assert!(matches!(
             match_call(&e, "get_forecast", &json!({"city": "Oslo"}), &schema()),
             Err(Mismatch::Name { .. })
         ));
         assert_eq!(
-            match_call(&e, "get_weather", &json!({"days": 3}), &schema()),
+            weather(&e, &json!({"days": 3})),
             Err(Mismatch::Missing("city".into()))
         );
         assert_eq!(
-            match_call(
-                &e,
-                "get_weather",
-                &json!({"city": "Oslo", "unit": "c"}),
-                &schema()
-            ),
+            weather(&e, &json!({"city": "Oslo", "unit": "c"})),
             Err(Mismatch::Unexpected("unit".into()))
         );
     }
@@ -309,18 +306,13 @@ mod tests {
     fn optional_arguments_may_be_left_out_but_not_wrong() {
         let e = expected(json!({"city": ["Oslo"], "days": [3, ""], "unit": ["c"]}));
         assert_eq!(
-            match_call(&e, "get_weather", &json!({"city": "Oslo"}), &schema()),
+            weather(&e, &json!({"city": "Oslo"})),
             Err(Mismatch::Missing("unit".into())),
             "unit has no optional marker"
         );
         let e = expected(json!({"city": ["Oslo"], "days": [3, ""]}));
         assert!(matches!(
-            match_call(
-                &e,
-                "get_weather",
-                &json!({"city": "Oslo", "days": 4}),
-                &schema()
-            ),
+            weather(&e, &json!({"city": "Oslo", "days": 4})),
             Err(Mismatch::Value { .. })
         ));
     }
@@ -330,31 +322,16 @@ mod tests {
         let e = expected(json!({"city": ["Oslo"], "threshold": [2.0, ""], "days": [2, ""]}));
         // An integer where a number is declared is fine, and 2 == 2.0.
         assert_eq!(
-            match_call(
-                &e,
-                "get_weather",
-                &json!({"city": "Oslo", "threshold": 2}),
-                &schema()
-            ),
+            weather(&e, &json!({"city": "Oslo", "threshold": 2})),
             Ok(())
         );
         // A float where an integer is declared is not, nor a string for a number.
         assert!(matches!(
-            match_call(
-                &e,
-                "get_weather",
-                &json!({"city": "Oslo", "days": 2.0}),
-                &schema()
-            ),
+            weather(&e, &json!({"city": "Oslo", "days": 2.0})),
             Err(Mismatch::Type { .. })
         ));
         assert!(matches!(
-            match_call(
-                &e,
-                "get_weather",
-                &json!({"city": "Oslo", "threshold": "2"}),
-                &schema()
-            ),
+            weather(&e, &json!({"city": "Oslo", "threshold": "2"})),
             Err(Mismatch::Type { .. })
         ));
     }
@@ -362,26 +339,13 @@ mod tests {
     #[test]
     fn strings_are_compared_normalised_and_lists_in_order() {
         let e = expected(json!({"city": ["New York", "NYC"], "tags": [["a", "b"], ""]}));
+        assert_eq!(weather(&e, &json!({"city": "new-york"})), Ok(()));
         assert_eq!(
-            match_call(&e, "get_weather", &json!({"city": "new-york"}), &schema()),
-            Ok(())
-        );
-        assert_eq!(
-            match_call(
-                &e,
-                "get_weather",
-                &json!({"city": "NYC", "tags": ["A", "b"]}),
-                &schema()
-            ),
+            weather(&e, &json!({"city": "NYC", "tags": ["A", "b"]})),
             Ok(())
         );
         assert!(matches!(
-            match_call(
-                &e,
-                "get_weather",
-                &json!({"city": "NYC", "tags": ["b", "a"]}),
-                &schema()
-            ),
+            weather(&e, &json!({"city": "NYC", "tags": ["b", "a"]})),
             Err(Mismatch::Value { .. })
         ));
     }
