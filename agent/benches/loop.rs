@@ -11,8 +11,8 @@
 
 use std::time::Instant;
 
-use glm_agent::agent::{Agent, End, Event, Settings};
 use glm_agent::engine::{Recorded, ReplayEngine, Sampling};
+use glm_agent::{Agent, End, Event, Settings};
 use glm_prompts::Encoder;
 use glm_tools::{CallError, Tool, ToolContext, ToolRegistry};
 use schemars::JsonSchema;

@@ -4,18 +4,18 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use glm_agent::agent::trace::{Trace, TraceWriter};
-use glm_agent::agent::{Agent, Budget, End, Event, Settings};
-use glm_agent::builtins::{BuiltinOptions, builtin_registry};
 use glm_agent::engine::{Engine, EventStream, GenerateRequest, Recorded, ReplayEngine, Sampling};
-use glm_prompts::{Encoder, render};
+use glm_agent::trace::{Trace, TraceWriter};
+use glm_agent::{Agent, Budget, End, Event, Settings};
+use glm_prompts::render;
+use glm_tools::builtins::{BuiltinOptions, builtin_registry};
 use glm_tools::{CallError, Tool, ToolContext, ToolRegistry};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::http_server::serve;
+use glm_test_support::http::serve;
 
 /// Adds two numbers.
 pub(crate) struct Add;
@@ -102,9 +102,7 @@ impl Engine for Recording {
     }
 }
 
-pub(crate) fn tiny_encoder() -> Encoder {
-    Encoder::new(glm_prompts::tiny::tiny_tokenizer().unwrap()).unwrap()
-}
+pub(crate) use glm_test_support::tiny_encoder;
 
 fn settings() -> Settings {
     Settings {
@@ -121,7 +119,7 @@ async fn run_with(
     tools: ToolRegistry,
     settings: Settings,
     task: &str,
-) -> (glm_agent::agent::Outcome, Vec<Event>) {
+) -> (glm_agent::Outcome, Vec<Event>) {
     let workdir = tempfile::tempdir().unwrap();
     let agent = Agent::new(engine, tools, tiny_encoder(), settings, workdir.path());
     let mut events = Vec::new();
@@ -344,7 +342,7 @@ async fn python_and_the_browser_through_the_loop_and_a_trace_that_replays() {
     ];
     let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
     let engine = Recording::new(&refs);
-    let mut options = BuiltinOptions::new(crate::cache_dir());
+    let mut options = BuiltinOptions::new(glm_test_support::cache_dir());
     options.allow_hosts = vec!["127.0.0.1".into()];
     options.offline = true;
     let tools = builtin_registry(&options, &[]).unwrap();
@@ -445,10 +443,10 @@ fn glm_agent_run_with_a_replay_engine() {
         ];
         args.extend(extra);
         args.push("What is 2**100?");
-        std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+        glm_test_support::glm_agent_command()
             .args(&args)
             .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
-            .env("GLM_AGENT_CACHE", crate::cache_dir())
+            .env("GLM_AGENT_CACHE", glm_test_support::cache_dir())
             .output()
             .unwrap()
     };
@@ -487,7 +485,7 @@ fn glm_agent_run_with_a_replay_engine() {
     );
     assert_eq!(again.stdout, out.stdout);
     // An unknown tool is bad usage: exit 2, naming it.
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+    let bad = glm_test_support::glm_agent_command()
         .args(["run", "--tools", "nosuch", "--no-trace", "x"])
         .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
         .output()
@@ -519,7 +517,7 @@ fn glm_agent_chat_keeps_history_and_resets() {
         ]),
     );
     let traces = dir.path().join("traces");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+    let out = glm_test_support::glm_agent_command()
         .args([
             "chat",
             "--engine",
@@ -593,7 +591,7 @@ fn run_stuck_in_a_tool_call(dir: &std::path::Path) -> (std::process::Child, std:
         ]),
     );
     let traces = dir.join("traces");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+    let mut child = glm_test_support::glm_agent_command()
         .args([
             "run",
             "--engine",
@@ -682,7 +680,7 @@ fn config_show_says_where_each_setting_came_from() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.toml");
     std::fs::write(&file, "max_steps = 7\ntools = [\"python\"]\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+    let out = glm_test_support::glm_agent_command()
         .args(["config", "show", "--json"])
         .env("GLM_AGENT_CONFIG", &file)
         .env("GLM_AGENT_MODEL", "/models/x")
@@ -705,7 +703,7 @@ fn config_show_says_where_each_setting_came_from() {
     assert_eq!(v["model"]["source"], "env GLM_AGENT_MODEL");
     assert_eq!(v["isq"]["source"], "default");
     std::fs::write(&file, "max_stepz = 7\n").unwrap();
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_glm-agent"))
+    let bad = glm_test_support::glm_agent_command()
         .args(["config", "show"])
         .env("GLM_AGENT_CONFIG", &file)
         .output()

@@ -5,18 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
-use glm_agent::agent::replay::replay;
-use glm_agent::agent::trace::{Trace, TraceWriter};
-use glm_agent::agent::{Agent, Event, Settings};
-use glm_agent::builtins::{BuiltinOptions, builtin_registry};
 use glm_agent::engine::Sampling;
+use glm_agent::replay::replay;
+use glm_agent::trace::{Trace, TraceWriter};
+use glm_agent::{Agent, Event, Settings};
 use glm_tools::ToolRegistry;
+use glm_tools::builtins::{BuiltinOptions, builtin_registry};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_loop::{Add, Recording, tiny_encoder};
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(crate::repo_file("evals/traces"))
+    PathBuf::from(glm_test_support::repo_file("evals/traces"))
 }
 
 fn settings(max_steps: usize) -> Settings {
@@ -79,7 +79,7 @@ const CASES: &[(&str, &str, bool, usize, &[&str])] = &[
 ];
 
 fn builtins() -> ToolRegistry {
-    let mut options = BuiltinOptions::new(crate::cache_dir());
+    let mut options = BuiltinOptions::new(glm_test_support::cache_dir());
     options.offline = true;
     builtin_registry(&options, &["python"]).unwrap()
 }
@@ -215,7 +215,7 @@ async fn one_changed_byte_of_the_system_prompt_is_a_divergence_at_step_1() {
 fn glm_agent_replay_reports_and_exits() {
     let dir = corpus_dir();
     let tokenizer = dir.join("tokenizer.json");
-    let ok = crate::glm_agent(
+    let ok = glm_test_support::glm_agent(
         &[
             "replay",
             dir.join("malformed_then_unknown_then_answer.jsonl")
@@ -242,7 +242,7 @@ fn glm_agent_replay_reports_and_exits() {
     assert_ne!(changed, text);
     let path = work.path().join("changed.jsonl");
     std::fs::write(&path, changed).unwrap();
-    let bad = crate::glm_agent(
+    let bad = glm_test_support::glm_agent(
         &[
             "replay",
             path.to_str().unwrap(),
@@ -257,6 +257,6 @@ fn glm_agent_replay_reports_and_exits() {
         out.starts_with("diverged at step 2: the prompt differs"),
         "{out}"
     );
-    let missing = crate::glm_agent(&["replay", path.to_str().unwrap()], "");
+    let missing = glm_test_support::glm_agent(&["replay", path.to_str().unwrap()], "");
     assert_eq!(missing.status.code(), Some(2));
 }

@@ -40,6 +40,7 @@
 //! on; only a broken runtime or a cancelled run ends it.
 
 pub mod browser;
+pub mod builtins;
 mod error;
 pub mod python;
 mod registry;
@@ -47,5 +48,5 @@ pub mod schema;
 mod tool;
 
 pub use error::{CallError, Recovery, ToolError};
-pub use registry::{DynamicHandler, DynamicTool, ToolInfo, ToolRegistry};
+pub use registry::{DynamicHandler, DynamicTool, ToolInfo, ToolRegistry, shorten};
 pub use tool::{Observation, Tool, ToolContext, ToolOutput};

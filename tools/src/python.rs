@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::error::CallError;
+use crate::registry::shorten;
 use crate::tool::{Observation, Tool, ToolContext, ToolOutput};
 
 /// Where the PyPI JSON API describes the runtime's releases.
@@ -366,20 +367,6 @@ pub fn strip_ansi(text: &str) -> String {
         }
     }
     out
-}
-
-/// Keeps the start and the end of a long text, saying how much was left out.
-pub fn shorten(text: &str, max_chars: usize) -> String {
-    let total = text.chars().count();
-    if total <= max_chars {
-        return text.to_owned();
-    }
-    let head: String = text.chars().take(max_chars * 2 / 3).collect();
-    let tail: String = text.chars().skip(total - max_chars / 3).collect();
-    format!(
-        "{head}\n[... {} characters not shown ...]\n{tail}",
-        total - head.chars().count() - tail.chars().count()
-    )
 }
 
 #[cfg(test)]

@@ -225,7 +225,14 @@ impl ToolRegistry {
             biased;
             () = ctx.cancel.cancelled() => Err(ToolError::Cancelled { tool: name.to_owned() }),
             result = tokio::time::timeout(ctx.timeout, tool.call(args, ctx)) => match result {
-                Ok(outcome) => outcome,
+                Ok(Ok(mut output)) => {
+                    // Every tool's observations are held to the same limit.
+                    for observation in &mut output.observations {
+                        observation.text = shorten(&observation.text, ctx.max_observation_chars);
+                    }
+                    Ok(output)
+                }
+                Ok(Err(e)) => Err(e),
                 Err(_) => Err(ToolError::Timeout {
                     tool: name.to_owned(),
                     seconds: ctx.timeout.as_secs(),
@@ -233,4 +240,19 @@ impl ToolRegistry {
             },
         }
     }
+}
+
+/// `text` cut to about `max_chars` characters: the first two thirds and the last third are kept
+/// (an error or a result often comes last), with a note of how much was left out.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    let total = text.chars().count();
+    if total <= max_chars {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(max_chars * 2 / 3).collect();
+    let tail: String = text.chars().skip(total - max_chars / 3).collect();
+    format!(
+        "{head}\n[... {} characters not shown ...]\n{tail}",
+        total - head.chars().count() - tail.chars().count()
+    )
 }

@@ -1,0 +1,118 @@
+//! `glm-agent chat`: a conversation with the model and the tools, turn after turn.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use clap::Args;
+use glm_agent::End;
+use glm_agent::exit::ExitStatus;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{CmdResult, Failure};
+use crate::display::Display;
+use crate::run::{
+    Prepared, RunOptions, Shown, new_agent, prepare, show_outcome, tool_names, trace_writer,
+};
+
+/// Options of `chat`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Type a message and press Enter. /reset starts a new conversation, \
+/exit (or end of input) leaves.\n\nExample:\n  glm-agent chat --tools python"
+)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    options: RunOptions,
+}
+
+/// `chat`.
+pub fn chat(args: ChatArgs) -> CmdResult {
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+    runtime.block_on(async move {
+        let options = &args.options;
+        let Prepared {
+            opened,
+            encoder,
+            settings,
+            registry,
+            trace_dir,
+        } = prepare(options).await?;
+        let mut display = Display::new(options.json, tool_names(&registry));
+        let agent = new_agent(&opened, registry, encoder, settings)?;
+        let mut shown = Shown {
+            trace: trace_writer(options, &trace_dir),
+            display: &mut display,
+        };
+        let mut session = agent.new_session();
+        let tty = std::io::stdin().is_terminal();
+        // Ctrl-C stops the turn in progress; at the prompt it leaves.
+        let current = std::sync::Arc::new(std::sync::Mutex::new(None::<CancellationToken>));
+        {
+            let current = current.clone();
+            tokio::spawn(async move {
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    let running = current.lock().ok().and_then(|c| c.clone());
+                    match running {
+                        Some(token) => token.cancel(),
+                        None => std::process::exit(i32::from(ExitStatus::Interrupted.code())),
+                    }
+                }
+            });
+        }
+        if tty {
+            eprintln!("glm-agent chat: /reset starts over, /exit leaves.");
+        }
+        let stdin = std::io::stdin();
+        let mut started = false;
+        let mut status = ExitStatus::Success;
+        loop {
+            if tty {
+                eprint!("> ");
+                let _ = std::io::stderr().flush();
+            }
+            let mut line = String::new();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let line = line.trim();
+            match line {
+                "" => continue,
+                "/exit" | "/quit" => break,
+                "/reset" => {
+                    session = agent.new_session();
+                    eprintln!("(new conversation)");
+                    continue;
+                }
+                _ => {}
+            }
+            let cancel = CancellationToken::new();
+            if let Ok(mut c) = current.lock() {
+                *c = Some(cancel.clone());
+            }
+            let snapshot = session.clone();
+            if !started {
+                glm_agent::EventSink::event(&mut shown, &agent.start_event(line));
+                started = true;
+            }
+            let outcome = agent.turn(&mut session, line, &cancel, &mut shown).await;
+            if let Ok(mut c) = current.lock() {
+                *c = None;
+            }
+            show_outcome(&outcome, shown.display, options.json)?;
+            status = outcome.end.exit_status();
+            if matches!(outcome.end, End::EngineFailed(_) | End::ToolFailed(_)) {
+                break;
+            }
+            if outcome.end == End::Interrupted {
+                // Ctrl-C stops the turn; the conversation goes on without it.
+                session = snapshot;
+                eprintln!("(interrupted; that message is dropped)");
+                status = ExitStatus::Success;
+            }
+        }
+        match status {
+            ExitStatus::Success | ExitStatus::Budget => Ok(()),
+            other => Err(Failure::silent(other)),
+        }
+    })
+}

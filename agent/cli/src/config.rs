@@ -1,0 +1,327 @@
+//! The settings of every command, by concern, and `glm-agent config show`.
+//!
+//! Each concern is defined once below; [`Config::load`] merges any of them the same way for
+//! every command (defaults, the config file, `GLM_AGENT_*` variables, flags).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use glm_agent::Settings;
+use glm_agent::engine::Sampling;
+use glm_engine_mistralrs::model::hub::DEFAULT_MODEL;
+
+use crate::cli::{CmdResult, Failure, write_stdout};
+use crate::settings::{Concern, Layered, Layers, SettingsError, concern, config_path};
+
+concern! {
+    /// Which engine and model.
+    pub struct EngineSettings {
+        #[arg(long, value_name = "ENGINE")]
+        engine: String = Some("embedded".into()), env "GLM_AGENT_ENGINE",
+            "The engine: embedded (mistral.rs in this process), openai:URL (an OpenAI-compatible server; key in OPENAI_API_KEY) or replay:FILE (recorded outputs)";
+        #[arg(long, value_name = "PATH_OR_ID")]
+        model: String = Some(DEFAULT_MODEL.into()), env "GLM_AGENT_MODEL",
+            "The model: a local folder or a Hugging Face repo id (embedded), or the served model's name (openai)";
+        #[arg(long, value_name = "Q")]
+        isq: String = Some("auto".into()), env "GLM_AGENT_ISQ",
+            "Quantisation at load (embedded): auto (q4k on CPU when f32 does not fit in memory), none, q4k, q8_0, q4_0, q5k, q6k, ...";
+        #[arg(long, value_name = "BOOL")]
+        prefix_cache: bool = Some(true), env "GLM_AGENT_PREFIX_CACHE",
+            "Reuse the keys and values of earlier requests that share a prefix (embedded)";
+        #[arg(long, value_name = "PATH")]
+        tokenizer: PathBuf = None, env "GLM_AGENT_TOKENIZER",
+            "The model's tokenizer.json, for the openai and replay engines [default: the model folder's]";
+    }
+}
+
+concern! {
+    /// The agent loop's budgets and system prompt.
+    pub struct LoopSettings {
+        #[arg(long, value_name = "N")]
+        max_steps: usize = Some(20), env "GLM_AGENT_MAX_STEPS",
+            "The most model turns per run";
+        #[arg(long = "max-tokens", value_name = "N")]
+        max_generated_tokens: usize = Some(32_768), env "GLM_AGENT_MAX_TOKENS",
+            "The most tokens generated over a run";
+        #[arg(long, value_name = "N")]
+        max_step_tokens: u32 = Some(4_096), env "GLM_AGENT_MAX_STEP_TOKENS",
+            "The most tokens of one model turn";
+        #[arg(long = "time-limit", value_name = "S")]
+        time_limit_s: u64 = None, env "GLM_AGENT_TIME_LIMIT",
+            "Wall-clock limit of a run, in seconds";
+        #[arg(long = "tool-timeout", value_name = "S")]
+        tool_timeout_s: u64 = Some(60), env "GLM_AGENT_TOOL_TIMEOUT",
+            "The most one tool call may take, in seconds";
+        #[arg(long, value_name = "TEXT")]
+        system_prompt: String = None, env "GLM_AGENT_SYSTEM_PROMPT",
+            "A system prompt, rendered with the tool descriptions";
+    }
+}
+
+concern! {
+    /// How tokens are sampled.
+    pub struct SamplingSettings {
+        #[arg(long, value_name = "T")]
+        temperature: f32 = Some(0.8), env "GLM_AGENT_TEMPERATURE",
+            "Sampling temperature; 0 for greedy";
+        #[arg(long, value_name = "P")]
+        top_p: f32 = Some(0.8), env "GLM_AGENT_TOP_P",
+            "Nucleus sampling mass";
+        #[arg(long, value_name = "K")]
+        top_k: u32 = None, env "GLM_AGENT_TOP_K",
+            "Keep only the k most likely tokens";
+        #[arg(long, value_name = "N")]
+        seed: u64 = None, env "GLM_AGENT_SEED",
+            "Seed for reproducible sampling";
+    }
+}
+
+concern! {
+    /// The tools offered and what the built-in ones may reach.
+    pub struct ToolSettings {
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        tools: Vec<String> = Some(vec!["python".into(), "simple_browser".into()]), env "GLM_AGENT_TOOLS",
+            "Tools offered to the model, comma separated; `none` for none";
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_hosts: Vec<String> = Some(Vec::new()), env "GLM_AGENT_ALLOW_HOSTS",
+            "A private or loopback host the browser may reach (repeatable)";
+        #[arg(long, value_name = "BACKEND")]
+        search: String = Some("duckduckgo".into()), env "GLM_AGENT_SEARCH",
+            "Search backend: duckduckgo, searxng:URL or brave (key in BRAVE_SEARCH_API_KEY)";
+    }
+}
+
+concern! {
+    /// Where run traces go.
+    pub struct TraceSettings {
+        #[arg(long, value_name = "DIR")]
+        trace_dir: PathBuf = Some(default_trace_dir()), env "GLM_AGENT_TRACE_DIR",
+            "Where run traces go";
+    }
+}
+
+fn default_trace_dir() -> PathBuf {
+    let base = std::env::var("XDG_STATE_HOME")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("glm-agent/traces")
+}
+
+/// Every concern's keys, for checking the config file.
+const ALL_KEYS: &[&[crate::settings::Key]] = &[
+    EngineSettings::KEYS,
+    LoopSettings::KEYS,
+    SamplingSettings::KEYS,
+    ToolSettings::KEYS,
+    TraceSettings::KEYS,
+];
+
+/// The layers below the flags, read once per command.
+pub struct Config {
+    layers: Layers,
+}
+
+fn settings_error(e: SettingsError) -> Failure {
+    Failure::bad_input(e)
+}
+
+impl Config {
+    /// Reads the config file (see [`config_path`]) and the environment.
+    pub fn load() -> Result<Config, Failure> {
+        let path = config_path(|k| std::env::var(k).ok());
+        let layers =
+            Layers::load(&path, ALL_KEYS, |k| std::env::var(k).ok()).map_err(settings_error)?;
+        Ok(Config { layers })
+    }
+
+    /// One concern with `flags` on top.
+    pub fn resolve<T: Concern>(&self, flags: &T) -> Result<Layered<T>, Failure> {
+        self.layers.resolve(flags.clone()).map_err(settings_error)
+    }
+}
+
+impl EngineSettings {
+    /// The engine's name and target.
+    pub fn engine(&self) -> &str {
+        self.engine.as_deref().unwrap_or("embedded")
+    }
+
+    /// The model.
+    pub fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+}
+
+impl ToolSettings {
+    /// The tools to offer; empty for none.
+    pub fn names(&self) -> Vec<&str> {
+        match self.tools.as_deref() {
+            None => vec!["python", "simple_browser"],
+            Some([only]) if only == "none" => Vec::new(),
+            Some(list) => list.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl SamplingSettings {
+    /// The sampler's settings; a temperature of 0 or less is greedy.
+    pub fn sampling(&self) -> Sampling {
+        let default = Sampling::default();
+        let temperature = self.temperature.unwrap_or(default.temperature);
+        Sampling {
+            temperature,
+            top_p: self.top_p.unwrap_or(default.top_p),
+            top_k: self.top_k,
+            seed: self.seed,
+            greedy: temperature <= 0.0,
+        }
+    }
+}
+
+/// The agent loop's settings from its concerns.
+pub fn loop_settings(looping: &LoopSettings, sampling: &SamplingSettings) -> Settings {
+    let default = Settings::default();
+    Settings {
+        max_steps: looping.max_steps.unwrap_or(default.max_steps),
+        max_generated_tokens: looping
+            .max_generated_tokens
+            .unwrap_or(default.max_generated_tokens),
+        max_step_tokens: looping.max_step_tokens.unwrap_or(default.max_step_tokens),
+        time_limit_s: looping.time_limit_s,
+        tool_timeout_s: looping.tool_timeout_s.unwrap_or(default.tool_timeout_s),
+        sampling: sampling.sampling(),
+        system_prompt: looping.system_prompt.clone(),
+        ..default
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings and where each came from.
+    #[command(
+        after_help = "Settings come from the config file ($GLM_AGENT_CONFIG, else \
+$XDG_CONFIG_HOME/glm-agent/config.toml, else ~/.config/glm-agent/config.toml), then environment \
+variables (GLM_AGENT_MODEL, GLM_AGENT_MAX_STEPS, ...), then flags. Every command reads them the \
+same way.\n\n\
+Examples:\n  glm-agent config show\n  GLM_AGENT_MAX_STEPS=5 glm-agent config show --json"
+    )]
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `config show`.
+pub fn show(command: ConfigCommand) -> CmdResult {
+    let ConfigCommand::Show { json } = command;
+    let config = Config::load()?;
+    let mut rows = config.resolve(&EngineSettings::default())?.rows();
+    rows.extend(config.resolve(&LoopSettings::default())?.rows());
+    rows.extend(config.resolve(&SamplingSettings::default())?.rows());
+    rows.extend(config.resolve(&ToolSettings::default())?.rows());
+    rows.extend(config.resolve(&TraceSettings::default())?.rows());
+    if json {
+        let value: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(k, v, s, _)| {
+                (
+                    (*k).to_owned(),
+                    serde_json::json!({"value": v, "source": s.to_string()}),
+                )
+            })
+            .collect();
+        return write_stdout(format!("{}\n", serde_json::Value::Object(value)).as_bytes());
+    }
+    let path = config.layers.path();
+    let mut out = format!(
+        "config file: {}{}\n\n",
+        path.display(),
+        if path.exists() { "" } else { " (not present)" }
+    );
+    for (k, v, s, help) in rows {
+        let help = help.split(':').next().unwrap_or(help);
+        out.push_str(&format!("{k:<22} {:<40} {s:<28} # {help}\n", v.to_string()));
+    }
+    write_stdout(out.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Source;
+
+    fn layers(text: &str, env: fn(&str) -> Option<String>) -> Result<Layers, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        Layers::load(&path, ALL_KEYS, env)
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let env = |k: &str| match k {
+            "GLM_AGENT_MODEL" => Some("/models/b".to_owned()),
+            "GLM_AGENT_ALLOW_HOSTS" => Some("a.internal, b.internal".to_owned()),
+            "GLM_AGENT_TIME_LIMIT" => Some("30".to_owned()),
+            _ => None,
+        };
+        let layers = layers(
+            "max_steps = 7\nmodel = \"/models/a\"\ntools = [\"python\"]\n",
+            env,
+        )
+        .unwrap();
+        let looping = layers.resolve(LoopSettings::default()).unwrap();
+        assert_eq!(looping.value.max_steps, Some(7));
+        assert_eq!(looping.value.time_limit_s, Some(30));
+        assert!(matches!(looping.sources["max_steps"], Source::File(_)));
+        let engine = layers.resolve(EngineSettings::default()).unwrap();
+        assert_eq!(engine.value.model(), "/models/b");
+        assert_eq!(
+            engine.sources["model"],
+            Source::Env("GLM_AGENT_MODEL".into())
+        );
+        assert_eq!(engine.sources["isq"], Source::Default);
+        let tools = layers.resolve(ToolSettings::default()).unwrap();
+        assert_eq!(tools.value.names(), vec!["python"]);
+        assert_eq!(
+            tools.value.allow_hosts,
+            Some(vec!["a.internal".to_owned(), "b.internal".to_owned()])
+        );
+        let flags = LoopSettings {
+            max_steps: Some(3),
+            ..LoopSettings::default()
+        };
+        let looping = layers.resolve(flags).unwrap();
+        assert_eq!(looping.value.max_steps, Some(3));
+        assert_eq!(looping.sources["max_steps"], Source::Flag);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let none = |_: &str| None;
+        let err = layers("max_stepz = 7\n", none).err().unwrap().to_string();
+        assert!(err.contains("unknown setting `max_stepz`"), "{err}");
+        let layered = layers("max_steps = \"many\"\n", none).unwrap();
+        let err = layered
+            .resolve(LoopSettings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_steps"), "{err}");
+        assert!(layers("max_steps = [", none).is_err());
+        let env = |k: &str| (k == "GLM_AGENT_MAX_STEPS").then(|| "x".to_owned());
+        let layered = layers("", env).unwrap();
+        let err = layered
+            .resolve(LoopSettings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GLM_AGENT_MAX_STEPS"), "{err}");
+    }
+}

@@ -1,0 +1,172 @@
+//! How `run` and `chat` show a run: the model's text streamed on stderr, each call once as
+//! `→ tool: args`, results as `← ...`, and the answer on stdout unless both streams are the
+//! same terminal (where the streamed answer already stands); or every event as a JSON line.
+
+use std::io::{IsTerminal, Write};
+
+use glm_agent::{Event, EventSink};
+use glm_prompts::SpecialToken;
+
+use crate::cli::write_stdout;
+
+/// Shows events as they come.
+pub struct Display {
+    json: bool,
+    at_line_start: bool,
+    /// Tool names: a turn whose first line is one is a call, shown by its `call` event only.
+    tools: Vec<String>,
+    /// The current turn's first line, held back until it is known not to name a tool.
+    held: String,
+    /// Whether the current turn's text is streamed (`None` until its first line is complete).
+    streaming: Option<bool>,
+    /// Whether the answer also goes to stdout.
+    answer_to_stdout: bool,
+}
+
+/// The first `lines` lines of `text`, at most `chars` characters.
+pub fn short(text: &str, lines: usize, chars: usize) -> String {
+    let mut out: String = text.lines().take(lines).collect::<Vec<_>>().join("\n");
+    if out.chars().count() > chars {
+        out = out.chars().take(chars).collect::<String>() + "…";
+    } else if text.lines().count() > lines {
+        out.push_str("\n…");
+    }
+    out
+}
+
+fn visible(text: &str) -> String {
+    let mut shown = text.to_owned();
+    for t in SpecialToken::ALL {
+        shown = shown.replace(t.as_str(), "");
+    }
+    shown
+}
+
+impl Display {
+    /// A display for a run offering `tools`; `json` prints JSON lines instead.
+    pub fn new(json: bool, tools: Vec<String>) -> Self {
+        let same_terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        Display {
+            json,
+            at_line_start: true,
+            tools,
+            held: String::new(),
+            streaming: None,
+            answer_to_stdout: !same_terminal,
+        }
+    }
+
+    /// Whether the final answer should be printed on stdout (not when it was just streamed to
+    /// the same terminal).
+    pub fn answer_to_stdout(&self) -> bool {
+        self.answer_to_stdout
+    }
+
+    fn write_err(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{text}");
+        let _ = err.flush();
+        self.at_line_start = text.ends_with('\n');
+    }
+
+    fn end_line(&mut self) {
+        if !self.at_line_start {
+            let _ = writeln!(std::io::stderr());
+            self.at_line_start = true;
+        }
+    }
+
+    /// Streams a delta, holding back a turn's first line until it is known not to be a call.
+    fn delta(&mut self, text: &str) {
+        match self.streaming {
+            Some(true) => self.write_err(&visible(text)),
+            Some(false) => {}
+            None => {
+                self.held.push_str(text);
+                let Some((first, _)) = self.held.split_once('\n') else {
+                    return;
+                };
+                let first = visible(first);
+                let call = self.tools.iter().any(|t| *t == first.trim());
+                self.streaming = Some(!call);
+                if !call {
+                    let held = std::mem::take(&mut self.held);
+                    self.write_err(&visible(&held));
+                }
+            }
+        }
+    }
+
+    /// Ends a model turn: a held first line that never ended is shown now.
+    fn end_turn(&mut self) {
+        if self.streaming.is_none() {
+            let held = std::mem::take(&mut self.held);
+            self.write_err(&visible(&held));
+        }
+        self.held.clear();
+        self.streaming = None;
+        self.end_line();
+    }
+
+    /// Shows one event.
+    pub fn show(&mut self, event: &Event) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                let _ = write_stdout(format!("{line}\n").as_bytes());
+            }
+            return;
+        }
+        match event {
+            Event::Delta { text, .. } => self.delta(text),
+            Event::Model { .. } => self.end_turn(),
+            Event::Start { .. } | Event::Answer { .. } => self.end_line(),
+            Event::Call {
+                name, arguments, ..
+            } => {
+                let args = match arguments {
+                    serde_json::Value::Object(m) if m.len() == 1 && m.contains_key("code") => {
+                        m["code"].as_str().unwrap_or_default().to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                self.write_err(&format!("→ {name}: {}\n", short(&args, 6, 400)));
+            }
+            Event::Malformed { name, reason, .. } => {
+                self.write_err(&format!("✗ {name}: {reason}\n"));
+            }
+            Event::Observation {
+                text, error, files, ..
+            } => {
+                let mark = if *error { "✗" } else { "←" };
+                let mut out = format!("{mark} {}\n", short(text, 6, 600).replace('\n', "\n  "));
+                for f in files {
+                    out.push_str(&format!("  file: {f}\n"));
+                }
+                self.write_err(&out);
+            }
+            Event::Budget { detail, .. } => self.write_err(&format!("budget: {detail}\n")),
+            Event::Error { message } => self.write_err(&format!("error: {message}\n")),
+            Event::End { .. } => {}
+        }
+    }
+}
+
+impl EventSink for Display {
+    fn event(&mut self, event: &Event) {
+        self.show(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortening_keeps_the_first_lines() {
+        assert_eq!(short("a\nb\nc", 2, 100), "a\nb\n…");
+        assert_eq!(short("abcdef", 3, 3), "abc…");
+    }
+}

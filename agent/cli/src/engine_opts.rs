@@ -1,0 +1,246 @@
+//! Engine options shared by the commands that generate: which engine, which model, how to load.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use glm_agent::engine::{Engine, OpenAiConfig, OpenAiEngine, ReplayEngine};
+use glm_agent::exit::ExitStatus;
+use glm_agent::trace::Trace;
+use glm_engine_mistralrs::model::hub::locate;
+use glm_engine_mistralrs::model::{Layout, ModelError, prepare, read_dims};
+use glm_engine_mistralrs::{EmbeddedConfig, EmbeddedEngine, Isq};
+use glm_prompts::{Encoder, SpecialIds, SpecialToken};
+
+use crate::cli::Failure;
+use crate::config::EngineSettings;
+use crate::setup::CommonOptions;
+
+/// An opened engine and the ids of its model's control tokens.
+pub struct Opened {
+    /// The engine.
+    pub engine: Box<dyn Engine>,
+    /// Control-token ids from the model's tokenizer.
+    pub ids: SpecialIds,
+    /// The tokenizer, when one was read.
+    pub encoder: Option<Encoder>,
+    /// Which model, for traces.
+    pub model: serde_json::Value,
+}
+
+fn engine_failed(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::new(ExitStatus::Engine, e)
+}
+
+/// A model that cannot be had (a failed download, offline) is an engine failure (exit 4);
+/// a folder that is not a model is bad input (exit 2).
+fn model_failed(e: ModelError) -> Failure {
+    match e {
+        ModelError::Unavailable(_) => engine_failed(e),
+        other => Failure::bad_input(other),
+    }
+}
+
+/// Prints mapping progress on stderr.
+pub fn show_map_progress() -> impl FnMut(u64, u64) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last = 0u64;
+    move |done, total| {
+        let percent = done * 100 / total.max(1);
+        if tty || percent >= last + 10 || done == total {
+            last = percent;
+            let mut err = std::io::stderr().lock();
+            let end = if tty { "\r" } else { "\n" };
+            let _ = write!(
+                err,
+                "{end}Mapping GLM-4 to the Qwen2 layout (once): {percent:>3}% ({} of {} MB)",
+                done >> 20,
+                total >> 20
+            );
+            let _ = err.flush();
+        }
+    }
+}
+
+/// Finds (downloading unless offline) and prepares a model folder; says what it does on stderr.
+pub async fn resolve_model(spec: &str, common: &CommonOptions) -> Result<PathBuf, Failure> {
+    let tty = std::io::stderr().is_terminal();
+    let source = locate(spec, common.is_offline(), None, tty)
+        .await
+        .map_err(model_failed)?;
+    let started = Instant::now();
+    let prepared =
+        prepare(&source, &common.cache(), &mut show_map_progress()).map_err(model_failed)?;
+    if prepared.mapped_now {
+        eprintln!(
+            "\nMapped into {} in {:.1} s",
+            prepared.dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if let Layout::Native(arch) = &prepared.layout {
+        eprintln!("{arch}: loaded as it is");
+    }
+    Ok(prepared.dir)
+}
+
+/// An engine chosen and its model found, not loaded yet: [`Resolved::open`] loads it.
+pub enum Resolved {
+    /// The embedded engine on this prepared folder.
+    Embedded {
+        /// The model as the user named it.
+        spec: String,
+        /// The folder mistral.rs loads.
+        dir: PathBuf,
+    },
+    /// An engine that needs no local model.
+    Remote,
+}
+
+/// Finds the model for `settings` (downloading it unless offline), before anything slow runs.
+pub async fn resolve(
+    settings: &EngineSettings,
+    common: &CommonOptions,
+) -> Result<Resolved, Failure> {
+    match settings.engine() {
+        "embedded" => {
+            let spec = settings.model().to_owned();
+            let dir = resolve_model(&spec, common).await?;
+            Ok(Resolved::Embedded { spec, dir })
+        }
+        _ => Ok(Resolved::Remote),
+    }
+}
+
+/// Resolves and opens in one go.
+pub async fn open(settings: &EngineSettings, common: &CommonOptions) -> Result<Opened, Failure> {
+    resolve(settings, common)
+        .await?
+        .open(settings, common)
+        .await
+}
+
+impl Resolved {
+    /// Opens the engine.
+    pub async fn open(
+        self,
+        settings: &EngineSettings,
+        common: &CommonOptions,
+    ) -> Result<Opened, Failure> {
+        let engine = settings.engine();
+        let (kind, target) = engine.split_once(':').unwrap_or((engine, ""));
+        match (self, kind) {
+            (Resolved::Embedded { spec, dir }, _) => {
+                open_embedded(settings, common, &spec, &dir).await
+            }
+            (Resolved::Remote, "openai") if !target.is_empty() => {
+                open_openai(settings, target).await
+            }
+            (Resolved::Remote, "replay") if !target.is_empty() => open_replay(settings, target),
+            _ => Err(Failure::bad_input(anyhow::anyhow!(
+                "--engine {engine}: use embedded, openai:URL (an OpenAI-compatible server) or replay:FILE"
+            ))),
+        }
+    }
+}
+
+async fn open_openai(settings: &EngineSettings, target: &str) -> Result<Opened, Failure> {
+    let (ids, encoder) = ids_from_flag(settings)?;
+    let config = OpenAiConfig {
+        model: settings.model.clone(),
+        api_key: std::env::var("OPENAI_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+        ..OpenAiConfig::new(target)
+    };
+    let control = [SpecialToken::GMask, SpecialToken::Sop, SpecialToken::User].map(|t| ids.id(t));
+    let engine = OpenAiEngine::connect(config, control)
+        .await
+        .map_err(engine_failed)?;
+    let model = serde_json::json!({"server": target, "engine": engine.describe()});
+    Ok(Opened {
+        engine: Box::new(engine),
+        ids,
+        encoder,
+        model,
+    })
+}
+
+fn open_replay(settings: &EngineSettings, target: &str) -> Result<Opened, Failure> {
+    let (ids, encoder) = ids_from_flag(settings)?;
+    let text = std::fs::read_to_string(target)
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("cannot read {target}: {e}")))?;
+    // A JSON array of outputs, or a trace (JSON lines).
+    let engine = if text.trim_start().starts_with('[') {
+        ReplayEngine::from_json(&text).map_err(Failure::bad_input)?
+    } else {
+        Trace::read(std::path::Path::new(target))
+            .map_err(Failure::bad_input)?
+            .replay_engine()
+    };
+    Ok(Opened {
+        engine: Box::new(engine),
+        ids,
+        encoder,
+        model: serde_json::json!({"replay": target}),
+    })
+}
+
+fn ids_from_flag(settings: &EngineSettings) -> Result<(SpecialIds, Option<Encoder>), Failure> {
+    match &settings.tokenizer {
+        Some(path) => {
+            let encoder = Encoder::from_file(path).map_err(Failure::bad_input)?;
+            Ok((*encoder.special_ids(), Some(encoder)))
+        }
+        None => Ok((SpecialIds::glm4_9b(), None)),
+    }
+}
+
+async fn open_embedded(
+    settings: &EngineSettings,
+    common: &CommonOptions,
+    spec: &str,
+    dir: &std::path::Path,
+) -> Result<Opened, Failure> {
+    let isq: Isq = settings
+        .isq
+        .as_deref()
+        .unwrap_or("auto")
+        .parse()
+        .map_err(|e: String| Failure::bad_input(anyhow::anyhow!("--isq: {e}")))?;
+    let encoder = Encoder::from_file(&dir.join("tokenizer.json")).map_err(Failure::bad_input)?;
+    let ids = *encoder.special_ids();
+    let size =
+        read_dims(dir).map_or_else(String::new, |d| format!(", {} parameters", d.size_words()));
+    eprintln!(
+        "Loading {spec}{size} on mistral.rs (a first quantised load takes longer; the result is saved)..."
+    );
+    let config = EmbeddedConfig {
+        isq,
+        prefix_cache: settings.prefix_cache.unwrap_or(true),
+        work_dir: common.cache().join("engine"),
+        // mistral.rs's loading steps and quantisation progress bars, on a terminal.
+        verbose: std::io::stderr().is_terminal(),
+        ..EmbeddedConfig::new(dir)
+    };
+    let engine = EmbeddedEngine::load(config).await.map_err(engine_failed)?;
+    let report = engine.report();
+    eprintln!(
+        "Loaded in {:.1} s ({}{})",
+        report.took.as_secs_f64(),
+        report.reason,
+        if report.from_saved {
+            ", quantised weights read from the saved copy"
+        } else {
+            ""
+        }
+    );
+    let mut model = glm_engine_mistralrs::model::fingerprint(dir);
+    model["id"] = spec.into();
+    Ok(Opened {
+        engine: Box::new(engine),
+        ids,
+        encoder: Some(encoder),
+        model,
+    })
+}

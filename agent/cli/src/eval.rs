@@ -1,0 +1,272 @@
+//! `glm-agent eval`: run a suite and score it; `glm-agent eval score DIR`: score stored traces
+//! again.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use glm_agent::Settings;
+use glm_agent::engine::Sampling;
+use glm_eval_runner::{
+    BUILTIN_SUITES, CaseReport, EngineChoice, SuiteOptions, needle_cases, needle_grid, rescore,
+    run_suite, table,
+};
+use glm_evals::case::{BuiltinScorer, read_suite};
+use glm_prompts::Encoder;
+use glm_tools::builtins::BuiltinOptions;
+
+use crate::cli::{CmdResult, Failure, write_stdout};
+use crate::config::{Config, EngineSettings};
+use crate::engine_opts::open;
+use crate::setup::CommonOptions;
+
+/// Options of `eval`.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "SUITE is a JSON Lines file of cases or a built-in suite: function_calling \
+(60 cases modelled on BFCL's simple, multiple and irrelevance categories), tool_use (python and \
+simple_browser tasks over a fixture site served on 127.0.0.1), needle (long-context retrieval, \
+generated for --lengths and --depths, with a grid report). --engine reference \
+replays each case's reference outputs (no model); other engines and the model come from the flags, \
+GLM_AGENT_* and the config file as for `run`. Exit codes: 0 every case passed, 1 some \
+failed, 2 bad input, 4 engine failure.\n\n\
+Examples:\n  glm-agent eval function_calling --model ~/models/glm-4-9b-chat-1m-hf\n  \
+glm-agent eval function_calling --engine reference\n  \
+glm-agent eval needle --lengths 8192,65536,1000000 --depths 0,0.5,1\n  glm-agent eval score eval-out/"
+)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    command: Option<EvalCommand>,
+    /// The suite: a .jsonl file or a built-in suite's name.
+    #[arg(required = true)]
+    suite: Option<String>,
+    #[command(flatten)]
+    engine: EngineSettings,
+    /// Where traces and the report go [default: ./eval-<suite>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Cases run at once (useful with a server that batches).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Needle suite: prompt lengths in tokens.
+    #[arg(long, value_delimiter = ',', default_value = "1024,4096,16384")]
+    lengths: Vec<usize>,
+    /// Needle suite: depths of the needle, 0 (start) to 1 (end).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    depths: Vec<f64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: CommonOptions,
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Convert the Berkeley Function Calling Leaderboard's data into a suite.
+    #[command(
+        after_help = "DATA is the data/ folder of the bfcl-eval package (pip install \
+bfcl-eval; Apache-2.0), e.g. $(python3 -c 'import bfcl_eval, os; print(os.path.dirname(bfcl_eval.__file__))')/data. \
+Questions come from BFCL_v*_<category>.json, answers from possible_answer/ beside them; \
+multi-turn questions are skipped.\n\n\
+Example:\n  glm-agent eval convert-bfcl ~/venv/lib/python3.12/site-packages/bfcl_eval/data --out bfcl.jsonl\n  \
+glm-agent eval bfcl.jsonl --model ~/models/glm-4-9b-chat-1m-hf"
+    )]
+    ConvertBfcl {
+        /// The bfcl-eval data folder.
+        data: PathBuf,
+        /// Categories to convert.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "simple,multiple,irrelevance"
+        )]
+        categories: Vec<String>,
+        /// The suite file to write.
+        #[arg(long, value_name = "FILE", default_value = "bfcl.jsonl")]
+        out: PathBuf,
+    },
+    /// Score the traces of an earlier `eval` again with today's scorers.
+    #[command(after_help = "Example:\n  glm-agent eval score eval-function_calling/")]
+    Score {
+        /// The folder `eval` wrote (cases.jsonl and one trace per case).
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn show(reports: &[CaseReport], json: bool) -> CmdResult {
+    if json {
+        let value = serde_json::to_string(reports).unwrap_or_default();
+        write_stdout(format!("{value}\n").as_bytes())?;
+    } else {
+        write_stdout(table(reports).as_bytes())?;
+    }
+    if reports.iter().all(|r| r.pass) {
+        Ok(())
+    } else {
+        Err(Failure::silent(glm_agent::exit::ExitStatus::ToolFailed))
+    }
+}
+
+fn convert_bfcl(data: &std::path::Path, categories: &[String], out: &std::path::Path) -> CmdResult {
+    let bad = |m: String| Failure::bad_input(anyhow::anyhow!(m));
+    let names: Vec<String> = std::fs::read_dir(data)
+        .map_err(|e| bad(format!("{}: {e}", data.display())))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut lines = Vec::new();
+    for category in categories {
+        let Some(file) = names
+            .iter()
+            .filter(|n| n.starts_with("BFCL_v") && n.ends_with(&format!("_{category}.json")))
+            .max()
+        else {
+            return Err(bad(format!(
+                "{}: no BFCL_v*_{category}.json (is this the bfcl_eval/data folder?)",
+                data.display()
+            )));
+        };
+        let questions =
+            std::fs::read_to_string(data.join(file)).map_err(|e| bad(format!("{file}: {e}")))?;
+        let answers =
+            std::fs::read_to_string(data.join("possible_answer").join(file)).unwrap_or_default();
+        let (cases, skipped) = glm_evals::bfcl::convert(category, &questions, &answers)
+            .map_err(|e| bad(format!("{file}: {e}")))?;
+        eprintln!("{file}: {} cases ({skipped} skipped)", cases.len());
+        lines.extend(
+            cases
+                .iter()
+                .map(|c| serde_json::to_string(c).unwrap_or_default()),
+        );
+    }
+    std::fs::write(out, lines.join("\n") + "\n")
+        .map_err(|e| bad(format!("{}: {e}", out.display())))?;
+    eprintln!("wrote {} cases to {}", lines.len(), out.display());
+    Ok(())
+}
+
+pub fn run(args: EvalArgs) -> CmdResult {
+    if let Some(EvalCommand::ConvertBfcl {
+        data,
+        categories,
+        out,
+    }) = &args.command
+    {
+        return convert_bfcl(data, categories, out);
+    }
+    if let Some(EvalCommand::Score { dir, json }) = &args.command {
+        let mut builtins = BuiltinOptions::new(args.common.cache());
+        builtins.offline = args.common.is_offline();
+        let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+        let reports = runtime
+            .block_on(rescore(dir, &builtins, &BuiltinScorer))
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+        return show(&reports, *json);
+    }
+    let suite = args.suite.clone().unwrap_or_default();
+    let needle = suite == "needle";
+    let (name, text) = if needle {
+        ("needle".to_owned(), String::new())
+    } else {
+        match BUILTIN_SUITES.iter().find(|(n, _)| *n == suite) {
+            Some((n, t)) => ((*n).to_owned(), (*t).to_owned()),
+            None => {
+                let text = std::fs::read_to_string(&suite).map_err(|e| {
+                    Failure::bad_input(anyhow::anyhow!(
+                        "{suite}: {e} (built-in suites: {}, needle)",
+                        BUILTIN_SUITES
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                let stem = std::path::Path::new(&suite)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "suite".into());
+                (stem, text)
+            }
+        }
+    };
+    let cases = if needle {
+        Vec::new()
+    } else {
+        read_suite(&text).map_err(|e| Failure::bad_input(anyhow::anyhow!("{suite}: {e}")))?
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("eval-{name}")));
+    let settings = Settings {
+        sampling: Sampling {
+            greedy: true,
+            ..Sampling::default()
+        },
+        ..Settings::default()
+    };
+    let mut builtins = BuiltinOptions::new(args.common.cache());
+    builtins.offline = args.common.is_offline();
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+    let reports = runtime.block_on(async {
+        let config = Config::load()?;
+        let engine = config.resolve(&args.engine)?.value;
+        if engine.engine() == "reference" {
+            let encoder = match &engine.tokenizer {
+                Some(p) => Encoder::from_file(p).map_err(Failure::bad_input)?,
+                None => {
+                    Encoder::new(glm_prompts::tiny::tiny_tokenizer().map_err(Failure::bad_input)?)
+                        .map_err(Failure::bad_input)?
+                }
+            };
+            let cases = if needle {
+                needle_cases(&encoder, &args.lengths, &args.depths)
+            } else {
+                cases.clone()
+            };
+            return run_suite(
+                &cases,
+                &EngineChoice::Reference,
+                &SuiteOptions {
+                    jobs: args.jobs,
+                    ..SuiteOptions::new(&encoder, &builtins, &settings, &out)
+                },
+            )
+            .await
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)));
+        }
+        let opened = open(&engine, &args.common).await?;
+        let Some(encoder) = opened.encoder.clone() else {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "this engine needs the model's tokenizer: pass --tokenizer PATH"
+            )));
+        };
+        let cases = if needle {
+            needle_cases(&encoder, &args.lengths, &args.depths)
+        } else {
+            cases.clone()
+        };
+        run_suite(
+            &cases,
+            &EngineChoice::Shared(opened.engine.as_ref()),
+            &SuiteOptions {
+                jobs: args.jobs,
+                ..SuiteOptions::new(&encoder, &builtins, &settings, &out)
+            },
+        )
+        .await
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))
+    })?;
+    if !args.json {
+        eprintln!("traces and report.json in {}", out.display());
+        if needle {
+            write_stdout(needle_grid(&reports, &args.lengths, &args.depths).as_bytes())?;
+        }
+    }
+    show(&reports, args.json)
+}

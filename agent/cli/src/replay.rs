@@ -1,0 +1,155 @@
+//! `glm-agent replay`: re-run a recorded run and report where it diverges.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use glm_agent::exit::ExitStatus;
+use glm_agent::replay::replay;
+use glm_agent::trace::Trace;
+use glm_prompts::Encoder;
+use glm_tools::builtins::{BuiltinOptions, builtin_registry};
+
+use crate::cli::{CmdResult, Failure, write_stdout};
+use crate::config::{Config, ToolSettings};
+use crate::setup::CommonOptions;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Tools {
+    /// Feed the recorded observations back.
+    Recorded,
+    /// Run the tools again (built-in tools only) and compare what they return.
+    Live,
+}
+
+/// Options of `replay`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The model's outputs come from the trace; today's renderer, parser, loop \
+and (with --tools live) tools rebuild the run, and every prompt is compared with the recorded \
+one. Exit codes: 0 nothing diverged, 1 a divergence (the first is shown), 2 bad input.\n\n\
+Examples:\n  glm-agent replay ~/.local/state/glm-agent/traces/run-1764331200000-4242.jsonl --model ~/models/glm-4-9b-chat-1m-hf\n  \
+glm-agent replay evals/traces/python_call.jsonl --tokenizer evals/traces/tokenizer.json --tools live"
+)]
+pub struct ReplayArgs {
+    /// The trace to replay.
+    trace: PathBuf,
+    /// Where observations come from.
+    #[arg(long, value_enum, default_value = "recorded")]
+    tools: Tools,
+    /// The model's tokenizer.json, to rebuild prompts [default: the recorded model folder's,
+    /// when it is still there with the same sha256].
+    #[arg(long, value_name = "PATH", conflicts_with = "model")]
+    tokenizer: Option<PathBuf>,
+    /// A local model folder (its tokenizer.json is used).
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// A private host the browser may reach in a live replay (repeatable) [config: allow_hosts].
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_host: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: CommonOptions,
+}
+
+pub fn run(args: ReplayArgs) -> CmdResult {
+    let trace = Trace::read(&args.trace).map_err(Failure::bad_input)?;
+    let tokenizer = match (&args.tokenizer, &args.model) {
+        (Some(t), _) => t.clone(),
+        (None, Some(m)) => m.join("tokenizer.json"),
+        (None, None) => match trace.recorded_tokenizer() {
+            Ok(path) => {
+                eprintln!(
+                    "tokenizer: {} (the recorded model's; its sha256 matches)",
+                    path.display()
+                );
+                path
+            }
+            Err(why) => {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "replay rebuilds prompts with the model's tokenizer, and the recorded one \
+                     cannot be used: {why}; pass --tokenizer PATH or --model FOLDER"
+                )));
+            }
+        },
+    };
+    let encoder = Encoder::from_file(&tokenizer).map_err(Failure::bad_input)?;
+    let live = match args.tools {
+        Tools::Recorded => None,
+        Tools::Live => {
+            let mut options = BuiltinOptions::new(args.common.cache());
+            options.offline = args.common.is_offline();
+            let flags = ToolSettings {
+                allow_hosts: (!args.allow_host.is_empty()).then(|| args.allow_host.clone()),
+                ..ToolSettings::default()
+            };
+            let settings = Config::load()?.resolve(&flags)?.value;
+            options.allow_hosts = settings.allow_hosts.unwrap_or_default();
+            let names: Vec<String> = trace
+                .events
+                .iter()
+                .find_map(|e| match e {
+                    glm_agent::Event::Start { tools, .. } => Some(
+                        tools
+                            .iter()
+                            .filter_map(|t| {
+                                serde_json::from_value::<glm_prompts::ToolSpec>(t.clone())
+                                    .ok()
+                                    .map(|s| s.name().to_owned())
+                            })
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            Some(builtin_registry(&options, &names).map_err(|e| {
+                Failure::bad_input(anyhow::anyhow!(
+                    "{e}; a live replay can run only the built-in tools (use --tools recorded)"
+                ))
+            })?)
+        }
+    };
+    let workdir = std::env::temp_dir().join(format!("glm-agent-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).map_err(Failure::bad_input)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+    let report = runtime
+        .block_on(replay(&trace, encoder, live, &workdir))
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+    if args.json {
+        let value = serde_json::json!({
+            "recorded_steps": report.recorded_steps,
+            "replayed_steps": report.replayed_steps,
+            "divergences": report.divergences,
+            "end": report.outcome.end,
+        });
+        write_stdout(format!("{value}\n").as_bytes())?;
+    } else if let Some(first) = report.divergences.first() {
+        write_stdout(
+            format!(
+                "diverged at step {}: {}\n{}\n({} divergence(s); {} recorded model turns, {} replayed)\n",
+                first.step,
+                first.what,
+                first.diff,
+                report.divergences.len(),
+                report.recorded_steps,
+                report.replayed_steps
+            )
+            .as_bytes(),
+        )?;
+    } else {
+        write_stdout(
+            format!(
+                "no divergence: {} model turns replayed, every prompt identical\n",
+                report.replayed_steps
+            )
+            .as_bytes(),
+        )?;
+    }
+    if report.divergences.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::silent(ExitStatus::ToolFailed))
+    }
+}

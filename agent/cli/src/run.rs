@@ -1,0 +1,275 @@
+//! `glm-agent run`: one task, to an answer or a budget; what `run` and `chat` share.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use glm_agent::trace::TraceWriter;
+use glm_agent::{Agent, End, Event, EventSink, Outcome};
+use glm_engine_mistralrs::model::hub;
+use glm_prompts::Encoder;
+use glm_tools::browser::SearchChoice;
+use glm_tools::builtins::{BuiltinOptions, builtin_registry};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{CmdResult, Failure, write_stdout};
+use crate::config::{
+    Config, EngineSettings, LoopSettings, SamplingSettings, ToolSettings, TraceSettings,
+    loop_settings,
+};
+use crate::display::Display;
+use crate::engine_opts::{Opened, resolve};
+use crate::setup::{CommonOptions, show_progress};
+
+/// Options shared by `run` and `chat`. Unset flags fall back to the environment, then the config
+/// file, then the defaults (`glm-agent config show` prints the result).
+#[derive(Debug, Clone, Args)]
+pub struct RunOptions {
+    #[command(flatten)]
+    engine: EngineSettings,
+    #[command(flatten)]
+    looping: LoopSettings,
+    #[command(flatten)]
+    sampling: SamplingSettings,
+    #[command(flatten)]
+    tools: ToolSettings,
+    #[command(flatten)]
+    trace: TraceSettings,
+    /// Do not write a trace.
+    #[arg(long)]
+    no_trace: bool,
+    /// Print events as JSON lines on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    common: CommonOptions,
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 answered, 1 a tool's runtime failed, 2 bad usage or \
+input, 3 a budget (steps, tokens, time, or the same failing call repeated) ended the run, 4 the \
+engine failed (the model cannot be downloaded or loaded), 130 interrupted.\n\n\
+Examples:\n  glm-agent run \"What is 2**100? Use python.\"\n  \
+glm-agent run --model ~/models/glm-4-9b-chat-1m-hf \"Summarise https://example.com\"\n  \
+glm-agent run --engine openai:http://gpu-box:8000 --tokenizer tokenizer.json \"...\"\n  \
+glm-agent run --engine replay:~/.local/state/glm-agent/traces/run.jsonl --json \"...\""
+)]
+pub struct RunArgs {
+    /// The task.
+    task: String,
+    #[command(flatten)]
+    options: RunOptions,
+}
+
+/// Everything a run needs, opened.
+pub struct Prepared {
+    /// The engine.
+    pub opened: Opened,
+    /// The model's tokenizer.
+    pub encoder: Encoder,
+    /// The loop's settings.
+    pub settings: glm_agent::Settings,
+    /// The tools offered.
+    pub registry: glm_tools::ToolRegistry,
+    /// Where traces go.
+    pub trace_dir: PathBuf,
+}
+
+/// The agent over the opened engine, working in a fresh folder for the run's files (kept
+/// afterwards: files the tools produced are the user's).
+pub fn new_agent(
+    opened: &Opened,
+    registry: glm_tools::ToolRegistry,
+    encoder: Encoder,
+    settings: glm_agent::Settings,
+) -> Result<Agent<'_>, Failure> {
+    let workdir = std::env::temp_dir().join(format!("glm-agent-run-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).map_err(Failure::bad_input)?;
+    Ok(
+        Agent::new(opened.engine.as_ref(), registry, encoder, settings, workdir)
+            .with_model_info(opened.model.clone()),
+    )
+}
+
+/// The names of the tools offered.
+pub fn tool_names(registry: &glm_tools::ToolRegistry) -> Vec<String> {
+    registry.names().iter().map(|n| (*n).to_owned()).collect()
+}
+
+/// Reads every setting, finds the model, readies the tools, then loads the engine: a model that
+/// cannot be had fails (exit 4) before the Python runtime is installed, and a missing runtime
+/// before a model loads for minutes.
+pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
+    let config = Config::load()?;
+    let engine = config.resolve(&options.engine)?.value;
+    let looping = config.resolve(&options.looping)?.value;
+    let sampling = config.resolve(&options.sampling)?.value;
+    let tools = config.resolve(&options.tools)?.value;
+    let trace = config.resolve(&options.trace)?.value;
+    let common = &options.common;
+    let mut builtin = BuiltinOptions::new(common.cache());
+    builtin.offline = common.is_offline();
+    builtin.allow_hosts = tools.allow_hosts.clone().unwrap_or_default();
+    builtin.search = SearchChoice::parse(tools.search.as_deref().unwrap_or("duckduckgo"), |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(|e| Failure::bad_input(anyhow::anyhow!("search: {e}")))?;
+    let names = tools.names();
+    let registry = if names.is_empty() {
+        glm_tools::ToolRegistry::new()
+    } else {
+        builtin_registry(&builtin, &names).map_err(Failure::bad_input)?
+    };
+    let resolved = resolve(&engine, common).await?;
+    if names.contains(&"python") {
+        glm_tools::python::setup(&builtin.cache, builtin.offline, &show_progress)
+            .await
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!("the python tool: {e}")))?;
+    }
+    let opened = resolved.open(&engine, common).await?;
+    let encoder = match &opened.encoder {
+        Some(e) => e.clone(),
+        None => tokenizer_for(engine.model())?,
+    };
+    Ok(Prepared {
+        opened,
+        encoder,
+        settings: loop_settings(&looping, &sampling),
+        registry,
+        trace_dir: trace.trace_dir.unwrap_or_else(std::env::temp_dir),
+    })
+}
+
+/// The tokenizer of `model` when it is a local folder or in the Hugging Face cache.
+fn tokenizer_for(model: &str) -> Result<Encoder, Failure> {
+    let dir = if std::path::Path::new(model).is_dir() {
+        Some(PathBuf::from(model))
+    } else {
+        hub::cached(model, None)
+    };
+    let Some(dir) = dir else {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "this engine needs the model's tokenizer to build prompts: pass --tokenizer PATH/tokenizer.json (or --model with a local folder)"
+        )));
+    };
+    Encoder::from_file(&dir.join("tokenizer.json")).map_err(Failure::bad_input)
+}
+
+/// The trace of a run or chat, unless `--no-trace`.
+pub fn trace_writer(options: &RunOptions, trace_dir: &std::path::Path) -> Option<TraceWriter> {
+    if options.no_trace {
+        return None;
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let name = format!("run-{stamp}-{}", std::process::id());
+    match TraceWriter::create(trace_dir, &name) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            eprintln!(
+                "warning: no trace ({}: {e}); set --trace-dir or --no-trace",
+                trace_dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// Events go to the trace and the display.
+pub struct Shown<'d> {
+    /// The trace, if any.
+    pub trace: Option<TraceWriter>,
+    /// The display.
+    pub display: &'d mut Display,
+}
+
+impl EventSink for Shown<'_> {
+    fn event(&mut self, event: &Event) {
+        if let Some(t) = self.trace.as_mut() {
+            t.record(event);
+        }
+        self.display.show(event);
+    }
+}
+
+fn interrupt_on_ctrl_c(cancel: &CancellationToken) {
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+}
+
+fn outcome_result(outcome: &Outcome) -> CmdResult {
+    match &outcome.end {
+        End::Answered => Ok(()),
+        other => Err(Failure::silent(other.exit_status())),
+    }
+}
+
+/// Prints the answer (on stdout, unless it was just streamed to the same terminal) and how the
+/// run ended when it did not answer.
+pub fn show_outcome(outcome: &Outcome, display: &Display, json: bool) -> CmdResult {
+    if json {
+        return Ok(());
+    }
+    if let Some(answer) = &outcome.answer
+        && display.answer_to_stdout()
+    {
+        write_stdout(format!("{answer}\n").as_bytes())?;
+    }
+    if outcome.end != End::Answered {
+        eprintln!("{}", describe_end(&outcome.end));
+    }
+    Ok(())
+}
+
+/// `run`.
+pub fn run(args: RunArgs) -> CmdResult {
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+    runtime.block_on(async move {
+        let options = &args.options;
+        let Prepared {
+            opened,
+            encoder,
+            settings,
+            registry,
+            trace_dir,
+        } = prepare(options).await?;
+        let mut display = Display::new(options.json, tool_names(&registry));
+        let agent = new_agent(&opened, registry, encoder, settings)?;
+        let cancel = CancellationToken::new();
+        interrupt_on_ctrl_c(&cancel);
+        let mut shown = Shown {
+            trace: trace_writer(options, &trace_dir),
+            display: &mut display,
+        };
+        let outcome = agent.run(&args.task, &cancel, &mut shown).await;
+        if let Some(t) = &shown.trace {
+            if let Some(e) = t.error() {
+                eprintln!("warning: the trace is incomplete: {e}");
+            } else if !options.json {
+                eprintln!("trace: {}", t.path().display());
+            }
+        }
+        show_outcome(&outcome, &display, options.json)?;
+        outcome_result(&outcome)
+    })
+}
+
+/// How a run ended, in a line.
+pub fn describe_end(end: &End) -> String {
+    match end {
+        End::Answered => "answered".into(),
+        End::Budget(b) => format!("stopped: the {b:?} budget ran out").to_lowercase(),
+        End::Repeated(m) => format!("stopped: {m}"),
+        End::ToolFailed(m) => format!("stopped: a tool cannot run: {m}"),
+        End::EngineFailed(m) => format!("stopped: the engine failed: {m}"),
+        End::BadInput => "stopped: the prompt could not be built".into(),
+        End::Interrupted => "interrupted".into(),
+    }
+}

@@ -1,0 +1,164 @@
+//! `glm-agent tools list|call`: the tools outside the agent loop.
+
+use clap::{Args, Subcommand};
+use glm_agent::exit::ExitStatus;
+use glm_prompts::{Parsed, parse};
+use glm_tools::browser::SearchChoice;
+use glm_tools::builtins::{BuiltinOptions, builtin_registry};
+use glm_tools::{ToolContext, ToolRegistry};
+
+use crate::cli::{CmdResult, Failure, write_stdout};
+use crate::config::{Config, ToolSettings};
+use crate::setup::{CommonOptions, show_progress};
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// List every tool with its description and parameter schema.
+    #[command(after_help = "Examples:\n  glm-agent tools list\n  glm-agent tools list --json")]
+    List {
+        /// Print one JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        options: ToolOptions,
+    },
+    /// Run one tool call and print the observation exactly as the model would see it.
+    #[command(
+        after_help = "ARGS is what the model writes after the tool name: JSON for function \
+tools, a call for simple_browser, code for python. `-` reads ARGS from stdin. Files python writes go to a fresh temporary folder.\n\n\
+Exit status: 0 the tool succeeded, 1 the tool reported an error (printed as the model sees it), \
+2 bad usage.\n\n\
+Examples:\n  glm-agent tools call python 'print(1 + 1)'\n  \
+glm-agent tools call simple_browser 'search(\"rust wasm\", recency_days=30)'\n  \
+glm-agent tools call simple_browser 'open_url(\"http://127.0.0.1:8000/\")' --allow-host 127.0.0.1"
+    )]
+    Call {
+        /// The tool's name.
+        name: String,
+        /// The arguments as the model would write them.
+        args: String,
+        #[command(flatten)]
+        options: ToolOptions,
+    },
+}
+
+/// Settings shared by the tool commands.
+#[derive(Debug, Args)]
+pub struct ToolOptions {
+    #[command(flatten)]
+    tools: ToolSettings,
+    /// Seconds one tool call may take (the python tool's own cell deadline is 60 s).
+    #[arg(long, default_value_t = 90, value_name = "SECONDS")]
+    tool_timeout: u64,
+    #[command(flatten)]
+    common: CommonOptions,
+}
+
+impl ToolOptions {
+    /// The built-in tools with the effective settings: those `tools` names for a list, every
+    /// one for a call.
+    fn registry(&self, listing: bool) -> Result<ToolRegistry, Failure> {
+        let settings = Config::load()?.resolve(&self.tools)?.value;
+        let search = SearchChoice::parse(settings.search.as_deref().unwrap_or("duckduckgo"), |k| {
+            std::env::var(k).ok()
+        })
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("--search: {e}")))?;
+        let options = BuiltinOptions {
+            allow_hosts: settings.allow_hosts.clone().unwrap_or_default(),
+            search,
+            offline: self.common.is_offline(),
+            ..BuiltinOptions::new(self.common.cache())
+        };
+        let names = if listing {
+            settings.names()
+        } else {
+            Vec::new()
+        };
+        if listing && names.is_empty() {
+            return Ok(ToolRegistry::new());
+        }
+        builtin_registry(&options, &names).map_err(Failure::bad_input)
+    }
+}
+
+pub fn run(command: ToolsCommand) -> CmdResult {
+    match command {
+        ToolsCommand::List { json, options } => list(&options.registry(true)?, json),
+        ToolsCommand::Call {
+            name,
+            args,
+            options,
+        } => call(&options, &name, args),
+    }
+}
+
+fn list(registry: &ToolRegistry, json: bool) -> CmdResult {
+    let infos = registry.describe();
+    let text = if json {
+        serde_json::to_string_pretty(&infos).map_err(Failure::bad_input)? + "\n"
+    } else {
+        let mut out = String::new();
+        for info in infos {
+            out.push_str(&format!(
+                "{}\n  {}\n  parameters: {}\n\n",
+                info.name,
+                info.description,
+                glm_prompts::pyjson::dumps(&info.parameters)
+            ));
+        }
+        out
+    };
+    write_stdout(text.as_bytes())
+}
+
+fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
+    let registry = options.registry(false)?;
+    let args = if args == "-" {
+        crate::cli::read_stdin()?
+    } else {
+        args
+    };
+    let declared = registry.declared();
+    if declared.kind(name).is_none() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "unknown tool `{name}`; available: {}",
+            registry.names().join(", ")
+        )));
+    }
+    let (text, ok) = match parse(&format!("{name}\n{args}"), &declared) {
+        Parsed::Call(call) => {
+            let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+            if call.name == "python" {
+                // Install on first use, with progress, before the call's time limit starts.
+                let (cache, offline) = (options.common.cache(), options.common.is_offline());
+                runtime
+                    .block_on(glm_tools::python::setup(&cache, offline, &show_progress))
+                    .map_err(Failure::bad_input)?;
+            }
+            // Files the call writes (python's /mnt/data) go to a fresh folder.
+            let workdir =
+                std::env::temp_dir().join(format!("glm-agent-tools-call-{}", std::process::id()));
+            let ctx = ToolContext {
+                timeout: std::time::Duration::from_secs(options.tool_timeout),
+                ..ToolContext::new(workdir)
+            };
+            match runtime.block_on(registry.call(&call, &ctx)) {
+                Ok(output) => {
+                    for file in output.observations.iter().flat_map(|o| &o.files) {
+                        eprintln!("wrote {}", file.display());
+                    }
+                    (output.text(), true)
+                }
+                Err(e) => (e.to_message().content, false),
+            }
+        }
+        Parsed::Malformed(bad) => (format!("Error: {}", bad.reason), false),
+        Parsed::Answer(_) => (format!("Error: `{name}` needs arguments"), false),
+    };
+    write_stdout(format!("{text}\n").as_bytes())?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::silent(ExitStatus::ToolFailed))
+    }
+}

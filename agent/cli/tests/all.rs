@@ -1,0 +1,12 @@
+//! Integration tests of the glm-agent command line.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+mod cli_help;
+mod cli_prompt;
+mod cli_tools;

@@ -1,0 +1,60 @@
+//! Every command explains itself and shows an example.
+
+use glm_test_support::glm_agent;
+
+/// Every command path, found by walking `--help` output.
+fn command_paths() -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    let mut todo = vec![Vec::<String>::new()];
+    while let Some(path) = todo.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = glm_agent(&args, "");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let mut in_commands = false;
+        for line in help.lines() {
+            if line == "Commands:" {
+                in_commands = true;
+                continue;
+            }
+            if in_commands {
+                let Some(name) = line
+                    .split_whitespace()
+                    .next()
+                    .filter(|_| line.starts_with("  "))
+                else {
+                    break;
+                };
+                if name != "help" {
+                    let mut child = path.clone();
+                    child.push(name.to_owned());
+                    todo.push(child);
+                }
+            }
+        }
+        found.push(path);
+    }
+    found
+}
+
+#[test]
+fn every_command_has_a_one_line_summary_and_an_example() {
+    let paths = command_paths();
+    assert!(paths.len() >= 4, "commands found: {paths:?}");
+    for path in paths {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = glm_agent(&args, "");
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let first = help.lines().next().unwrap_or("");
+        assert!(first.len() > 20, "{args:?}: summary line {first:?}");
+        assert!(help.contains("Example"), "{args:?} has no example:\n{help}");
+    }
+}
+
+#[test]
+fn unknown_commands_are_usage_errors() {
+    let out = glm_agent(&["frobnicate"], "");
+    assert_eq!(out.status.code(), Some(2));
+}

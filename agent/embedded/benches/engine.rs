@@ -1,0 +1,215 @@
+//! The embedded engine at GLM-4-9B widths: prefill and decode speed with 2 layers (f32 and
+//! Q4K), and the prefix cache's effect on time to first token over a growing conversation.
+//!
+//!     cargo bench -p glm-agent --bench engine            # BENCH_DIR=/big/disk to place the model
+//!
+//! The model has GLM-4-9B-Chat-1M's widths (hidden 4096, 32 heads, 4 KV heads, FFN 13,696,
+//! 151,552 tokens) and 2 of its 40 layers, with random weights, in the Qwen2 layout the engine
+//! loads after mapping. A full model's per-token time is roughly the 2-layer figure minus the
+//! embedding/head share, times 20.
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use glm_engine::{Engine, GenerateRequest};
+use glm_engine_mistralrs::model::st::{Planned, write_shards};
+use glm_engine_mistralrs::{EmbeddedConfig, EmbeddedEngine, Isq, IsqType};
+use serde_json::json;
+
+const VOCAB: usize = 151_552;
+const HIDDEN: usize = 4096;
+const HEADS: usize = 32;
+const KV: usize = 4;
+const HEAD_DIM: usize = 128;
+const FFN: usize = 13_696;
+const LAYERS: usize = 2;
+
+fn write_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut shapes: Vec<(String, Vec<usize>, f32)> = vec![(
+        "model.embed_tokens.weight".into(),
+        vec![VOCAB, HIDDEN],
+        0.05,
+    )];
+    for i in 0..LAYERS {
+        let p = |s: &str| format!("model.layers.{i}.{s}");
+        shapes.extend([
+            (
+                p("self_attn.q_proj.weight"),
+                vec![HEADS * HEAD_DIM, HIDDEN],
+                0.02,
+            ),
+            (p("self_attn.q_proj.bias"), vec![HEADS * HEAD_DIM], 0.02),
+            (
+                p("self_attn.k_proj.weight"),
+                vec![KV * HEAD_DIM, HIDDEN],
+                0.02,
+            ),
+            (p("self_attn.k_proj.bias"), vec![KV * HEAD_DIM], 0.02),
+            (
+                p("self_attn.v_proj.weight"),
+                vec![KV * HEAD_DIM, HIDDEN],
+                0.02,
+            ),
+            (p("self_attn.v_proj.bias"), vec![KV * HEAD_DIM], 0.02),
+            (
+                p("self_attn.o_proj.weight"),
+                vec![HIDDEN, HEADS * HEAD_DIM],
+                0.02,
+            ),
+            (p("mlp.gate_proj.weight"), vec![FFN, HIDDEN], 0.02),
+            (p("mlp.up_proj.weight"), vec![FFN, HIDDEN], 0.02),
+            (p("mlp.down_proj.weight"), vec![HIDDEN, FFN], 0.02),
+            (p("input_layernorm.weight"), vec![HIDDEN], 0.0),
+            (p("post_attention_layernorm.weight"), vec![HIDDEN], 0.0),
+        ]);
+    }
+    shapes.push(("model.norm.weight".into(), vec![HIDDEN], 0.0));
+    shapes.push(("lm_head.weight".into(), vec![VOCAB, HIDDEN], 0.05));
+    let planned: Vec<Planned<'_>> = shapes
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape, scale))| {
+            let n = shape.iter().product::<usize>();
+            Planned {
+                name,
+                dtype: "F32".into(),
+                shape,
+                bytes: n as u64 * 4,
+                produce: Box::new(move || {
+                    let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ k as u64;
+                    let mut out = Vec::with_capacity(n * 4);
+                    for _ in 0..n {
+                        s = s
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
+                        let v = if scale == 0.0 {
+                            1.0
+                        } else {
+                            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+                        };
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                    Ok(out)
+                }),
+            }
+        })
+        .collect();
+    write_shards(dir, planned, 2 << 30, &mut |_| {}).unwrap();
+    let config = json!({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": VOCAB,
+        "hidden_size": HIDDEN, "intermediate_size": FFN, "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS, "num_key_value_heads": KV, "rope_theta": 1e16,
+        "rms_norm_eps": 1.5625e-07, "max_position_embeddings": 131072, "hidden_act": "silu",
+        "sliding_window": 131072, "max_window_layers": LAYERS, "use_sliding_window": false,
+        "tie_word_embeddings": false, "torch_dtype": "float32"});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(
+        dir.join("tokenizer.json"),
+        glm_prompts::tiny::tiny_tokenizer_json(),
+    )
+    .unwrap();
+}
+
+fn ids(n: usize, salt: usize) -> Vec<u32> {
+    (0..n)
+        .map(|i| ((i * 7_919 + salt * 104_729 + 13) % 151_000) as u32)
+        .collect()
+}
+
+fn speed(rt: &tokio::runtime::Runtime, engine: &EmbeddedEngine, label: &str) {
+    let prompt_len = 512;
+    // Warm up once.
+    rt.block_on(engine.collect(GenerateRequest::greedy(ids(16, 99), 2)))
+        .unwrap();
+    let out = rt
+        .block_on(engine.collect(GenerateRequest::greedy(ids(prompt_len, 1), 1)))
+        .unwrap();
+    let prefill = out.usage.prefill.as_secs_f64();
+    let decode_n = 32;
+    let started = Instant::now();
+    let out2 = rt
+        .block_on(engine.collect(GenerateRequest::greedy(ids(8, 2), decode_n)))
+        .unwrap();
+    let total = started.elapsed().as_secs_f64();
+    let decode = (total - out2.usage.prefill.as_secs_f64()).max(1e-9);
+    println!(
+        "{label}: prefill {prompt_len} tokens in {prefill:.2} s = {:.1} tok/s; decode {} tokens = {:.2} tok/s",
+        prompt_len as f64 / prefill,
+        out2.ids.len(),
+        (out2.ids.len().saturating_sub(1)) as f64 / decode
+    );
+}
+
+fn conversation(rt: &tokio::runtime::Runtime, engine: &EmbeddedEngine) -> Vec<Duration> {
+    let mut tokens = ids(400, 3);
+    let mut ttft = Vec::new();
+    for step in 0..6 {
+        let started = Instant::now();
+        let out = rt
+            .block_on(engine.collect(GenerateRequest::greedy(tokens.clone(), 1)))
+            .unwrap();
+        ttft.push(started.elapsed());
+        tokens.extend(&out.ids);
+        tokens.extend(ids(120, 10 + step));
+    }
+    ttft
+}
+
+fn main() {
+    let base = std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into());
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let model = dir.path().join("glm-4-9b-widths-2-layers");
+    let t = Instant::now();
+    write_model(&model);
+    println!(
+        "wrote the 2-layer model (f32) in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let load = |isq: Isq, prefix_cache: bool| {
+        let t = Instant::now();
+        let e = rt
+            .block_on(EmbeddedEngine::load(EmbeddedConfig {
+                isq,
+                prefix_cache,
+                save_quantized: false,
+                ..EmbeddedConfig::new(&model)
+            }))
+            .unwrap();
+        println!("loaded ({:?}) in {:.1} s", isq, t.elapsed().as_secs_f64());
+        e
+    };
+    {
+        let f32_engine = load(Isq::None, true);
+        speed(&rt, &f32_engine, "f32");
+        let with = conversation(&rt, &f32_engine);
+        drop(f32_engine);
+        let plain = load(Isq::None, false);
+        let without = conversation(&rt, &plain);
+        println!(
+            "time to first token per step of a 6-step conversation (400 + 6 x 121 tokens), f32:"
+        );
+        for (k, (a, b)) in with.iter().zip(&without).enumerate() {
+            println!(
+                "  step {}: with prefix cache {:.3} s, without {:.3} s, speed-up {:.1}x",
+                k + 1,
+                a.as_secs_f64(),
+                b.as_secs_f64(),
+                b.as_secs_f64() / a.as_secs_f64()
+            );
+        }
+        let (sa, sb): (f64, f64) = (
+            with[1..].iter().map(Duration::as_secs_f64).sum(),
+            without[1..].iter().map(Duration::as_secs_f64).sum(),
+        );
+        println!("  steps 2-6 together: speed-up {:.1}x", sb / sa);
+    }
+    let q4k = load(Isq::Type(IsqType::Q4K), true);
+    speed(&rt, &q4k, "q4k");
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the OpenAI-compatible and replay engines.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+mod openai;

@@ -1,0 +1,193 @@
+//! What a run reports, as it happens. The CLI shows these, `--json` prints them, and the trace
+//! records them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::agent::Settings;
+use crate::engine::FinishReason;
+use crate::exit::ExitStatus;
+
+/// Which budget ended a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    /// `max_steps` model turns.
+    Steps,
+    /// `max_generated_tokens`.
+    Tokens,
+    /// `time_limit_s`.
+    Time,
+}
+
+impl Budget {
+    /// A sentence for the user and the model.
+    pub fn describe(self, settings: &Settings) -> String {
+        match self {
+            Budget::Steps => format!("The step limit ({}) is reached.", settings.max_steps),
+            Budget::Tokens => format!(
+                "The generated-token limit ({}) is reached.",
+                settings.max_generated_tokens
+            ),
+            Budget::Time => format!(
+                "The time limit ({} s) is reached.",
+                settings.time_limit_s.unwrap_or(0)
+            ),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum End {
+    /// The model answered.
+    Answered,
+    /// A budget ran out (the model had one last turn to answer).
+    Budget(Budget),
+    /// The same failing call was repeated too many times.
+    Repeated(String),
+    /// A tool's runtime is broken.
+    ToolFailed(String),
+    /// The engine failed.
+    EngineFailed(String),
+    /// The prompt could not be built.
+    BadInput,
+    /// The run was interrupted.
+    Interrupted,
+}
+
+impl End {
+    /// The process exit status for this end.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            End::Answered => ExitStatus::Success,
+            End::Budget(_) | End::Repeated(_) => ExitStatus::Budget,
+            End::ToolFailed(_) => ExitStatus::ToolFailed,
+            End::EngineFailed(_) => ExitStatus::Engine,
+            End::BadInput => ExitStatus::BadInput,
+            End::Interrupted => ExitStatus::Interrupted,
+        }
+    }
+}
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The run starts.
+    Start {
+        /// The task.
+        task: String,
+        /// The engine's description.
+        engine: String,
+        /// The model: its id, folder, and hashes of its config and tokenizer (null when the
+        /// caller did not say).
+        #[serde(default)]
+        model: Value,
+        /// The tools offered, as rendered into the system turn.
+        tools: Vec<Value>,
+        /// The settings in effect.
+        settings: Value,
+    },
+    /// Text the model just generated (not recorded in traces: `model` has all of it).
+    Delta {
+        /// The step.
+        step: usize,
+        /// The new text.
+        text: String,
+    },
+    /// One model turn, complete.
+    Model {
+        /// The step (1-based).
+        step: usize,
+        /// Tokens in the prompt.
+        prompt_tokens: usize,
+        /// The prompt ids not accounted for by earlier model events (the whole prompt at the
+        /// first step, then each new turn): earlier prompts, generated ids and these rebuild
+        /// every prompt exactly.
+        #[serde(default)]
+        prompt_delta: Vec<u32>,
+        /// A hash of the prompt's ids.
+        prefix_hash: String,
+        /// Prompt tokens served from the prefix cache, when the engine reports it.
+        cached_tokens: Option<usize>,
+        /// The generated ids, exactly.
+        ids: Vec<u32>,
+        /// The generated text, control tokens visible.
+        text: String,
+        /// Why generation stopped.
+        finish: FinishReason,
+        /// Tokens generated.
+        generated_tokens: usize,
+        /// Time to the first token.
+        prefill_ms: u64,
+        /// Time after it.
+        decode_ms: u64,
+    },
+    /// A tool call about to run.
+    Call {
+        /// The step.
+        step: usize,
+        /// The tool.
+        name: String,
+        /// Its arguments.
+        arguments: Value,
+    },
+    /// A call that cannot run (bad arguments, unknown tool).
+    Malformed {
+        /// The step.
+        step: usize,
+        /// The name the model wrote.
+        name: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// What the model reads after a call.
+    Observation {
+        /// The step.
+        step: usize,
+        /// The tool.
+        name: String,
+        /// The observation's label.
+        metadata: Option<String>,
+        /// The text.
+        text: String,
+        /// Files the call produced.
+        files: Vec<String>,
+        /// Whether this reports an error.
+        error: bool,
+        /// How long the call took.
+        took_ms: u64,
+    },
+    /// The final answer.
+    Answer {
+        /// The step.
+        step: usize,
+        /// The answer.
+        text: String,
+    },
+    /// A budget ran out.
+    Budget {
+        /// Which.
+        budget: Budget,
+        /// In words.
+        detail: String,
+    },
+    /// Something went wrong.
+    Error {
+        /// What, and what to do.
+        message: String,
+    },
+    /// The run is over.
+    End {
+        /// How it ended.
+        end: End,
+        /// Model turns.
+        steps: usize,
+        /// Tokens generated.
+        generated_tokens: usize,
+        /// Wall-clock time.
+        took_ms: u64,
+    },
+}

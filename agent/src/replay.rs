@@ -1,0 +1,411 @@
+//! Re-running a recorded run: the model's outputs come from the trace, the loop, renderer,
+//! parser and (optionally) the tools are today's, and every rebuilt prompt is compared with the
+//! recorded one. The regression test for changes to any of them.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures::stream;
+use glm_prompts::{Encoder, ToolSpec};
+use glm_tools::{DynamicTool, Observation, ToolError, ToolOutput, ToolRegistry};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{
+    Engine, EngineError, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage,
+};
+use crate::trace::Trace;
+use crate::{Agent, Event, Outcome, Settings, prefix_hash};
+
+/// Where observations come from in a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolMode {
+    /// The recorded observations are fed back (no tool runs).
+    Recorded,
+    /// The tools run again and their observations are compared with the recorded ones.
+    Live,
+}
+
+/// One difference between the recording and the replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Divergence {
+    /// The model step it concerns (1-based).
+    pub step: usize,
+    /// What differed.
+    pub what: String,
+    /// A short view of both sides.
+    pub diff: String,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    /// Model steps recorded.
+    pub recorded_steps: usize,
+    /// Model steps the replay took.
+    pub replayed_steps: usize,
+    /// Differences, in step order; empty when the replay matched.
+    pub divergences: Vec<Divergence>,
+    /// How the replayed run ended.
+    pub outcome: Outcome,
+}
+
+struct RecordedStep {
+    prompt: Vec<u32>,
+    hash: String,
+    ids: Vec<u32>,
+    text: String,
+}
+
+type Divergences = Arc<Mutex<Vec<Divergence>>>;
+
+fn push(divergences: &Divergences, d: Divergence) {
+    if let Ok(mut list) = divergences.lock() {
+        list.push(d);
+    }
+}
+
+/// Text around the first difference of two id sequences, decoded.
+fn id_diff(encoder: &Encoder, recorded: &[u32], rebuilt: &[u32]) -> (usize, String) {
+    let at = recorded
+        .iter()
+        .zip(rebuilt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let window = |ids: &[u32]| {
+        let from = at.saturating_sub(24);
+        let to = (at + 24).min(ids.len());
+        let before = encoder
+            .decode(&ids[from..at.min(ids.len())])
+            .unwrap_or_default();
+        let after = encoder
+            .decode(&ids[at.min(ids.len())..to])
+            .unwrap_or_default();
+        format!("{before:?} | {after:?}")
+    };
+    (
+        at,
+        format!(
+            "at token {at}:\n  recorded: {}\n  rebuilt:  {}",
+            window(recorded),
+            window(rebuilt)
+        ),
+    )
+}
+
+/// The recorded model outputs, checking each prompt it is given.
+struct CheckingEngine {
+    steps: Vec<RecordedStep>,
+    next: Mutex<usize>,
+    divergences: Divergences,
+    encoder: Encoder,
+}
+
+impl Engine for CheckingEngine {
+    fn describe(&self) -> String {
+        format!("replay check ({} recorded steps)", self.steps.len())
+    }
+
+    fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
+        let index = match self.next.lock() {
+            Ok(mut n) => {
+                *n += 1;
+                *n - 1
+            }
+            Err(_) => 0,
+        };
+        let Some(step) = self.steps.get(index) else {
+            push(
+                &self.divergences,
+                Divergence {
+                    step: index + 1,
+                    what: "the replay asked the model for more turns than were recorded".into(),
+                    diff: format!("recorded {} model turns", self.steps.len()),
+                },
+            );
+            return Box::pin(stream::iter([Err(EngineError::fatal(
+                "the run went past what was recorded",
+            ))]));
+        };
+        if request.prompt != step.prompt || prefix_hash(&request.prompt) != step.hash {
+            let (_, diff) = id_diff(&self.encoder, &step.prompt, &request.prompt);
+            push(
+                &self.divergences,
+                Divergence {
+                    step: index + 1,
+                    what: format!(
+                        "the prompt differs (recorded {} tokens, rebuilt {})",
+                        step.prompt.len(),
+                        request.prompt.len()
+                    ),
+                    diff,
+                },
+            );
+        }
+        let reason = match step.ids.last() {
+            Some(id) if request.stop_ids.contains(id) => FinishReason::Stop,
+            _ => FinishReason::Length,
+        };
+        let usage = Usage {
+            prompt_tokens: request.prompt.len(),
+            generated_tokens: step.ids.len(),
+            ..Usage::default()
+        };
+        Box::pin(stream::iter([
+            Ok(EngineEvent::Delta {
+                ids: step.ids.clone(),
+                text: step.text.clone(),
+            }),
+            Ok(EngineEvent::Finished { reason, usage }),
+        ]))
+    }
+}
+
+/// A recorded tool call and what came back.
+#[derive(Debug, Clone)]
+struct CallRecord {
+    step: usize,
+    name: String,
+    observations: Vec<Observation>,
+}
+
+fn recorded_calls(events: &[Event]) -> Vec<CallRecord> {
+    let mut calls: Vec<CallRecord> = Vec::new();
+    let mut open = false;
+    for event in events {
+        match event {
+            Event::Call { step, name, .. } => {
+                calls.push(CallRecord {
+                    step: *step,
+                    name: name.clone(),
+                    observations: Vec::new(),
+                });
+                open = true;
+            }
+            Event::Observation { metadata, text, .. } if open => {
+                if let Some(last) = calls.last_mut() {
+                    last.observations.push(Observation {
+                        metadata: metadata.clone(),
+                        text: text.clone(),
+                        files: Vec::new(),
+                    });
+                }
+            }
+            Event::Model { .. } | Event::Malformed { .. } => open = false,
+            _ => {}
+        }
+    }
+    calls
+}
+
+/// Tools that answer with the recorded observations, in the recorded order.
+fn recorded_tools(
+    specs: &[ToolSpec],
+    calls: Vec<CallRecord>,
+    divergences: &Divergences,
+) -> ToolRegistry {
+    let queue = Arc::new(Mutex::new(VecDeque::from(calls)));
+    let mut registry = ToolRegistry::new();
+    for spec in specs {
+        let name = spec.name().to_owned();
+        let queue = queue.clone();
+        let divergences = divergences.clone();
+        let (description, parameters) = match spec {
+            ToolSpec::Function { function } => (
+                function
+                    .object()
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                function
+                    .object()
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            _ => (String::new(), serde_json::Value::Null),
+        };
+        registry.register_dynamic(DynamicTool {
+            spec: spec.clone(),
+            description,
+            parameters,
+            handler: Box::new(move |_args, _ctx| {
+                let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                let name = name.clone();
+                let divergences = divergences.clone();
+                Box::pin(async move {
+                    match next {
+                        Some(record) => {
+                            if record.name != name {
+                                push(
+                                    &divergences,
+                                    Divergence {
+                                        step: record.step,
+                                        what: "a different tool was called".into(),
+                                        diff: format!(
+                                            "recorded `{}`, replayed `{name}`",
+                                            record.name
+                                        ),
+                                    },
+                                );
+                            }
+                            Ok(ToolOutput {
+                                observations: record.observations,
+                            })
+                        }
+                        None => Err(ToolError::Failed {
+                            tool: name,
+                            message: "no recorded observation is left for this call".into(),
+                        }),
+                    }
+                })
+            }),
+        });
+    }
+    registry
+}
+
+fn first_line_diff(recorded: &str, live: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (recorded.lines().collect(), live.lines().collect());
+    let line = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    format!(
+        "line {}:\n  recorded: {:?}\n  live:     {:?}",
+        line + 1,
+        a.get(line).copied().unwrap_or("(end)"),
+        b.get(line).copied().unwrap_or("(end)")
+    )
+}
+
+/// Replays `trace`. `live` holds the tools to run again (`ToolMode::Live`), or `None` to feed
+/// the recorded observations back. Tool files go under `workdir`.
+pub async fn replay(
+    trace: &Trace,
+    encoder: Encoder,
+    live: Option<ToolRegistry>,
+    workdir: &Path,
+) -> Result<ReplayReport, String> {
+    let Some(Event::Start {
+        task,
+        tools,
+        settings,
+        ..
+    }) = trace
+        .events
+        .iter()
+        .find(|e| matches!(e, Event::Start { .. }))
+    else {
+        return Err("the trace has no start event".into());
+    };
+    let specs: Vec<ToolSpec> = tools
+        .iter()
+        .map(|t| serde_json::from_value(t.clone()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the trace's tool declarations: {e}"))?;
+    let settings: Settings = serde_json::from_value(settings.clone())
+        .map_err(|e| format!("the trace's settings: {e}"))?;
+    // Rebuild every recorded prompt from the deltas and generated ids.
+    let mut steps = Vec::new();
+    let mut prompt: Vec<u32> = Vec::new();
+    for event in &trace.events {
+        if let Event::Model {
+            prompt_delta,
+            prefix_hash,
+            ids,
+            text,
+            ..
+        } = event
+        {
+            prompt.extend(prompt_delta);
+            steps.push(RecordedStep {
+                prompt: prompt.clone(),
+                hash: prefix_hash.clone(),
+                ids: ids.clone(),
+                text: text.clone(),
+            });
+            prompt.extend(ids);
+        }
+    }
+    let divergences: Divergences = Arc::new(Mutex::new(Vec::new()));
+    let calls = recorded_calls(&trace.events);
+    let live_mode = live.is_some();
+    let registry = match live {
+        Some(registry) => registry,
+        None => recorded_tools(&specs, calls.clone(), &divergences),
+    };
+    let recorded_steps = steps.len();
+    let engine = CheckingEngine {
+        steps,
+        next: Mutex::new(0),
+        divergences: divergences.clone(),
+        encoder: encoder.clone(),
+    };
+    let agent = Agent::new(&engine, registry, encoder, settings, workdir);
+    let mut replayed: Vec<Event> = Vec::new();
+    let outcome = agent
+        .run(task, &CancellationToken::new(), &mut |e: &Event| {
+            if !matches!(e, Event::Delta { .. }) {
+                replayed.push(e.clone());
+            }
+        })
+        .await;
+    let replayed_steps = replayed
+        .iter()
+        .filter(|e| matches!(e, Event::Model { .. }))
+        .count();
+    if live_mode {
+        let live_calls = recorded_calls(&replayed);
+        for (rec, got) in calls.iter().zip(&live_calls) {
+            let (a, b): (Vec<&str>, Vec<&str>) = (
+                rec.observations.iter().map(|o| o.text.as_str()).collect(),
+                got.observations.iter().map(|o| o.text.as_str()).collect(),
+            );
+            if a != b {
+                push(
+                    &divergences,
+                    Divergence {
+                        step: rec.step,
+                        what: format!("`{}` returned something else", rec.name),
+                        diff: first_line_diff(&a.join("\n\n"), &b.join("\n\n")),
+                    },
+                );
+            }
+        }
+    }
+    if replayed_steps < recorded_steps {
+        push(
+            &divergences,
+            Divergence {
+                step: replayed_steps + 1,
+                what: "the replay ended before the recording did".into(),
+                diff: format!("recorded {recorded_steps} model turns, replayed {replayed_steps}"),
+            },
+        );
+    }
+    let recorded_answer = trace.events.iter().find_map(|e| match e {
+        Event::Answer { text, .. } => Some(text.clone()),
+        _ => None,
+    });
+    if outcome.answer != recorded_answer {
+        push(
+            &divergences,
+            Divergence {
+                step: replayed_steps.max(1),
+                what: "the final answer differs".into(),
+                diff: format!(
+                    "recorded {recorded_answer:?}, replayed {:?}",
+                    outcome.answer
+                ),
+            },
+        );
+    }
+    let mut divergences = divergences.lock().map(|d| d.clone()).unwrap_or_default();
+    divergences.sort_by_key(|d| d.step);
+    Ok(ReplayReport {
+        recorded_steps,
+        replayed_steps,
+        divergences,
+        outcome,
+    })
+}

@@ -1,0 +1,580 @@
+//! One user turn as a small state machine: open the turn, then step (budget check, generate,
+//! decide) until a step finishes the turn.
+//!
+//! [`Turn`] holds the turn's state; [`Turn::decide`] turns a model output into a [`Step`]: an
+//! observation to append and go on, or a [`Finish`]. Every way a turn ends goes through
+//! [`Turn::finish`], and every prompt is built by [`Turn::append`], which extends the ids.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use glm_prompts::{
+    DeclaredTools, Message, Parsed, Role, Segment, SpecialToken, ToolCall, Written, render_message,
+    render_segments,
+};
+use glm_tools::{Recovery, ToolContext, ToolError};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, Outcome, output_segments};
+use crate::engine::{EngineError, EngineEvent, GenerateRequest};
+use crate::events::{Budget, End, Event};
+use crate::session::Session;
+use crate::sink::EventSink;
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// How a turn ends: why, the answer, and a message for an error event.
+pub(crate) struct Finish {
+    end: End,
+    answer: Option<String>,
+    message: String,
+}
+
+impl Finish {
+    fn new(end: End, message: impl Into<String>) -> Self {
+        Finish {
+            end,
+            answer: None,
+            message: message.into(),
+        }
+    }
+
+    fn bad_prompt(error: glm_prompts::Error) -> Self {
+        Finish::new(End::BadInput, format!("cannot encode the prompt: {error}"))
+    }
+}
+
+/// Observation turns to append after a call.
+struct Observed {
+    /// The tool.
+    tool: String,
+    /// The observation messages.
+    messages: Vec<Message>,
+    /// Files the call produced.
+    files: Vec<PathBuf>,
+    /// Whether the observation reports an error.
+    error: bool,
+    /// How long the tool took.
+    took: Duration,
+    /// Set when this was the same failure once too often: the turn ends after the observation.
+    stop: Option<End>,
+}
+
+/// What a model step led to.
+enum Step {
+    /// The turn ends.
+    Finish(Finish),
+    /// The observation goes into the prompt and the model goes on.
+    Observe(Observed),
+}
+
+/// What one generation gave.
+struct Generated {
+    ids: Vec<u32>,
+    text: String,
+}
+
+/// The state of one user turn.
+pub(crate) struct Turn<'t, 'a> {
+    agent: &'t Agent<'a>,
+    session: &'t mut Session,
+    cancel: &'t CancellationToken,
+    sink: &'t mut dyn EventSink,
+    declared: DeclaredTools,
+    stop_ids: Vec<u32>,
+    ctx: ToolContext,
+    started: Instant,
+    /// Model turns taken in this user turn.
+    steps: usize,
+    /// Tokens generated in this user turn.
+    generated: usize,
+    /// The last failing call and how many times in a row it failed.
+    last_failure: Option<(String, usize)>,
+    /// Set once a budget ran out: the model has one last turn to answer.
+    final_turn: Option<Budget>,
+}
+
+impl<'t, 'a> Turn<'t, 'a> {
+    pub(crate) fn new(
+        agent: &'t Agent<'a>,
+        session: &'t mut Session,
+        cancel: &'t CancellationToken,
+        sink: &'t mut dyn EventSink,
+    ) -> Self {
+        let settings = &agent.settings;
+        let ctx = ToolContext {
+            cancel: cancel.child_token(),
+            workdir: agent.workdir.clone(),
+            timeout: Duration::from_secs(settings.tool_timeout_s.max(1)),
+            max_observation_chars: settings.max_observation_chars,
+        };
+        Turn {
+            declared: agent.tools.declared(),
+            stop_ids: agent.encoder.special_ids().stop_ids(),
+            agent,
+            session,
+            cancel,
+            sink,
+            ctx,
+            started: Instant::now(),
+            steps: 0,
+            generated: 0,
+            last_failure: None,
+            final_turn: None,
+        }
+    }
+
+    /// Runs the turn for the user's message to its end.
+    pub(crate) async fn run(mut self, user: &str) -> Outcome {
+        if let Err(e) = self.open(user) {
+            return self.finish(Finish::bad_prompt(e));
+        }
+        loop {
+            if let Err(e) = self.check_budgets() {
+                return self.finish(Finish::bad_prompt(e));
+            }
+            let generated = match self.step().await {
+                Ok(g) => g,
+                Err(finish) => return self.finish(finish),
+            };
+            match self.decide(generated).await {
+                Step::Finish(finish) => return self.finish(finish),
+                Step::Observe(observed) => {
+                    let stop = observed.stop.clone();
+                    if let Err(e) = self.observe(observed) {
+                        return self.finish(Finish::new(End::BadInput, e.to_string()));
+                    }
+                    if let Some(end) = stop {
+                        return self.finish(Finish::new(end, ""));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The model's first step only, parsed and reported (a call is not run).
+    pub(crate) async fn first(mut self, user: &str) -> Result<Parsed, End> {
+        self.open(user).map_err(|_| End::BadInput)?;
+        let generated = self.step().await.map_err(|f| f.end)?;
+        let parsed = glm_prompts::parse(&generated.text, &self.declared);
+        self.sink.event(&parsed_event(1, &parsed));
+        Ok(parsed)
+    }
+
+    /// Adds the user's message to the prompt (the whole conversation the first time) and
+    /// opens the assistant's turn.
+    fn open(&mut self, user: &str) -> Result<(), glm_prompts::Error> {
+        let message = Message::new(Role::User, user);
+        if self.session.ids.is_empty() {
+            self.session.messages.push(message);
+            let segments = render_segments(&self.session.messages, false).0;
+            self.session.ids = self.agent.encoder.encode(&segments)?;
+        } else {
+            self.push(message)?;
+        }
+        self.open_assistant();
+        Ok(())
+    }
+
+    /// Appends a message to the conversation and its rendered turn to the prompt ids.
+    fn push(&mut self, message: Message) -> Result<(), glm_prompts::Error> {
+        let segments = render_message(&message);
+        self.session.messages.push(message);
+        self.append(&segments.0)
+    }
+
+    /// Appends a rendered turn to the prompt ids, skipping its leading control token when the
+    /// model already generated it (it stops on `<|observation|>` or `<|user|>`, which also open
+    /// the next turn).
+    fn append(&mut self, segments: &[Segment]) -> Result<(), glm_prompts::Error> {
+        let encoder = &self.agent.encoder;
+        let mut rest = segments;
+        if let (Some(Segment::Control(first)), Some(&last)) =
+            (segments.first(), self.session.ids.last())
+            && encoder.special_ids().id(*first) == last
+        {
+            rest = &segments[1..];
+        }
+        let new = encoder.encode(rest)?;
+        self.session.ids.extend(new);
+        Ok(())
+    }
+
+    fn open_assistant(&mut self) {
+        let assistant = self.agent.encoder.special_ids().id(SpecialToken::Assistant);
+        self.session.ids.push(assistant);
+    }
+
+    /// Before each model turn: when a budget has run out, says so and gives the model one last
+    /// turn to answer with what it has.
+    fn check_budgets(&mut self) -> Result<(), glm_prompts::Error> {
+        if self.final_turn.is_some() {
+            return Ok(());
+        }
+        let settings = &self.agent.settings;
+        let budget = if self.steps >= settings.max_steps {
+            Budget::Steps
+        } else if self.generated >= settings.max_generated_tokens {
+            Budget::Tokens
+        } else if settings
+            .time_limit_s
+            .is_some_and(|s| self.started.elapsed() >= Duration::from_secs(s))
+        {
+            Budget::Time
+        } else {
+            return Ok(());
+        };
+        let detail = budget.describe(settings);
+        self.sink.event(&Event::Budget {
+            budget,
+            detail: detail.clone(),
+        });
+        self.final_turn = Some(budget);
+        let note = format!("{detail} Answer now with what you have; do not call tools.");
+        self.push(Message::new(Role::User, note))?;
+        self.open_assistant();
+        Ok(())
+    }
+
+    /// One model turn on the session's prompt; its ids join the prompt.
+    async fn step(&mut self) -> Result<Generated, Finish> {
+        let settings = &self.agent.settings;
+        let remaining = settings
+            .max_generated_tokens
+            .saturating_sub(self.generated)
+            .max(if self.final_turn.is_some() { 512 } else { 1 });
+        let max_new = (settings.max_step_tokens as usize).min(remaining) as u32;
+        let generated = self.generate(max_new).await?;
+        self.steps += 1;
+        self.session.steps += 1;
+        self.generated += generated.ids.len();
+        self.session.ids.extend(&generated.ids);
+        self.session.recorded = self.session.ids.len();
+        Ok(generated)
+    }
+
+    /// What the model's output leads to: an answer ends the turn, a call runs, a call that
+    /// cannot run comes back as an error observation.
+    async fn decide(&mut self, generated: Generated) -> Step {
+        let step = self.session.steps;
+        let observation = self
+            .agent
+            .encoder
+            .special_ids()
+            .id(SpecialToken::Observation);
+        let called = generated.ids.last() == Some(&observation);
+        let parsed = glm_prompts::parse(&generated.text, &self.declared);
+        match parsed {
+            Parsed::Answer(text) if !called || self.final_turn.is_some() => {
+                self.session
+                    .messages
+                    .push(Message::new(Role::Assistant, text.clone()));
+                self.sink.event(&Event::Answer {
+                    step,
+                    text: text.clone(),
+                });
+                let end = self.final_turn.map_or(End::Answered, End::Budget);
+                Step::Finish(Finish {
+                    end,
+                    answer: Some(text),
+                    message: String::new(),
+                })
+            }
+            _ if self.final_turn.is_some() => Step::Finish(Finish::new(
+                End::Budget(self.final_turn.unwrap_or(Budget::Steps)),
+                "the model called a tool instead of answering in its last turn",
+            )),
+            Parsed::Answer(text) => {
+                // It stopped for an observation, but the name is not a tool.
+                let (header, body) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+                let name = header.trim().to_owned();
+                let error = ToolError::UnknownTool {
+                    name: name.clone(),
+                    available: self.agent.tools.names().join(", "),
+                };
+                let written = Written {
+                    header: header.to_owned(),
+                    body: body.to_owned(),
+                };
+                let reason = error.to_string();
+                Step::Observe(self.reject(written, name, reason, error))
+            }
+            Parsed::Malformed(bad) => {
+                let error = ToolError::BadArguments {
+                    tool: bad.name.clone(),
+                    reason: bad.reason.clone(),
+                };
+                Step::Observe(self.reject(bad.written, bad.name, bad.reason, error))
+            }
+            Parsed::Call(call) => self.dispatch(call).await,
+        }
+    }
+
+    /// A call that cannot run: it goes into history as written, the error back as an
+    /// observation.
+    fn reject(
+        &mut self,
+        written: Written,
+        name: String,
+        reason: String,
+        error: ToolError,
+    ) -> Observed {
+        let key = format!("{}\n{}", written.header, written.body);
+        self.session.messages.push(written.to_message());
+        self.sink.event(&Event::Malformed {
+            step: self.session.steps,
+            name: name.clone(),
+            reason,
+        });
+        let stop = self.count_failure(key, &name);
+        Observed {
+            tool: name,
+            messages: vec![error.to_message()],
+            files: Vec::new(),
+            error: true,
+            took: Duration::ZERO,
+            stop,
+        }
+    }
+
+    /// Runs a call through the registry.
+    async fn dispatch(&mut self, call: ToolCall) -> Step {
+        self.session.messages.push(call.written.to_message());
+        self.sink.event(&call_event(self.session.steps, &call));
+        let tool_started = Instant::now();
+        let result = self.agent.tools.call(&call, &self.ctx).await;
+        let took = tool_started.elapsed();
+        match result {
+            Ok(output) => {
+                self.last_failure = None;
+                Step::Observe(Observed {
+                    tool: call.name,
+                    files: output
+                        .observations
+                        .iter()
+                        .flat_map(|o| o.files.clone())
+                        .collect(),
+                    messages: output.observations.iter().map(|o| o.to_message()).collect(),
+                    error: false,
+                    took,
+                    stop: None,
+                })
+            }
+            Err(_) if self.cancel.is_cancelled() => {
+                Step::Finish(Finish::new(End::Interrupted, "interrupted"))
+            }
+            Err(error) if error.recovery() == Recovery::Fatal => Step::Finish(Finish::new(
+                End::ToolFailed(error.to_string()),
+                error.to_string(),
+            )),
+            Err(error) => {
+                let arguments = serde_json::to_value(&call.arguments).unwrap_or_default();
+                let stop = self.count_failure(format!("{}\n{arguments}", call.name), &call.name);
+                Step::Observe(Observed {
+                    tool: call.name,
+                    messages: vec![error.to_message()],
+                    files: Vec::new(),
+                    error: true,
+                    took,
+                    stop,
+                })
+            }
+        }
+    }
+
+    /// Counts consecutive identical failures; returns the end when the limit is reached.
+    fn count_failure(&mut self, key: String, name: &str) -> Option<End> {
+        let count = match &self.last_failure {
+            Some((k, n)) if *k == key => *n + 1,
+            _ => 1,
+        };
+        self.last_failure = Some((key, count));
+        (count >= self.agent.settings.repeat_limit.max(1)).then(|| {
+            End::Repeated(format!(
+                "the model made the same failing call to `{name}` {count} times in a row"
+            ))
+        })
+    }
+
+    /// Appends observation turns (and the next `<|assistant|>`) and reports them.
+    fn observe(&mut self, observed: Observed) -> Result<(), glm_prompts::Error> {
+        let step = self.session.steps;
+        let files: Vec<String> = observed
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        for message in observed.messages {
+            let segments = render_message(&message);
+            self.append(&segments.0)?;
+            self.sink.event(&Event::Observation {
+                step,
+                name: observed.tool.clone(),
+                metadata: message.metadata.clone(),
+                text: message.content.clone(),
+                files: files.clone(),
+                error: observed.error,
+                took_ms: millis(observed.took),
+            });
+            self.session.messages.push(message);
+        }
+        self.open_assistant();
+        Ok(())
+    }
+
+    /// The one way a turn ends: an error event when something went wrong, the end event, and
+    /// the outcome.
+    fn finish(self, finish: Finish) -> Outcome {
+        let Finish {
+            end,
+            answer,
+            message,
+        } = finish;
+        if !message.is_empty() && !matches!(end, End::Answered | End::Budget(_)) {
+            self.sink.event(&Event::Error { message });
+        }
+        self.sink.event(&Event::End {
+            end: end.clone(),
+            steps: self.steps,
+            generated_tokens: self.generated,
+            took_ms: millis(self.started.elapsed()),
+        });
+        Outcome {
+            end,
+            answer,
+            steps: self.steps,
+            generated_tokens: self.generated,
+        }
+    }
+
+    /// One model turn, streamed; a dead engine gets two retries.
+    async fn generate(&mut self, max_new: u32) -> Result<Generated, Finish> {
+        let step = self.session.steps + 1;
+        let hash = self.session.prefix_hash();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let failure = match self.stream(step, max_new, &hash).await {
+                Ok(generated) => return Ok(generated),
+                Err(Attempt::Interrupted) => {
+                    return Err(Finish::new(End::Interrupted, "interrupted"));
+                }
+                Err(Attempt::Failed(e)) => e,
+            };
+            if failure.retryable && attempts < 3 {
+                self.sink.event(&Event::Error {
+                    message: format!("{} (retrying)", failure.message),
+                });
+                continue;
+            }
+            return Err(Finish::new(
+                End::EngineFailed(failure.message.clone()),
+                failure.message,
+            ));
+        }
+    }
+
+    /// One attempt at a generation: deltas as they come, then the `model` event.
+    async fn stream(
+        &mut self,
+        step: usize,
+        max_new: u32,
+        hash: &str,
+    ) -> Result<Generated, Attempt> {
+        let prompt = &self.session.ids;
+        let request = GenerateRequest {
+            prompt: prompt.clone(),
+            sampling: self.agent.settings.sampling.clone(),
+            max_new_tokens: max_new.max(1),
+            stop_ids: self.stop_ids.clone(),
+        };
+        let mut stream = self.agent.engine.generate(request);
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(Attempt::Interrupted),
+                next = stream.next() => next,
+            };
+            match next {
+                Some(Ok(EngineEvent::Delta { ids: i, text: t })) => {
+                    ids.extend(i);
+                    if !t.is_empty() {
+                        self.sink.event(&Event::Delta {
+                            step,
+                            text: t.clone(),
+                        });
+                    }
+                    text.push_str(&t);
+                }
+                Some(Ok(EngineEvent::Finished { reason, usage })) => {
+                    if ids.is_empty() && !text.is_empty() {
+                        // A backend that reports text only: the ids come from the text,
+                        // control tokens recognised.
+                        ids = self
+                            .agent
+                            .encoder
+                            .encode(&output_segments(&text))
+                            .unwrap_or_default();
+                    }
+                    self.sink.event(&Event::Model {
+                        step,
+                        prompt_tokens: prompt.len(),
+                        prompt_delta: prompt.get(self.session.recorded..).unwrap_or(&[]).to_vec(),
+                        prefix_hash: hash.to_owned(),
+                        cached_tokens: usage.cached_prompt_tokens,
+                        ids: ids.clone(),
+                        text: text.clone(),
+                        finish: reason,
+                        generated_tokens: usage.generated_tokens.max(ids.len()),
+                        prefill_ms: millis(usage.prefill),
+                        decode_ms: millis(usage.decode),
+                    });
+                    return Ok(Generated { ids, text });
+                }
+                Some(Err(e)) => return Err(Attempt::Failed(e)),
+                None => {
+                    return Err(Attempt::Failed(EngineError::transient(
+                        "the engine's stream ended early",
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Why one generation attempt did not finish.
+enum Attempt {
+    Interrupted,
+    Failed(EngineError),
+}
+
+/// The event for what the model wrote: a call, a malformed call or an answer. The loop reports
+/// calls this way before running them; [`Agent::first_turn`] reports its one parsed output.
+pub fn parsed_event(step: usize, parsed: &Parsed) -> Event {
+    match parsed {
+        Parsed::Call(call) => call_event(step, call),
+        Parsed::Malformed(bad) => Event::Malformed {
+            step,
+            name: bad.name.clone(),
+            reason: bad.reason.clone(),
+        },
+        Parsed::Answer(text) => Event::Answer {
+            step,
+            text: text.clone(),
+        },
+    }
+}
+
+/// The event of a call about to run.
+fn call_event(step: usize, call: &ToolCall) -> Event {
+    Event::Call {
+        step,
+        name: call.name.clone(),
+        arguments: serde_json::to_value(&call.arguments).unwrap_or_default(),
+    }
+}
