@@ -160,12 +160,15 @@ pub fn config_path(env: impl Fn(&str) -> Option<String>) -> PathBuf {
     base.join("glm-agent/config.toml")
 }
 
+/// Looks an environment variable up.
+type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
+
 /// The layers below the flags: the config file's table (checked against every known key) and
 /// the environment.
 pub struct Layers {
     path: PathBuf,
     file: Map<String, Value>,
-    env: Box<dyn Fn(&str) -> Option<String>>,
+    env: EnvLookup,
 }
 
 impl Layers {

@@ -1,0 +1,96 @@
+//! How to load the embedded engine, what loading decided, and the model's shape.
+
+use std::path::{Path, PathBuf};
+
+use glm_engine::EngineError;
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::isq::Isq;
+
+/// How to load the embedded engine.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// A loadable model folder (see [`crate::model::prepare`]).
+    pub model_dir: PathBuf,
+    /// Quantisation.
+    pub isq: Isq,
+    /// Keep quantised weights next to the model (UQFF) so the next load does not quantise again.
+    pub save_quantized: bool,
+    /// Reuse the keys and values of earlier requests that share a prefix.
+    pub prefix_cache: bool,
+    /// Bytes of keys and values the prefix cache may hold before it is cleared; `None` picks a
+    /// quarter of the memory available at load time, between 256 MiB and 8 GiB.
+    pub cache_budget: Option<u64>,
+    /// Let mistral.rs log its loading steps and progress bars to stderr.
+    pub verbose: bool,
+    /// Where the engine keeps its view of the model (see [`overlay`]) and saved quantised
+    /// weights [default: `<cache dir>/engine`].
+    pub work_dir: PathBuf,
+}
+
+impl EmbeddedConfig {
+    /// Defaults for `model_dir`: automatic quantisation, UQFF saved, prefix cache on.
+    pub fn new(model_dir: impl Into<PathBuf>) -> Self {
+        EmbeddedConfig {
+            model_dir: model_dir.into(),
+            isq: Isq::Auto,
+            save_quantized: true,
+            prefix_cache: true,
+            cache_budget: None,
+            verbose: false,
+            work_dir: glm_engine::paths::cache_dir(None, |k| std::env::var(k).ok()).join("engine"),
+        }
+    }
+}
+
+/// What loading decided, for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The quantisation in effect (`None` for full precision).
+    pub isq: Option<String>,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// Whether quantised weights were read from a saved UQFF file.
+    pub from_saved: bool,
+    /// The prefix-cache budget in bytes.
+    pub cache_budget: u64,
+    /// How long loading took.
+    pub took: Duration,
+}
+
+/// Shape facts read from the model's config.json.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub(crate) vocab_size: usize,
+    pub(crate) kv_bytes_per_token: u64,
+    pub(crate) params: u64,
+}
+
+impl Shape {
+    pub(crate) fn read(dir: &Path) -> Result<Shape, EngineError> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| EngineError::fatal(format!("cannot read {}: {e}", path.display())))?;
+        let c: Value = serde_json::from_str(&text)
+            .map_err(|e| EngineError::fatal(format!("{}: {e}", path.display())))?;
+        let dims = crate::model::Dims::of(&c);
+        if dims.vocab == 0 || dims.layers == 0 || dims.hidden == 0 {
+            return Err(EngineError::fatal(format!(
+                "{}: vocab_size, num_hidden_layers and hidden_size are required",
+                path.display()
+            )));
+        }
+        let (layers, kv_heads, head_dim) = (
+            dims.layers as u64,
+            dims.kv_heads() as u64,
+            dims.head_dim() as u64,
+        );
+        Ok(Shape {
+            vocab_size: dims.vocab,
+            // Keys and values, every layer, f32 on CPU.
+            kv_bytes_per_token: 2 * layers * kv_heads * head_dim * 4,
+            params: dims.params(),
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! Building the mistral.rs model: dtype, prefix cache, quantisation and saved UQFF weights.
+
+use std::path::{Path, PathBuf};
+
+use glm_engine::EngineError;
+use mistralrs::{IsqType, Model, ModelDType, TextModelBuilder, UqffTextModelBuilder};
+
+use crate::config::EmbeddedConfig;
+use crate::isq::{isq_name, uses_gpu};
+
+/// Builds a mistral.rs model, reading saved quantised weights when there are some.
+pub(crate) async fn build(
+    config: &EmbeddedConfig,
+    dir: &Path,
+    isq: Option<IsqType>,
+) -> Result<(Model, bool), EngineError> {
+    let id = dir.to_string_lossy().into_owned();
+    let saved = isq.map(|t| {
+        let file = PathBuf::from("uqff").join(format!("{}-0.uqff", isq_name(t)));
+        (t, dir.join(&file).exists(), file)
+    });
+    let mut builder = match &saved {
+        Some((_, true, file)) => UqffTextModelBuilder::new(&id, vec![file.clone()]).into_inner(),
+        _ => TextModelBuilder::new(&id),
+    }
+    .with_max_num_seqs(4);
+    builder = if uses_gpu() {
+        builder.with_dtype(ModelDType::BF16)
+    } else {
+        builder.with_force_cpu().with_dtype(ModelDType::F32)
+    };
+    builder = builder.with_prefix_cache_n(if config.prefix_cache { Some(16) } else { None });
+    if config.verbose {
+        builder = builder.with_logging();
+    }
+    let mut from_saved = false;
+    match saved {
+        Some((_, true, _)) => from_saved = true,
+        Some((t, false, _)) => {
+            builder = builder.with_isq(t);
+            if config.save_quantized && std::fs::create_dir_all(dir.join("uqff")).is_ok() {
+                builder =
+                    builder.write_uqff(dir.join("uqff").join(format!("{}.uqff", isq_name(t))));
+            }
+        }
+        None => {}
+    }
+    let model = builder.build().await.map_err(|e| {
+        EngineError::fatal(format!(
+            "mistral.rs could not load {}: {e:#}",
+            dir.display()
+        ))
+    })?;
+    Ok((model, from_saved))
+}
