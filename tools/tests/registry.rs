@@ -215,3 +215,49 @@ fn declarations_are_sorted_and_render() {
     let prompt = render(&[glm_prompts::Message::system_with_tools(specs, "")], false);
     assert!(prompt.contains("## get_weather\n\n{\n    \"name\": \"get_weather\",\n    \"description\": \"Get the current weather for a city\",\n    \"parameters\": {\n        \"type\": \"object\","));
 }
+
+/// Returns as many characters as asked.
+struct Verbose;
+
+#[derive(Deserialize, JsonSchema)]
+struct VerboseArgs {
+    chars: usize,
+}
+
+impl Tool for Verbose {
+    const NAME: &'static str = "verbose";
+    type Args = VerboseArgs;
+    type Output = String;
+
+    fn description(&self) -> &str {
+        "Print a lot"
+    }
+
+    async fn call(&self, args: VerboseArgs, _: &ToolContext) -> Result<String, CallError> {
+        Ok(format!("start{}end", "x".repeat(args.chars)))
+    }
+}
+
+#[tokio::test]
+async fn every_tools_observation_is_held_to_the_limit() {
+    let registry = ToolRegistry::new().with(Verbose);
+    let mut ctx = ToolContext::new(std::env::temp_dir());
+    ctx.max_observation_chars = 1_000;
+    let out = registry
+        .call_json("verbose", json!({"chars": 100_000}), &ctx)
+        .await
+        .unwrap();
+    let text = out.text();
+    assert!(
+        text.chars().count() < 1_100,
+        "{} chars",
+        text.chars().count()
+    );
+    assert!(text.starts_with("start") && text.ends_with("end"), "{text}");
+    assert!(text.contains("characters not shown"), "{text}");
+    let short = registry
+        .call_json("verbose", json!({"chars": 10}), &ctx)
+        .await
+        .unwrap();
+    assert_eq!(short.text(), format!("start{}end", "x".repeat(10)));
+}

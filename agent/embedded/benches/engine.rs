@@ -1,13 +1,19 @@
 //! The embedded engine at GLM-4-9B widths: prefill and decode speed with 2 layers (f32 and
 //! Q4K), and the prefix cache's effect on time to first token over a growing conversation.
 //!
-//!     cargo bench -p glm-agent --bench engine            # BENCH_DIR=/big/disk to place the model
+//!     cargo bench -p glm-engine-mistralrs --bench engine            # BENCH_DIR=/big/disk
+//!     cargo bench -p glm-engine-mistralrs --bench engine -- --jobs  # eval --jobs 1 against 4
+//!
+//! `--jobs` runs 8 cases of the function-calling suite through the eval runner on a smaller
+//! model (hidden 512, 4 layers, GLM-4's vocabulary), one case at a time and then 4 at a time, on
+//! one engine, and prints both wall times and their ratio.
 //!
 //! The model has GLM-4-9B-Chat-1M's widths (hidden 4096, 32 heads, 4 KV heads, FFN 13,696,
 //! 151,552 tokens) and 2 of its 40 layers, with random weights, in the Qwen2 layout the engine
 //! loads after mapping. A full model's per-token time is roughly the 2-layer figure minus the
 //! embedding/head share, times 20.
 #![allow(
+    non_snake_case,
     clippy::print_stdout,
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,14 +29,28 @@ use glm_engine_mistralrs::{EmbeddedConfig, EmbeddedEngine, Isq, IsqType};
 use serde_json::json;
 
 const VOCAB: usize = 151_552;
-const HIDDEN: usize = 4096;
-const HEADS: usize = 32;
-const KV: usize = 4;
-const HEAD_DIM: usize = 128;
-const FFN: usize = 13_696;
-const LAYERS: usize = 2;
 
-fn write_model(dir: &Path) {
+/// A model's widths.
+struct Widths {
+    hidden: usize,
+    heads: usize,
+    kv: usize,
+    ffn: usize,
+    layers: usize,
+}
+
+/// GLM-4-9B-Chat-1M's widths, 2 of its 40 layers.
+const GLM4_9B_2_LAYERS: Widths = Widths {
+    hidden: 4096,
+    heads: 32,
+    kv: 4,
+    ffn: 13_696,
+    layers: 2,
+};
+
+fn write_model(dir: &Path, w: &Widths) {
+    let (HIDDEN, HEADS, KV, FFN, LAYERS) = (w.hidden, w.heads, w.kv, w.ffn, w.layers);
+    let HEAD_DIM = HIDDEN / HEADS;
     std::fs::create_dir_all(dir).unwrap();
     let mut shapes: Vec<(String, Vec<usize>, f32)> = vec![(
         "model.embed_tokens.weight".into(),
@@ -161,12 +181,92 @@ fn conversation(rt: &tokio::runtime::Runtime, engine: &EmbeddedEngine) -> Vec<Du
     ttft
 }
 
+/// Wall time of 8 function-calling cases through the eval runner, `jobs` at a time.
+fn suite_time(rt: &tokio::runtime::Runtime, engine: &EmbeddedEngine, jobs: usize) -> f64 {
+    use glm_eval_runner::{BUILTIN_SUITES, EngineChoice, SuiteOptions, run_suite};
+    let (_, text) = BUILTIN_SUITES
+        .iter()
+        .find(|(n, _)| *n == "function_calling")
+        .unwrap();
+    let cases: Vec<_> = glm_evals::case::read_suite(text)
+        .unwrap()
+        .into_iter()
+        .step_by(7)
+        .take(8)
+        .collect();
+    let encoder = glm_prompts::Encoder::new(glm_prompts::tiny::tiny_tokenizer().unwrap()).unwrap();
+    let builtins = glm_tools::builtins::BuiltinOptions::new(std::env::temp_dir());
+    let settings = glm_agent::Settings {
+        max_step_tokens: 24,
+        sampling: glm_engine::Sampling {
+            greedy: true,
+            ..glm_engine::Sampling::default()
+        },
+        ..glm_agent::Settings::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let options = SuiteOptions {
+        jobs,
+        ..SuiteOptions::new(&encoder, &builtins, &settings, out.path())
+    };
+    let started = Instant::now();
+    let reports = rt
+        .block_on(run_suite(&cases, &EngineChoice::Shared(engine), &options))
+        .unwrap();
+    assert_eq!(reports.len(), cases.len());
+    started.elapsed().as_secs_f64()
+}
+
+fn jobs_bench(base: std::ffi::OsString) {
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let model = dir.path().join("glm-4-vocab-512-wide-4-layers");
+    let widths = Widths {
+        hidden: 512,
+        heads: 8,
+        kv: 2,
+        ffn: 1_376,
+        layers: 4,
+    };
+    write_model(&model, &widths);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = rt
+        .block_on(EmbeddedEngine::load(EmbeddedConfig {
+            isq: Isq::None,
+            save_quantized: false,
+            work_dir: dir.path().join("engine"),
+            ..EmbeddedConfig::new(&model)
+        }))
+        .unwrap();
+    // Warm up, then alternate so that drift on a shared machine hits both.
+    suite_time(&rt, &engine, 1);
+    let (mut one, mut four) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        one.push(suite_time(&rt, &engine, 1));
+        four.push(suite_time(&rt, &engine, 4));
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    println!("8 function_calling cases on one embedded engine (best of 2):");
+    println!("  --jobs 1: {:.2} s  (runs: {one:.2?})", best(&one));
+    println!("  --jobs 4: {:.2} s  (runs: {four:.2?})", best(&four));
+    println!(
+        "  --jobs 4 is {:.2}x as fast as --jobs 1",
+        best(&one) / best(&four)
+    );
+}
+
 fn main() {
     let base = std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into());
+    if std::env::args().any(|a| a == "--jobs") {
+        jobs_bench(base);
+        return;
+    }
     let dir = tempfile::tempdir_in(base).unwrap();
     let model = dir.path().join("glm-4-9b-widths-2-layers");
     let t = Instant::now();
-    write_model(&model);
+    write_model(&model, &GLM4_9B_2_LAYERS);
     println!(
         "wrote the 2-layer model (f32) in {:.1} s",
         t.elapsed().as_secs_f64()

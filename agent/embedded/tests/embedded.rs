@@ -505,7 +505,7 @@ fn glm_agent_generate_on_a_local_model_folder() {
     assert_eq!(value["ids"].as_array().unwrap().len(), 5);
     assert_eq!(value["finish_reason"], "length");
     assert_eq!(value["usage"]["prompt_tokens"], 12);
-    // A model that is not there, offline: exit 2 and what to do.
+    // A model that is not there, offline: exit 4 (it cannot be had) and what to do.
     let out = glm_test_support::glm_agent(
         &[
             "generate",
@@ -517,7 +517,7 @@ fn glm_agent_generate_on_a_local_model_folder() {
         ],
         "",
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("huggingface-cli download org/absent"));
     let out = glm_test_support::glm_agent(
         &[
