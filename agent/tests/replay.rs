@@ -260,3 +260,46 @@ fn glm_agent_replay_reports_and_exits() {
     let missing = glm_test_support::glm_agent(&["replay", path.to_str().unwrap()], "");
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn a_trace_finds_its_models_tokenizer_only_while_it_is_the_same_file() {
+    use glm_agent::trace::TokenizerLookup;
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = dir.path().join("tokenizer.json");
+    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+    let sha = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(std::fs::read(&tokenizer).unwrap()))
+    };
+    let trace = |model: serde_json::Value| Trace {
+        events: vec![Event::Start {
+            task: "t".into(),
+            engine: "embedded".into(),
+            model,
+            tools: Vec::new(),
+            settings: serde_json::Value::Null,
+        }],
+        truncated: false,
+    };
+    let recorded = trace(serde_json::json!({
+        "folder": dir.path().display().to_string(),
+        "tokenizer_sha256": sha,
+    }));
+    assert_eq!(recorded.recorded_tokenizer().unwrap(), tokenizer);
+    std::fs::write(&tokenizer, "{}").unwrap();
+    assert!(matches!(
+        recorded.recorded_tokenizer(),
+        Err(TokenizerLookup::Changed { .. })
+    ));
+    std::fs::remove_file(&tokenizer).unwrap();
+    let missing = recorded.recorded_tokenizer().unwrap_err();
+    assert!(matches!(missing, TokenizerLookup::Missing { .. }));
+    assert!(
+        missing.to_string().contains("no longer exists"),
+        "{missing}"
+    );
+    assert_eq!(
+        trace(serde_json::Value::Null).recorded_tokenizer(),
+        Err(TokenizerLookup::NotRecorded)
+    );
+}

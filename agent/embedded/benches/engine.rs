@@ -236,6 +236,8 @@ fn jobs_bench(base: std::ffi::OsString) {
         .block_on(EmbeddedEngine::load(EmbeddedConfig {
             isq: Isq::None,
             save_quantized: false,
+            // Batched sequences, as a GPU build runs them (a CPU build runs one at a time).
+            max_sequences: 4,
             work_dir: dir.path().join("engine"),
             ..EmbeddedConfig::new(&model)
         }))

@@ -22,6 +22,9 @@ pub struct EmbeddedConfig {
     /// Bytes of keys and values the prefix cache may hold before it is cleared; `None` picks a
     /// quarter of the memory available at load time, between 256 MiB and 8 GiB.
     pub cache_budget: Option<u64>,
+    /// Requests run at once, as sequences mistral.rs batches (default: 4 on a GPU build, 1 on
+    /// CPU, where batched sequences measured slower than one at a time).
+    pub max_sequences: usize,
     /// Let mistral.rs log its loading steps and progress bars to stderr.
     pub verbose: bool,
     /// Where the engine keeps its view of the model (see [`overlay`]) and saved quantised
@@ -38,6 +41,7 @@ impl EmbeddedConfig {
             save_quantized: true,
             prefix_cache: true,
             cache_budget: None,
+            max_sequences: if crate::isq::uses_gpu() { 4 } else { 1 },
             verbose: false,
             work_dir: glm_engine::paths::cache_dir(None, |k| std::env::var(k).ok()).join("engine"),
         }

@@ -59,6 +59,8 @@ pub struct EmbeddedEngine {
     inner: RwLock<Inner>,
     /// The prefix-cache account, held only to read or update it.
     book: Mutex<CacheBook>,
+    /// Requests that may run at once (see [`EmbeddedConfig::max_sequences`]).
+    sequences: tokio::sync::Semaphore,
     pub(crate) report: LoadReport,
     next_id: std::sync::atomic::AtomicUsize,
 }
@@ -104,6 +106,7 @@ impl EmbeddedEngine {
             cache_budget: budget,
             took: started.elapsed(),
         };
+        let max_sequences = config.max_sequences.max(1);
         Ok(EmbeddedEngine {
             config,
             shape,
@@ -119,6 +122,7 @@ impl EmbeddedEngine {
                 restarts: 0,
             }),
             book: Mutex::new(CacheBook::default()),
+            sequences: tokio::sync::Semaphore::new(max_sequences),
             report,
             next_id: std::sync::atomic::AtomicUsize::new(1),
         })
@@ -223,6 +227,11 @@ impl EmbeddedEngine {
         let (picks_tx, picks_rx) = mpsc::unbounded_channel();
         let fut = async move {
             self.validate(&request)?;
+            let _slot = self
+                .sequences
+                .acquire()
+                .await
+                .map_err(|_| dead("the engine is closing"))?;
             self.ensure_loaded().await?;
             self.keep_cache_in_budget().await?;
             let inner = self.inner.read().await;

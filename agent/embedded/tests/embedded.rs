@@ -534,3 +534,68 @@ fn glm_agent_generate_on_a_local_model_folder() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown quantisation"));
 }
+
+/// A config file that names a local model is what `generate` and `run` use, and `replay` finds
+/// the recorded model's tokenizer without flags.
+#[test]
+fn a_config_file_naming_a_local_model_serves_every_command() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "model = {:?}\nisq = \"none\"\ntools = [\"none\"]\nmax_steps = 1\nmax_step_tokens = 4\ntemperature = 0\ntrace_dir = {:?}\n",
+            fx.mapped.display().to_string(),
+            traces.display().to_string()
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let command = |args: &[&str]| {
+        glm_test_support::glm_agent_command()
+            .args(args)
+            .args(["--cache-dir", cache.to_str().unwrap()])
+            .env("GLM_AGENT_CONFIG", &config)
+            .env("GLM_AGENT_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let ids: Vec<String> = prompt(8, 3).iter().map(u32::to_string).collect();
+    let out = command(&[
+        "generate",
+        "--prompt-ids",
+        &ids.join(","),
+        "--max-tokens",
+        "3",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["ids"].as_array().unwrap().len(), 3);
+    let out = command(&["run", "Say hello."]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{stderr}");
+    assert!(stderr.contains("Loaded in"), "{stderr}");
+    let trace = std::fs::read_dir(&traces)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let replay = glm_test_support::glm_agent_command()
+        .args(["replay", trace.to_str().unwrap()])
+        .env("GLM_AGENT_CONFIG", &config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&replay.stderr);
+    assert!(replay.status.success(), "{stderr}");
+    assert!(stderr.contains("the recorded model's"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&replay.stdout).contains("no divergence"),
+        "{}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
+}
