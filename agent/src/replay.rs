@@ -51,11 +51,29 @@ pub struct ReplayReport {
     pub outcome: Outcome,
 }
 
+/// One recorded model step. Every prompt extends the one before it by the ids generated and a
+/// delta, so each is a prefix of one shared sequence: memory stays linear in the trace's size.
 struct RecordedStep {
-    prompt: Vec<u32>,
+    prompt_len: usize,
     hash: String,
-    ids: Vec<u32>,
+    ids: std::ops::Range<usize>,
     text: String,
+}
+
+/// Why a trace cannot be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The trace has no start event (task, tools and settings).
+    #[error("the trace has no start event")]
+    NoStart,
+    /// A recorded part of the start event does not read as what it should be.
+    #[error("the trace's {what}: {source}")]
+    Start {
+        /// Which part: tool declarations or settings.
+        what: &'static str,
+        /// What was wrong with it.
+        source: serde_json::Error,
+    },
 }
 
 type Divergences = Arc<Mutex<Vec<Divergence>>>;
@@ -96,6 +114,8 @@ fn id_diff(encoder: &Encoder, recorded: &[u32], rebuilt: &[u32]) -> (usize, Stri
 
 /// The recorded model outputs, checking each prompt it is given.
 struct CheckingEngine {
+    /// Every recorded prompt delta and generated id, in order.
+    sequence: Vec<u32>,
     steps: Vec<RecordedStep>,
     next: Mutex<usize>,
     divergences: Divergences,
@@ -128,33 +148,35 @@ impl Engine for CheckingEngine {
                 "the run went past what was recorded",
             ))]));
         };
-        if request.prompt != step.prompt || prefix_hash(&request.prompt) != step.hash {
-            let (_, diff) = id_diff(&self.encoder, &step.prompt, &request.prompt);
+        let prompt = &self.sequence[..step.prompt_len];
+        let ids = &self.sequence[step.ids.clone()];
+        if request.prompt != prompt || prefix_hash(&request.prompt) != step.hash {
+            let (_, diff) = id_diff(&self.encoder, prompt, &request.prompt);
             push(
                 &self.divergences,
                 Divergence {
                     step: index + 1,
                     what: format!(
                         "the prompt differs (recorded {} tokens, rebuilt {})",
-                        step.prompt.len(),
+                        prompt.len(),
                         request.prompt.len()
                     ),
                     diff,
                 },
             );
         }
-        let reason = match step.ids.last() {
+        let reason = match ids.last() {
             Some(id) if request.stop_ids.contains(id) => FinishReason::Stop,
             _ => FinishReason::Length,
         };
         let usage = Usage {
             prompt_tokens: request.prompt.len(),
-            generated_tokens: step.ids.len(),
+            generated_tokens: ids.len(),
             ..Usage::default()
         };
         Box::pin(stream::iter([
             Ok(EngineEvent::Delta {
-                ids: step.ids.clone(),
+                ids: ids.to_vec(),
                 text: step.text.clone(),
             }),
             Ok(EngineEvent::Finished { reason, usage }),
@@ -278,6 +300,85 @@ fn first_line_diff(recorded: &str, live: &str) -> String {
     )
 }
 
+/// The recorded model steps of `events`, over one shared id sequence.
+fn recorded_steps(events: &[Event]) -> (Vec<u32>, Vec<RecordedStep>) {
+    let mut sequence: Vec<u32> = Vec::new();
+    let mut steps = Vec::new();
+    for event in events {
+        if let Event::Model {
+            prompt_delta,
+            prefix_hash,
+            ids,
+            text,
+            ..
+        } = event
+        {
+            sequence.extend(prompt_delta);
+            let prompt_len = sequence.len();
+            sequence.extend(ids);
+            steps.push(RecordedStep {
+                prompt_len,
+                hash: prefix_hash.clone(),
+                ids: prompt_len..sequence.len(),
+                text: text.clone(),
+            });
+        }
+    }
+    (sequence, steps)
+}
+
+/// Where the tools that ran again returned something other than what was recorded.
+fn live_divergences(recorded: &[CallRecord], replayed: &[Event]) -> Vec<Divergence> {
+    let live_calls = recorded_calls(replayed);
+    let mut found = Vec::new();
+    for (rec, got) in recorded.iter().zip(&live_calls) {
+        let (a, b): (Vec<&str>, Vec<&str>) = (
+            rec.observations.iter().map(|o| o.text.as_str()).collect(),
+            got.observations.iter().map(|o| o.text.as_str()).collect(),
+        );
+        if a != b {
+            found.push(Divergence {
+                step: rec.step,
+                what: format!("`{}` returned something else", rec.name),
+                diff: first_line_diff(&a.join("\n\n"), &b.join("\n\n")),
+            });
+        }
+    }
+    found
+}
+
+/// How the replay's end differs from the recording's: fewer model turns, another answer.
+fn end_divergences(
+    trace: &Trace,
+    recorded_steps: usize,
+    replayed_steps: usize,
+    outcome: &Outcome,
+) -> Vec<Divergence> {
+    let mut found = Vec::new();
+    if replayed_steps < recorded_steps {
+        found.push(Divergence {
+            step: replayed_steps + 1,
+            what: "the replay ended before the recording did".into(),
+            diff: format!("recorded {recorded_steps} model turns, replayed {replayed_steps}"),
+        });
+    }
+    let recorded_answer = trace.events.iter().find_map(|e| match e {
+        Event::Answer { text, .. } => Some(text.clone()),
+        _ => None,
+    });
+    if outcome.answer != recorded_answer {
+        found.push(Divergence {
+            step: replayed_steps.max(1),
+            what: "the final answer differs".into(),
+            diff: format!(
+                "recorded {recorded_answer:?}, replayed {:?}",
+                outcome.answer
+            ),
+        });
+    }
+    found
+}
+
 /// Replays `trace`. `live` holds the tools to run again (`ToolMode::Live`), or `None` to feed
 /// the recorded observations back. Tool files go under `workdir`.
 pub async fn replay(
@@ -285,7 +386,7 @@ pub async fn replay(
     encoder: Encoder,
     live: Option<ToolRegistry>,
     workdir: &Path,
-) -> Result<ReplayReport, String> {
+) -> Result<ReplayReport, ReplayError> {
     let Some(Event::Start {
         task,
         tools,
@@ -296,37 +397,22 @@ pub async fn replay(
         .iter()
         .find(|e| matches!(e, Event::Start { .. }))
     else {
-        return Err("the trace has no start event".into());
+        return Err(ReplayError::NoStart);
     };
     let specs: Vec<ToolSpec> = tools
         .iter()
         .map(|t| serde_json::from_value(t.clone()))
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("the trace's tool declarations: {e}"))?;
-    let settings: Settings = serde_json::from_value(settings.clone())
-        .map_err(|e| format!("the trace's settings: {e}"))?;
-    // Rebuild every recorded prompt from the deltas and generated ids.
-    let mut steps = Vec::new();
-    let mut prompt: Vec<u32> = Vec::new();
-    for event in &trace.events {
-        if let Event::Model {
-            prompt_delta,
-            prefix_hash,
-            ids,
-            text,
-            ..
-        } = event
-        {
-            prompt.extend(prompt_delta);
-            steps.push(RecordedStep {
-                prompt: prompt.clone(),
-                hash: prefix_hash.clone(),
-                ids: ids.clone(),
-                text: text.clone(),
-            });
-            prompt.extend(ids);
-        }
-    }
+        .map_err(|source| ReplayError::Start {
+            what: "tool declarations",
+            source,
+        })?;
+    let settings: Settings =
+        serde_json::from_value(settings.clone()).map_err(|source| ReplayError::Start {
+            what: "settings",
+            source,
+        })?;
+    let (sequence, steps) = recorded_steps(&trace.events);
     let divergences: Divergences = Arc::new(Mutex::new(Vec::new()));
     let calls = recorded_calls(&trace.events);
     let live_mode = live.is_some();
@@ -336,6 +422,7 @@ pub async fn replay(
     };
     let recorded_steps = steps.len();
     let engine = CheckingEngine {
+        sequence,
         steps,
         next: Mutex::new(0),
         divergences: divergences.clone(),
@@ -354,53 +441,16 @@ pub async fn replay(
         .iter()
         .filter(|e| matches!(e, Event::Model { .. }))
         .count();
-    if live_mode {
-        let live_calls = recorded_calls(&replayed);
-        for (rec, got) in calls.iter().zip(&live_calls) {
-            let (a, b): (Vec<&str>, Vec<&str>) = (
-                rec.observations.iter().map(|o| o.text.as_str()).collect(),
-                got.observations.iter().map(|o| o.text.as_str()).collect(),
-            );
-            if a != b {
-                push(
-                    &divergences,
-                    Divergence {
-                        step: rec.step,
-                        what: format!("`{}` returned something else", rec.name),
-                        diff: first_line_diff(&a.join("\n\n"), &b.join("\n\n")),
-                    },
-                );
-            }
-        }
-    }
-    if replayed_steps < recorded_steps {
-        push(
-            &divergences,
-            Divergence {
-                step: replayed_steps + 1,
-                what: "the replay ended before the recording did".into(),
-                diff: format!("recorded {recorded_steps} model turns, replayed {replayed_steps}"),
-            },
-        );
-    }
-    let recorded_answer = trace.events.iter().find_map(|e| match e {
-        Event::Answer { text, .. } => Some(text.clone()),
-        _ => None,
-    });
-    if outcome.answer != recorded_answer {
-        push(
-            &divergences,
-            Divergence {
-                step: replayed_steps.max(1),
-                what: "the final answer differs".into(),
-                diff: format!(
-                    "recorded {recorded_answer:?}, replayed {:?}",
-                    outcome.answer
-                ),
-            },
-        );
-    }
     let mut divergences = divergences.lock().map(|d| d.clone()).unwrap_or_default();
+    if live_mode {
+        divergences.extend(live_divergences(&calls, &replayed));
+    }
+    divergences.extend(end_divergences(
+        trace,
+        recorded_steps,
+        replayed_steps,
+        &outcome,
+    ));
     divergences.sort_by_key(|d| d.step);
     Ok(ReplayReport {
         recorded_steps,

@@ -29,15 +29,26 @@ impl EventSink for TraceWriter {
     }
 }
 
+/// Creates `dir` and its missing parents readable by the user only (0700 on Unix); folders that
+/// exist are left as they are.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 impl TraceWriter {
     /// Creates `dir/<name>.jsonl` (the directory too). Fails when the file exists.
     pub fn create(dir: &Path, name: &str) -> std::io::Result<TraceWriter> {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir)?;
         let path = dir.join(format!("{name}.jsonl"));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
         Ok(TraceWriter {
             file,
             path,
@@ -104,6 +115,10 @@ pub enum TokenizerLookup {
     },
 }
 
+/// The longest trace line read: a model event with a whole 1M-token prompt as its delta
+/// takes about 8 MiB.
+pub const MAX_LINE: usize = 32 << 20;
+
 /// A trace read back.
 #[derive(Debug, Clone)]
 pub struct Trace {
@@ -152,7 +167,7 @@ impl Trace {
         let mut number = 0;
         loop {
             let mut raw = Vec::new();
-            let n = reader
+            let n = std::io::Read::take(&mut reader, MAX_LINE as u64 + 1)
                 .read_until(b'\n', &mut raw)
                 .map_err(|source| TraceError::Io {
                     path: shown.clone(),
@@ -162,6 +177,16 @@ impl Trace {
                 break;
             }
             number += 1;
+            if raw.len() > MAX_LINE {
+                return Err(TraceError::Corrupt {
+                    path: shown.clone(),
+                    line: number,
+                    message: format!(
+                        "the line is longer than {} MiB, more than any event glm-agent writes",
+                        MAX_LINE >> 20
+                    ),
+                });
+            }
             if raw.last() != Some(&b'\n') {
                 truncated = true;
                 break;

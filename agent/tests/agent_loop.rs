@@ -477,6 +477,14 @@ fn glm_agent_run_with_a_replay_engine() {
         .unwrap()
         .unwrap()
         .path();
+    #[cfg(unix)]
+    {
+        // Traces are the user's alone: 0600 files in a 0700 folder.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&trace), 0o600);
+        assert_eq!(mode(&traces), 0o700);
+    }
     let again = run(&format!("replay:{}", trace.display()), &["--no-trace"]);
     assert!(
         again.status.success(),
@@ -710,4 +718,81 @@ fn config_show_says_where_each_setting_came_from() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown setting `max_stepz`"));
+}
+
+/// A cell stopped at its deadline costs only itself: the loop's tool timeout equal to the cell
+/// deadline used to fire first and drop the call with the notebook taken out of its slot, so
+/// the next cell found `x` undefined. Also: the run's files are in a private folder that is
+/// removed at the end unless kept.
+#[test]
+fn a_cell_stopped_at_its_deadline_keeps_the_notebook() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, tokenizer) = replay_files(
+        dir.path(),
+        json!([
+            "python\n```python\nx = 41\nopen('/mnt/data/kept.txt', 'w').write('k')\n```<|observation|>",
+            "python\n```python\nwhile True: pass\n```<|observation|>",
+            "python\n```python\nprint(x + 1)\n```<|observation|>",
+            "Done.<|user|>"
+        ]),
+    );
+    let work = dir.path().join("work");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--engine",
+            &engine,
+            "--tokenizer",
+            &tokenizer,
+            "--tools",
+            "python",
+            "--offline",
+            "--no-trace",
+            "--json",
+            "--cell-timeout",
+            "2",
+            "--tool-timeout",
+            "2",
+        ];
+        args.extend(extra);
+        args.push("Count.");
+        glm_test_support::glm_agent_command()
+            .args(&args)
+            .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+            .env("GLM_AGENT_CACHE", glm_test_support::cache_dir())
+            .env("TMPDIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let observations: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "observation")
+        .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(observations.len(), 3, "{stdout}");
+    assert!(
+        observations[1].contains("timed out after 2 s"),
+        "{}",
+        observations[1]
+    );
+    assert_eq!(observations[2].trim(), "42", "{stdout}");
+    // Nothing of the run is left in the temporary folder.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("glm-agent-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A folder given by flag is kept, with what the cells wrote.
+    let out = run(&["--work-dir", work.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(work.join("data").join("kept.txt").exists());
 }

@@ -9,3 +9,4 @@
 
 mod agent_loop;
 mod replay;
+mod trace_fuzz;

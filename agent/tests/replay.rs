@@ -303,3 +303,67 @@ fn a_trace_finds_its_models_tokenizer_only_while_it_is_the_same_file() {
         Err(TokenizerLookup::NotRecorded)
     );
 }
+
+/// A hostile trace: one model event whose prompt delta is a million ids, then 10,000 empty model
+/// events (5 MB). Replay keeps one copy of the ids, not one per event: under 300 MB and 10 s.
+/// A line longer than any event glm-agent writes is refused, not read into memory.
+#[test]
+fn replay_of_a_hostile_trace_is_linear_and_lines_are_capped() {
+    let dir = corpus_dir();
+    let tokenizer = dir.join("tokenizer.json");
+    let text = std::fs::read_to_string(dir.join("function_call.jsonl")).unwrap();
+    let mut lines = text.lines();
+    let start = lines.next().unwrap().to_owned();
+    let mut model: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    model["prompt_delta"] = serde_json::json!(vec![65u32; 1_000_000]);
+    model["ids"] = serde_json::json!([]);
+    model["text"] = serde_json::json!("");
+    let mut trace = format!("{start}\n{model}\n");
+    model["prompt_delta"] = serde_json::json!([]);
+    let empty = format!("{model}\n");
+    for _ in 0..10_000 {
+        trace.push_str(&empty);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("hostile.jsonl");
+    std::fs::write(&path, &trace).unwrap();
+    let measured = glm_test_support::run_measured(glm_test_support::glm_agent_command().args([
+        "replay",
+        path.to_str().unwrap(),
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+    ]));
+    println!(
+        "replay of a {:.1} MB hostile trace: {:.2} s, peak {:.0} MB",
+        trace.len() as f64 / 1e6,
+        measured.elapsed.as_secs_f64(),
+        measured.peak_rss as f64 / 1e6
+    );
+    let out = String::from_utf8_lossy(&measured.output.stdout);
+    assert_eq!(
+        measured.output.status.code(),
+        Some(1),
+        "{out}{}",
+        String::from_utf8_lossy(&measured.output.stderr)
+    );
+    assert!(out.starts_with("diverged at step 1"), "{out}");
+    assert!(measured.elapsed.as_secs_f64() < 10.0);
+    assert!(measured.peak_rss < 300_000_000, "{}", measured.peak_rss);
+
+    // One line of 40 MiB.
+    let long = work.path().join("long.jsonl");
+    let mut huge = format!("{start}\n");
+    huge.push_str(&"x".repeat(40 << 20));
+    huge.push('\n');
+    std::fs::write(&long, huge).unwrap();
+    let refused = glm_test_support::run_measured(glm_test_support::glm_agent_command().args([
+        "replay",
+        long.to_str().unwrap(),
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+    ]));
+    let err = String::from_utf8_lossy(&refused.output.stderr);
+    assert_eq!(refused.output.status.code(), Some(2), "{err}");
+    assert!(err.contains("longer than 32 MiB"), "{err}");
+    assert!(refused.peak_rss < 200_000_000, "{}", refused.peak_rss);
+}

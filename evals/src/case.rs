@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::calls::{ExpectedCall, Mismatch, match_calls};
+use crate::calls::{ExpectedCall, check_calls};
 
 /// One case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,6 +13,9 @@ pub struct Case {
     /// A category for the report (`simple`, `multiple`, `irrelevance`, ...).
     #[serde(default)]
     pub category: String,
+    /// A system prompt, rendered with the tools' descriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
     /// Earlier turns of the conversation, before the task: `{"role": "user" | "assistant",
     /// "content": ...}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -47,13 +50,28 @@ pub struct Turn {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Check {
     /// The model's first turn calls these functions (order-free), judged on the abstract
-    /// syntax; the tools are not run.
+    /// syntax by BFCL's rules ([`crate::calls`]); the tools are not run.
     Calls {
         /// The expected calls.
         calls: Vec<ExpectedCall>,
     },
     /// The model's first turn calls no function (BFCL's irrelevance category).
     NoCall,
+    /// A case of the Berkeley Function Calling Leaderboard, judged as BFCL's checker judges
+    /// it ([`crate::bfcl::ast`]): the first turn's calls, or for `parallel` categories every
+    /// call the model makes until it answers (each answered with a neutral observation, at
+    /// most [`Check::call_limit`] turns); irrelevance categories pass without a call,
+    /// `live_relevance` with one.
+    Bfcl {
+        /// BFCL's category name, which decides the checker's rules.
+        category: String,
+        /// The declared functions in BFCL's own types.
+        functions: Vec<Value>,
+        /// BFCL's `ground_truth`: one `{function: {argument: [allowed values]}}` per expected
+        /// call; empty for irrelevance and relevance.
+        #[serde(default)]
+        ground_truth: Vec<Value>,
+    },
     /// The final answer equals this text (trimmed).
     Exact {
         /// The text.
@@ -88,7 +106,25 @@ pub enum Check {
 impl Check {
     /// Whether the case is judged on the first model turn only (the tools are not run).
     pub fn first_turn_only(&self) -> bool {
-        matches!(self, Check::Calls { .. } | Check::NoCall)
+        match self {
+            Check::Calls { .. } | Check::NoCall => true,
+            Check::Bfcl { .. } => self.call_limit().is_none(),
+            _ => false,
+        }
+    }
+
+    /// For a case whose calls are collected over several turns (BFCL's parallel categories),
+    /// the most model turns: the calls expected plus two, room for an answer and one extra
+    /// call to judge.
+    pub fn call_limit(&self) -> Option<usize> {
+        match self {
+            Check::Bfcl {
+                category,
+                ground_truth,
+                ..
+            } if category.contains("parallel") => Some(ground_truth.len() + 2),
+            _ => None,
+        }
     }
 }
 
@@ -97,6 +133,8 @@ impl Check {
 pub struct RunResult {
     /// Calls of the first model turn: name and JSON arguments.
     pub first_calls: Vec<(String, Value)>,
+    /// Every call of the run, in the order made.
+    pub calls: Vec<(String, Value)>,
     /// The final answer, if any.
     pub answer: Option<String>,
     /// What a Python check printed (its notebook output), when the case has one and it ran.
@@ -168,20 +206,19 @@ fn numbers(text: &str) -> Vec<f64> {
 
 impl Scorer for BuiltinScorer {
     fn score(&self, case: &Case, result: &RunResult) -> Verdict {
-        let parameters = |name: &str| {
-            case.functions
-                .iter()
-                .find(|f| f["name"] == name)
-                .map(|f| f["parameters"].clone())
-                .unwrap_or(Value::Null)
-        };
         let answer = result.answer.as_deref().unwrap_or("");
         match &case.check {
-            Check::Calls { calls } => match match_calls(calls, &result.first_calls, &parameters) {
-                Ok(()) => Verdict::pass(),
-                Err(Mismatch::Count { got: 0, .. }) => Verdict::fail("no function was called"),
-                Err(m) => Verdict::fail(m.to_string()),
-            },
+            Check::Calls { calls } => {
+                match check_calls(calls, &result.first_calls, &case.functions) {
+                    Ok(()) => Verdict::pass(),
+                    Err(why) => Verdict::fail(why),
+                }
+            }
+            Check::Bfcl {
+                category,
+                functions,
+                ground_truth,
+            } => bfcl_verdict(category, functions, ground_truth, result),
             Check::NoCall => match result.first_calls.first() {
                 None => Verdict::pass(),
                 Some((name, _)) => Verdict::fail(format!("called `{name}`; no call was expected")),
@@ -236,6 +273,60 @@ impl Scorer for BuiltinScorer {
     }
 }
 
+/// BFCL's verdict: relevance by whether a call was made, else its AST checker.
+fn bfcl_verdict(
+    category: &str,
+    functions: &[Value],
+    ground_truth: &[Value],
+    result: &RunResult,
+) -> Verdict {
+    let calls = if category.contains("parallel") {
+        &result.calls
+    } else {
+        &result.first_calls
+    };
+    if category.contains("irrelevance") {
+        return match calls.first() {
+            None => Verdict::pass(),
+            Some((name, _)) => Verdict::fail(format!("called `{name}`; no call was expected")),
+        };
+    }
+    if category.contains("relevance") {
+        return if calls.is_empty() {
+            Verdict::fail("no function was called")
+        } else {
+            Verdict::pass()
+        };
+    }
+    if calls.is_empty() {
+        return Verdict::fail("no function was called");
+    }
+    match crate::bfcl::ast::check(category, functions, calls, ground_truth) {
+        Ok(()) => Verdict::pass(),
+        Err(why) => Verdict::fail(why),
+    }
+}
+
+/// Why `id` cannot name a case's files (`<id>.jsonl`, `work/<id>`), or `None` when it can: a
+/// case id is a plain file name of letters, digits, `.`, `_` and `-`, not starting with a dot,
+/// at most 128 characters.
+pub fn unsafe_id(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id.len() > 128 {
+        Some("is longer than 128 characters")
+    } else if id.starts_with('.') {
+        Some("starts with a dot")
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        Some("has a character other than letters, digits, `.`, `_` and `-`")
+    } else {
+        None
+    }
+}
+
 /// Reads a suite: one case per line; blank lines and lines starting with `//` are skipped.
 pub fn read_suite(text: &str) -> Result<Vec<Case>, String> {
     let mut cases = Vec::new();
@@ -246,6 +337,13 @@ pub fn read_suite(text: &str) -> Result<Vec<Case>, String> {
             continue;
         }
         let case: Case = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        if let Some(why) = unsafe_id(&case.id) {
+            return Err(format!(
+                "line {}: the case id {:?} {why}; ids name the case's trace and work folder",
+                i + 1,
+                case.id
+            ));
+        }
         if !ids.insert(case.id.clone()) {
             return Err(format!(
                 "line {}: the id `{}` is used twice",
@@ -357,5 +455,11 @@ mod tests {
         assert!(read_suite(&twice).unwrap_err().contains("used twice"));
         assert!(read_suite("{\"id\": 1}").unwrap_err().starts_with("line 1"));
         assert!(read_suite("").is_err());
+        for bad in ["/tmp/x/victim", "../../y", ".hidden", "a b", ""] {
+            let line = json!({"id": bad, "task": "t", "check": {"kind": "no_call"}}).to_string();
+            let err = read_suite(&line).unwrap_err();
+            assert!(err.contains("case id"), "{bad}: {err}");
+        }
+        assert_eq!(unsafe_id("live_multiple_10-3-2"), None);
     }
 }

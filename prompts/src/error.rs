@@ -31,6 +31,16 @@ pub enum Error {
         /// The control token text.
         token: &'static str,
     },
+    /// One of GLM-4's control tokens is an ordinary added token: text that spells it would
+    /// encode to the control token, so a web page or a tool's output could forge a turn.
+    #[error(
+        "tokenizer's `{token}` is not marked special; text spelling it would encode to the control \
+         token (set \"special\": true for it in tokenizer.json's added_tokens)"
+    )]
+    ControlTokenNotSpecial {
+        /// The control token text.
+        token: &'static str,
+    },
     /// Encoding or decoding failed inside the tokenizer.
     #[error("tokenizer failed: {0}")]
     Tokenizer(tokenizers::Error),

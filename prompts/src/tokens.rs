@@ -107,13 +107,21 @@ impl SpecialIds {
     /// Looks every control token up in `tokenizer`.
     pub fn from_tokenizer(tokenizer: &Tokenizer) -> Result<Self> {
         let mut ids = [0; 10];
+        let added = tokenizer.get_added_tokens_decoder();
         for token in SpecialToken::ALL {
-            ids[token.index()] =
-                tokenizer
-                    .token_to_id(token.as_str())
-                    .ok_or(Error::MissingControlToken {
-                        token: token.as_str(),
-                    })?;
+            let id = tokenizer
+                .token_to_id(token.as_str())
+                .ok_or(Error::MissingControlToken {
+                    token: token.as_str(),
+                })?;
+            // Special-token-free encoding of text holds only for tokens marked special: an
+            // ordinary added token is still matched in text.
+            if added.get(&id).is_some_and(|t| !t.special) {
+                return Err(Error::ControlTokenNotSpecial {
+                    token: token.as_str(),
+                });
+            }
+            ids[token.index()] = id;
         }
         Ok(SpecialIds { ids })
     }
@@ -199,5 +207,20 @@ impl Encoder {
     /// Decodes ids with control tokens kept visible, as the parser expects.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.tokenizer.decode(ids, false).map_err(Error::Tokenizer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_token_not_marked_special_is_refused() {
+        let json = crate::tiny::tiny_tokenizer_json();
+        assert!(Encoder::new(json.parse::<Tokenizer>().unwrap()).is_ok());
+        let forged = json.replacen("\"special\":true", "\"special\":false", 1);
+        assert_ne!(forged, json);
+        let err = Encoder::new(forged.parse::<Tokenizer>().unwrap()).unwrap_err();
+        assert!(matches!(err, Error::ControlTokenNotSpecial { .. }), "{err}");
     }
 }

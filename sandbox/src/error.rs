@@ -28,6 +28,17 @@ pub enum Error {
         /// The path inside the wheel.
         member: String,
     },
+    /// A cached file or folder that someone else could have written: loading it could run
+    /// their code.
+    #[error(
+        "{} is not yours alone (another owner, a link, or writable by group or others); \
+         remove it or `chmod go-w` it, and check who else can write your cache folder",
+        path.display()
+    )]
+    Untrusted {
+        /// The file or folder.
+        path: PathBuf,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

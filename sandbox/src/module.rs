@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::{Config, Engine, Module};
 
 use crate::error::{Error, Result};
-use crate::runtime::{MANIFEST, Runtime, sha256_file};
+use crate::runtime::{MANIFEST, Runtime};
 
 /// The wasm stack: deep enough that deep recursion is a Python `RecursionError`, not a trap.
 pub const WASM_STACK_BYTES: usize = 8 << 20;
@@ -53,7 +53,7 @@ pub fn load_or_compile(
     on_compile: &mut dyn FnMut(),
 ) -> Result<Module> {
     let path = compiled_path(engine, cache);
-    if let Some(module) = load_verified(engine, &path)? {
+    if let Some(module) = load_verified(engine, &path, cache)? {
         return Ok(module);
     }
     on_compile();
@@ -73,42 +73,113 @@ fn sidecar(path: &Path) -> PathBuf {
     path.with_extension("cwasm.sha256")
 }
 
-fn sidecar_matches(path: &Path) -> Result<bool> {
-    let Ok(expected) = fs::read_to_string(sidecar(path)) else {
-        return Ok(false);
-    };
-    if !path.exists() {
-        return Ok(false);
-    }
-    Ok(sha256_file(path)? == expected.trim())
+/// Writes `bytes` to a new file at `path`, readable by the user only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(Error::io(path))?;
+    file.write_all(bytes).map_err(Error::io(path))
 }
 
 fn store(module: &Module, path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(Error::io(dir))?;
     let bytes = module
         .serialize()
         .map_err(Error::wasm("serializing the compiled module"))?;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs::write(&tmp, &bytes).map_err(Error::io(&tmp))?;
-    let hash = sha256_file(&tmp)?;
+    let _ = fs::remove_file(&tmp);
+    write_private(&tmp, &bytes)?;
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     fs::rename(&tmp, path).map_err(Error::io(path))?;
-    fs::write(sidecar(path), hash).map_err(Error::io(sidecar(path)))
+    let side = sidecar(path);
+    let side_tmp = side.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&side_tmp);
+    write_private(&side_tmp, hash.as_bytes())?;
+    fs::rename(&side_tmp, &side).map_err(Error::io(&side))
+}
+
+/// Whether `path` is ours alone: not a link, owned by this process's user, writable by no
+/// one else. `uid` is this process's user.
+#[cfg(unix)]
+fn ours_alone(path: &Path, uid: u32) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).map_err(Error::io(path))?;
+    Ok(!meta.file_type().is_symlink() && meta.uid() == uid && meta.mode() & 0o022 == 0)
+}
+
+/// This process's user: the owner of a file it creates.
+#[cfg(unix)]
+fn current_uid(dir: &Path) -> Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.join(format!(".owner-probe-{}", std::process::id()));
+    let _ = fs::remove_file(&probe);
+    write_private(&probe, b"")?;
+    let uid = fs::symlink_metadata(&probe)
+        .map_err(Error::io(&probe))?
+        .uid();
+    let _ = fs::remove_file(&probe);
+    Ok(uid)
+}
+
+/// Refuses a compiled module that someone else could have written: the file, its sidecar and
+/// every folder from the cache down to it must be this user's and writable by no one else.
+#[cfg(unix)]
+fn check_trusted(path: &Path, cache: &Path) -> Result<()> {
+    let uid = current_uid(cache)?;
+    let mut places = vec![path.to_path_buf(), sidecar(path)];
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        places.push(d.to_path_buf());
+        if d == cache {
+            break;
+        }
+        dir = d.parent();
+    }
+    for place in places {
+        if !ours_alone(&place, uid)? {
+            return Err(Error::Untrusted { path: place });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_trusted(_path: &Path, _cache: &Path) -> Result<()> {
+    Ok(())
 }
 
 /// Loads the compiled module at `path` if its sidecar hash matches; `None` when absent or
-/// mismatched (the caller recompiles).
+/// mismatched (the caller recompiles). A module someone else could have written is an error.
 #[allow(unsafe_code)]
-fn load_verified(engine: &Engine, path: &Path) -> Result<Option<Module>> {
-    if !sidecar_matches(path)? {
+fn load_verified(engine: &Engine, path: &Path, cache: &Path) -> Result<Option<Module>> {
+    let Ok(expected) = fs::read_to_string(sidecar(path)) else {
+        return Ok(None);
+    };
+    if !path.exists() {
         return Ok(None);
     }
-    // SAFETY: `Module::deserialize_file` trusts its input to be a module that this wasmtime
-    // serialized; a crafted file could run arbitrary code. The file is one this program wrote
-    // (`store`) into the user's cache directory, which no guest can reach (the guest sees only
-    // its own /mnt/data and the read-only stdlib), and its sha256 was just checked against the
-    // sidecar written with it. wasmtime also checks the engine compatibility header.
-    let module = unsafe { Module::deserialize_file(engine, path) };
+    check_trusted(path, cache)?;
+    // Read once: the bytes hashed are the bytes loaded.
+    let bytes = fs::read(path).map_err(Error::io(path))?;
+    if hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) != expected.trim() {
+        return Ok(None);
+    }
+    // SAFETY: `Module::deserialize` trusts its input to be a module that this wasmtime
+    // serialized; a crafted file could run arbitrary code. These bytes come from a file this
+    // program wrote (`store`) into the user's cache directory, which no guest can reach (the
+    // guest sees only its own /mnt/data and the read-only stdlib); the file, its sidecar and
+    // every folder down to it were just checked to be this user's and writable by no one
+    // else, and the bytes in hand hash to the sidecar's sum. wasmtime also checks the engine
+    // compatibility header.
+    let module = unsafe { Module::deserialize(engine, &bytes) };
     match module {
         Ok(module) => Ok(Some(module)),
         Err(_) => Ok(None),

@@ -353,13 +353,24 @@ impl Session {
                 self.cells
             );
             let saved = self.run_raw(&saver)?;
+            // The guest prints what it saved and can print anything: only names of this
+            // cell's figures are taken, as regular files directly in the data folder.
+            let prefix = format!("/mnt/data/figure_{}_", self.cells);
             result.figures = saved
                 .output
                 .lines()
+                .filter(|l| {
+                    l.strip_prefix(&prefix)
+                        .and_then(|rest| rest.strip_suffix(".png"))
+                        .is_some_and(|n| {
+                            !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit())
+                        })
+                })
                 .filter_map(|l| l.strip_prefix("/mnt/data/"))
                 .map(|name| self.data_dir.join(name))
-                .filter(|p| p.exists())
+                .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file()))
                 .collect();
+            result.figures.dedup();
             for figure in &result.figures {
                 if !result.files.contains(figure) {
                     result.files.push(figure.clone());

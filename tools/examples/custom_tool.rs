@@ -42,7 +42,8 @@ impl Tool for ConvertTemperature {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = glm_engine::paths::cache_dir(None, |k| std::env::var(k).ok());
+    let cache = glm_engine::paths::cache_dir(None, |k| std::env::var(k).ok())
+        .ok_or(glm_engine::paths::NO_CACHE_DIR)?;
     let mut tools = builtin_registry(&BuiltinOptions::new(cache), &[])?;
     tools.register(ConvertTemperature);
 

@@ -225,7 +225,10 @@ pub struct PythonConfig {
 /// The `python` tool: one notebook per run.
 pub struct PythonTool {
     config: PythonConfig,
-    session: Mutex<Option<Session>>,
+    /// The notebook, between cells. A cell takes it out and puts it back from the thread that
+    /// runs it, holding the lock throughout, so a call dropped by a timeout or Ctrl-C never
+    /// loses it: the next call waits for that cell to end.
+    session: Arc<Mutex<Option<Session>>>,
 }
 
 impl std::fmt::Debug for PythonTool {
@@ -248,7 +251,7 @@ impl PythonTool {
     pub fn new(config: PythonConfig) -> Self {
         PythonTool {
             config,
-            session: Mutex::new(None),
+            session: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -274,27 +277,36 @@ impl Tool for PythonTool {
     }
 
     async fn call(&self, args: PythonArgs, ctx: &ToolContext) -> Result<ToolOutput, CallError> {
-        let mut slot = self.session.lock().await;
-        let session = match slot.take() {
-            Some(session) => session,
-            None => self.start(ctx.workdir.join("data")).await?,
-        };
-        let (session, result) = tokio::task::spawn_blocking(move || {
-            let mut session = session;
+        let mut slot = self.session.clone().lock_owned().await;
+        if slot.is_none() {
+            *slot = Some(self.start(ctx.workdir.join("data")).await?);
+        }
+        // The cell runs with the lock held by its own thread, which puts the session back
+        // whether or not anyone still waits for the result.
+        let (result, limits, data_dir) = tokio::task::spawn_blocking(move || {
+            let session = slot.as_mut()?;
             let result = session.run_cell(&args.code);
-            (session, result)
+            Some((
+                result,
+                session.limits().clone(),
+                session.data_dir().to_path_buf(),
+            ))
         })
         .await
-        .map_err(|e| CallError::Fatal(format!("the notebook thread failed: {e}")))?;
-        let limits = session.limits().clone();
-        let data_dir = session.data_dir().to_path_buf();
-        *slot = Some(session);
+        .map_err(|e| CallError::Fatal(format!("the notebook thread failed: {e}")))?
+        .ok_or_else(|| CallError::Fatal("the notebook is gone".into()))?;
         let result = result.map_err(|e| CallError::Fatal(e.to_string()))?;
         Ok(observation(&result, &limits, &data_dir, ctx.max_observation_chars).into())
     }
 
     fn spec(&self) -> ToolSpec {
         ToolSpec::Python
+    }
+
+    /// A cell may run to its deadline plus the sandbox's 2 s grace, and the figure saver after
+    /// it as long again; the run's timer must not fire before both.
+    fn min_timeout(&self) -> Option<Duration> {
+        Some(2 * (self.config.limits.deadline + Duration::from_secs(2)) + Duration::from_secs(5))
     }
 }
 

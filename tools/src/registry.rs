@@ -17,6 +17,7 @@ trait ErasedTool: Send + Sync {
     fn spec(&self) -> ToolSpec;
     fn description(&self) -> &str;
     fn parameters(&self) -> Value;
+    fn min_timeout(&self) -> Option<std::time::Duration>;
     fn call<'a>(
         &'a self,
         args: Value,
@@ -31,6 +32,10 @@ impl<T: Tool> ErasedTool for T {
 
     fn description(&self) -> &str {
         Tool::description(self)
+    }
+
+    fn min_timeout(&self) -> Option<std::time::Duration> {
+        Tool::min_timeout(self)
     }
 
     fn parameters(&self) -> Value {
@@ -95,6 +100,10 @@ impl ErasedTool for DynamicTool {
 
     fn parameters(&self) -> Value {
         self.parameters.clone()
+    }
+
+    fn min_timeout(&self) -> Option<std::time::Duration> {
+        None
     }
 
     fn call<'a>(
@@ -221,10 +230,13 @@ impl ToolRegistry {
             name: name.to_owned(),
             available: self.names().join(", "),
         })?;
+        let timeout = tool
+            .min_timeout()
+            .map_or(ctx.timeout, |least| least.max(ctx.timeout));
         tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => Err(ToolError::Cancelled { tool: name.to_owned() }),
-            result = tokio::time::timeout(ctx.timeout, tool.call(args, ctx)) => match result {
+            result = tokio::time::timeout(timeout, tool.call(args, ctx)) => match result {
                 Ok(Ok(mut output)) => {
                     // Every tool's observations are held to the same limit.
                     for observation in &mut output.observations {
@@ -235,7 +247,7 @@ impl ToolRegistry {
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(ToolError::Timeout {
                     tool: name.to_owned(),
-                    seconds: ctx.timeout.as_secs(),
+                    seconds: timeout.as_secs(),
                 }),
             },
         }

@@ -65,6 +65,13 @@ pub trait Tool: Send + Sync + 'static {
         ctx: &ToolContext,
     ) -> impl Future<Output = Result<Self::Output, CallError>> + Send;
 
+    /// The least time a call must be given, whatever the run's tool timeout: a tool with its
+    /// own deadline (the notebook's cell deadline) says so here, so that the run's timer never
+    /// fires first and drops the call while the tool still holds its state. `None` by default.
+    fn min_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// How the tool is declared in the prompt. Function tools keep the default; GLM-4's
     /// built-ins (`python`, `simple_browser`) override it.
     fn spec(&self) -> ToolSpec {

@@ -47,7 +47,8 @@ impl Tool for Add {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let cache = glm_agent::paths::cache_dir(None, |k| std::env::var(k).ok());
+    let cache = glm_agent::paths::cache_dir(None, |k| std::env::var(k).ok())
+        .ok_or(glm_agent::paths::NO_CACHE_DIR)?;
 
     // The built-in tools (python, simple_browser) and ours.
     let mut tools = builtin_registry(&BuiltinOptions::new(cache.clone()), &[])?;

@@ -37,7 +37,8 @@ pub fn chat(args: ChatArgs) -> CmdResult {
             trace_dir,
         } = prepare(options).await?;
         let mut display = Display::new(options.json, tool_names(&registry));
-        let agent = new_agent(&opened, registry, encoder, settings)?;
+        let work = options.work_dir("chat")?;
+        let agent = new_agent(&opened, registry, encoder, settings, &work);
         let mut shown = Shown {
             trace: trace_writer(options, &trace_dir),
             display: &mut display,
@@ -110,6 +111,8 @@ pub fn chat(args: ChatArgs) -> CmdResult {
                 status = ExitStatus::Success;
             }
         }
+        drop(agent);
+        work.finish(options.json);
         match status {
             ExitStatus::Success | ExitStatus::Budget => Ok(()),
             other => Err(Failure::silent(other)),

@@ -88,6 +88,9 @@ concern! {
         #[arg(long, value_name = "BACKEND")]
         search: String = Some("duckduckgo".into()), env "GLM_AGENT_SEARCH",
             "Search backend: duckduckgo, searxng:URL or brave (key in BRAVE_SEARCH_API_KEY)";
+        #[arg(long, value_name = "SECONDS")]
+        cell_timeout: u64 = Some(60), env "GLM_AGENT_CELL_TIMEOUT",
+            "Seconds one python cell may run before it is stopped and the notebook rolled back";
     }
 }
 
@@ -160,6 +163,14 @@ impl EngineSettings {
 }
 
 impl ToolSettings {
+    /// The python sandbox's limits with the cell deadline set.
+    pub fn python_limits(&self) -> glm_tools::python::Limits {
+        glm_tools::python::Limits {
+            deadline: std::time::Duration::from_secs(self.cell_timeout.unwrap_or(60).max(1)),
+            ..glm_tools::python::Limits::default()
+        }
+    }
+
     /// The tools to offer; empty for none.
     pub fn names(&self) -> Vec<&str> {
         match self.tools.as_deref() {

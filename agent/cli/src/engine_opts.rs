@@ -70,7 +70,7 @@ pub async fn resolve_model(spec: &str, common: &CommonOptions) -> Result<PathBuf
         .map_err(model_failed)?;
     let started = Instant::now();
     let prepared =
-        prepare(&source, &common.cache(), &mut show_map_progress()).map_err(model_failed)?;
+        prepare(&source, &common.cache()?, &mut show_map_progress()).map_err(model_failed)?;
     if prepared.mapped_now {
         eprintln!(
             "\nMapped into {} in {:.1} s",
@@ -157,7 +157,10 @@ async fn open_openai(settings: &EngineSettings, target: &str) -> Result<Opened, 
     let engine = OpenAiEngine::connect(config, control)
         .await
         .map_err(engine_failed)?;
-    let model = serde_json::json!({"server": target, "engine": engine.describe()});
+    let model = serde_json::json!({
+        "server": glm_agent::engine::redact_url(target),
+        "engine": engine.describe(),
+    });
     Ok(Opened {
         engine: Box::new(engine),
         ids,
@@ -218,7 +221,7 @@ async fn open_embedded(
     let config = EmbeddedConfig {
         isq,
         prefix_cache: settings.prefix_cache.unwrap_or(true),
-        work_dir: common.cache().join("engine"),
+        work_dir: common.cache()?.join("engine"),
         // mistral.rs's loading steps and quantisation progress bars, on a terminal.
         verbose: std::io::stderr().is_terminal(),
         ..EmbeddedConfig::new(dir)

@@ -10,7 +10,7 @@ use glm_eval_runner::{
     BUILTIN_SUITES, CaseReport, EngineChoice, SuiteOptions, needle_cases, needle_grid, rescore,
     run_suite, table,
 };
-use glm_evals::case::{BuiltinScorer, read_suite};
+use glm_evals::case::{BuiltinScorer, Case, read_suite};
 use glm_prompts::Encoder;
 use glm_tools::builtins::BuiltinOptions;
 
@@ -68,20 +68,21 @@ enum EvalCommand {
     #[command(
         after_help = "DATA is the data/ folder of the bfcl-eval package (pip install \
 bfcl-eval; Apache-2.0), e.g. $(python3 -c 'import bfcl_eval, os; print(os.path.dirname(bfcl_eval.__file__))')/data. \
-Questions come from BFCL_v*_<category>.json, answers from possible_answer/ beside them; \
-multi-turn questions are skipped.\n\n\
+Questions come from BFCL_v<N>_<category>.json (the newest layout present), answers from \
+possible_answer/ beside them. Categories: simple_python (or simple), simple_java, \
+simple_javascript, multiple, parallel, parallel_multiple, live_simple, live_multiple, \
+live_parallel, live_parallel_multiple, irrelevance, live_irrelevance, live_relevance. Cases are \
+judged as BFCL's AST checker judges them; in parallel categories every call the model makes \
+is answered \"The call was recorded.\" and collected until it answers (at most the expected \
+calls plus two turns). Java and JavaScript questions are counted as skipped.\n\n\
 Example:\n  glm-agent eval convert-bfcl ~/venv/lib/python3.12/site-packages/bfcl_eval/data --out bfcl.jsonl\n  \
 glm-agent eval bfcl.jsonl --model ~/models/glm-4-9b-chat-1m-hf"
     )]
     ConvertBfcl {
         /// The bfcl-eval data folder.
         data: PathBuf,
-        /// Categories to convert.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "simple,multiple,irrelevance"
-        )]
+        /// Categories to convert, by BFCL's names [default: every single-turn category].
+        #[arg(long, value_delimiter = ',')]
         categories: Vec<String>,
         /// The suite file to write.
         #[arg(long, value_name = "FILE", default_value = "bfcl.jsonl")]
@@ -114,35 +115,37 @@ fn show(reports: &[CaseReport], json: bool) -> CmdResult {
 
 fn convert_bfcl(data: &std::path::Path, categories: &[String], out: &std::path::Path) -> CmdResult {
     let bad = |m: String| Failure::bad_input(anyhow::anyhow!(m));
-    let names: Vec<String> = std::fs::read_dir(data)
-        .map_err(|e| bad(format!("{}: {e}", data.display())))?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let converted =
+        glm_evals::bfcl::convert_folder(data, categories).map_err(|e| bad(e.to_string()))?;
     let mut lines = Vec::new();
-    for category in categories {
-        let Some(file) = names
+    for c in &converted {
+        let skipped: Vec<String> = c
+            .skipped
             .iter()
-            .filter(|n| n.starts_with("BFCL_v") && n.ends_with(&format!("_{category}.json")))
-            .max()
-        else {
-            return Err(bad(format!(
-                "{}: no BFCL_v*_{category}.json (is this the bfcl_eval/data folder?)",
-                data.display()
-            )));
-        };
-        let questions =
-            std::fs::read_to_string(data.join(file)).map_err(|e| bad(format!("{file}: {e}")))?;
-        let answers =
-            std::fs::read_to_string(data.join("possible_answer").join(file)).unwrap_or_default();
-        let (cases, skipped) = glm_evals::bfcl::convert(category, &questions, &answers)
-            .map_err(|e| bad(format!("{file}: {e}")))?;
-        eprintln!("{file}: {} cases ({skipped} skipped)", cases.len());
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        eprintln!(
+            "{:<24} {:>5} cases from {}{}",
+            c.category,
+            c.cases.len(),
+            c.file,
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(", skipped: {}", skipped.join(", "))
+            }
+        );
         lines.extend(
-            cases
+            c.cases
                 .iter()
                 .map(|c| serde_json::to_string(c).unwrap_or_default()),
         );
+    }
+    if lines.is_empty() {
+        return Err(bad(format!(
+            "{}: nothing to convert in the categories asked for",
+            data.display()
+        )));
     }
     std::fs::write(out, lines.join("\n") + "\n")
         .map_err(|e| bad(format!("{}: {e}", out.display())))?;
@@ -150,59 +153,37 @@ fn convert_bfcl(data: &std::path::Path, categories: &[String], out: &std::path::
     Ok(())
 }
 
-pub fn run(args: EvalArgs) -> CmdResult {
-    if let Some(EvalCommand::ConvertBfcl {
-        data,
-        categories,
-        out,
-    }) = &args.command
-    {
-        return convert_bfcl(data, categories, out);
+/// A suite by name or path: its name (for the default output folder) and its cases' text,
+/// `None` for the generated needle suite.
+fn suite_source(suite: &str) -> Result<(String, Option<String>), Failure> {
+    if suite == "needle" {
+        return Ok(("needle".to_owned(), None));
     }
-    if let Some(EvalCommand::Score { dir, json }) = &args.command {
-        let mut builtins = BuiltinOptions::new(args.common.cache());
-        builtins.offline = args.common.is_offline();
-        let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
-        let reports = runtime
-            .block_on(rescore(dir, &builtins, &BuiltinScorer))
-            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
-        return show(&reports, *json);
+    if let Some((n, t)) = BUILTIN_SUITES.iter().find(|(n, _)| *n == suite) {
+        return Ok(((*n).to_owned(), Some((*t).to_owned())));
     }
-    let suite = args.suite.clone().unwrap_or_default();
-    let needle = suite == "needle";
-    let (name, text) = if needle {
-        ("needle".to_owned(), String::new())
-    } else {
-        match BUILTIN_SUITES.iter().find(|(n, _)| *n == suite) {
-            Some((n, t)) => ((*n).to_owned(), (*t).to_owned()),
-            None => {
-                let text = std::fs::read_to_string(&suite).map_err(|e| {
-                    Failure::bad_input(anyhow::anyhow!(
-                        "{suite}: {e} (built-in suites: {}, needle)",
-                        BUILTIN_SUITES
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
-                let stem = std::path::Path::new(&suite)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "suite".into());
-                (stem, text)
-            }
-        }
-    };
-    let cases = if needle {
-        Vec::new()
-    } else {
-        read_suite(&text).map_err(|e| Failure::bad_input(anyhow::anyhow!("{suite}: {e}")))?
-    };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("eval-{name}")));
+    let text = std::fs::read_to_string(suite).map_err(|e| {
+        let builtin: Vec<&str> = BUILTIN_SUITES.iter().map(|(n, _)| *n).collect();
+        Failure::bad_input(anyhow::anyhow!(
+            "{suite}: {e} (built-in suites: {}, needle)",
+            builtin.join(", ")
+        ))
+    })?;
+    let stem = std::path::Path::new(suite)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "suite".into());
+    Ok((stem, Some(text)))
+}
+
+/// Opens the engine the settings name and runs `cases` on it (`None`: the needle suite,
+/// generated with the engine's tokenizer).
+async fn run_on_engine(
+    args: &EvalArgs,
+    cases: Option<Vec<Case>>,
+    builtins: &BuiltinOptions,
+    out: &std::path::Path,
+) -> Result<Vec<CaseReport>, Failure> {
     let settings = Settings {
         sampling: Sampling {
             greedy: true,
@@ -210,58 +191,72 @@ pub fn run(args: EvalArgs) -> CmdResult {
         },
         ..Settings::default()
     };
-    let mut builtins = BuiltinOptions::new(args.common.cache());
-    builtins.offline = args.common.is_offline();
-    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
-    let reports = runtime.block_on(async {
-        let config = Config::load()?;
-        let engine = config.resolve(&args.engine)?.value;
-        if engine.engine() == "reference" {
-            let encoder = match &engine.tokenizer {
-                Some(p) => Encoder::from_file(p).map_err(Failure::bad_input)?,
-                None => {
-                    Encoder::new(glm_prompts::tiny::tiny_tokenizer().map_err(Failure::bad_input)?)
-                        .map_err(Failure::bad_input)?
-                }
-            };
-            let cases = if needle {
-                needle_cases(&encoder, &args.lengths, &args.depths)
-            } else {
-                cases.clone()
-            };
-            return run_suite(
-                &cases,
-                &EngineChoice::Reference,
-                &SuiteOptions {
-                    jobs: args.jobs,
-                    ..SuiteOptions::new(&encoder, &builtins, &settings, &out)
-                },
-            )
-            .await
-            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)));
-        }
-        let opened = open(&engine, &args.common).await?;
-        let Some(encoder) = opened.encoder.clone() else {
-            return Err(Failure::bad_input(anyhow::anyhow!(
+    let config = Config::load()?;
+    let engine = config.resolve(&args.engine)?.value;
+    let opened = if engine.engine() == "reference" {
+        None
+    } else {
+        Some(open(&engine, &args.common).await?)
+    };
+    let encoder = match (&opened, &engine.tokenizer) {
+        (Some(opened), _) => opened.encoder.clone().ok_or_else(|| {
+            Failure::bad_input(anyhow::anyhow!(
                 "this engine needs the model's tokenizer: pass --tokenizer PATH"
-            )));
-        };
-        let cases = if needle {
-            needle_cases(&encoder, &args.lengths, &args.depths)
-        } else {
-            cases.clone()
-        };
-        run_suite(
-            &cases,
-            &EngineChoice::Shared(opened.engine.as_ref()),
-            &SuiteOptions {
-                jobs: args.jobs,
-                ..SuiteOptions::new(&encoder, &builtins, &settings, &out)
-            },
-        )
+            ))
+        })?,
+        (None, Some(p)) => Encoder::from_file(p).map_err(Failure::bad_input)?,
+        (None, None) => {
+            Encoder::new(glm_prompts::tiny::tiny_tokenizer().map_err(Failure::bad_input)?)
+                .map_err(Failure::bad_input)?
+        }
+    };
+    let cases = cases.unwrap_or_else(|| needle_cases(&encoder, &args.lengths, &args.depths));
+    let choice = match &opened {
+        Some(opened) => EngineChoice::Shared(opened.engine.as_ref()),
+        None => EngineChoice::Reference,
+    };
+    let options = SuiteOptions {
+        jobs: args.jobs,
+        ..SuiteOptions::new(&encoder, builtins, &settings, out)
+    };
+    run_suite(&cases, &choice, &options)
         .await
         .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))
-    })?;
+}
+
+pub fn run(args: EvalArgs) -> CmdResult {
+    let mut builtins = BuiltinOptions::new(args.common.cache()?);
+    builtins.offline = args.common.is_offline();
+    match &args.command {
+        Some(EvalCommand::ConvertBfcl {
+            data,
+            categories,
+            out,
+        }) => return convert_bfcl(data, categories, out),
+        Some(EvalCommand::Score { dir, json }) => {
+            let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+            let reports = runtime
+                .block_on(rescore(dir, &builtins, &BuiltinScorer))
+                .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+            return show(&reports, *json);
+        }
+        None => {}
+    }
+    let suite = args.suite.clone().unwrap_or_default();
+    let (name, text) = suite_source(&suite)?;
+    let cases = match &text {
+        Some(text) => Some(
+            read_suite(text).map_err(|e| Failure::bad_input(anyhow::anyhow!("{suite}: {e}")))?,
+        ),
+        None => None,
+    };
+    let needle = cases.is_none();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("eval-{name}")));
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+    let reports = runtime.block_on(run_on_engine(&args, cases, &builtins, &out))?;
     if !args.json {
         eprintln!("traces and report.json in {}", out.display());
         if needle {

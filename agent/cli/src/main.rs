@@ -16,6 +16,7 @@ mod run;
 mod settings;
 mod setup;
 mod tools;
+mod workdir;
 
 use std::process::ExitCode;
 

@@ -78,7 +78,7 @@ pub fn run(args: ReplayArgs) -> CmdResult {
     let live = match args.tools {
         Tools::Recorded => None,
         Tools::Live => {
-            let mut options = BuiltinOptions::new(args.common.cache());
+            let mut options = BuiltinOptions::new(args.common.cache()?);
             options.offline = args.common.is_offline();
             let flags = ToolSettings {
                 allow_hosts: (!args.allow_host.is_empty()).then(|| args.allow_host.clone()),
@@ -111,8 +111,8 @@ pub fn run(args: ReplayArgs) -> CmdResult {
             })?)
         }
     };
-    let workdir = std::env::temp_dir().join(format!("glm-agent-replay-{}", std::process::id()));
-    std::fs::create_dir_all(&workdir).map_err(Failure::bad_input)?;
+    let work = crate::workdir::WorkDir::new("replay", None, false)?;
+    let workdir = work.path().to_path_buf();
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     let report = runtime
         .block_on(replay(&trace, encoder, live, &workdir))

@@ -19,6 +19,7 @@ use crate::config::{
 use crate::display::Display;
 use crate::engine_opts::{Opened, resolve};
 use crate::setup::{CommonOptions, show_progress};
+use crate::workdir::WorkDir;
 
 /// Options shared by `run` and `chat`. Unset flags fall back to the environment, then the config
 /// file, then the defaults (`glm-agent config show` prints the result).
@@ -40,8 +41,23 @@ pub struct RunOptions {
     /// Print events as JSON lines on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Keep the files the tools wrote (python's /mnt/data) after the run; they are in a fresh
+    /// private temporary folder, removed at the end otherwise.
+    #[arg(long)]
+    pub keep_files: bool,
+    /// The folder for the files the tools write, kept afterwards [default: a fresh private
+    /// temporary folder].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
     #[command(flatten)]
     common: CommonOptions,
+}
+
+impl RunOptions {
+    /// The run's work folder, as the options ask.
+    pub fn work_dir(&self, kind: &str) -> Result<WorkDir, Failure> {
+        WorkDir::new(kind, self.work_dir.as_deref(), self.keep_files)
+    }
 }
 
 /// Options of `run`.
@@ -76,20 +92,22 @@ pub struct Prepared {
     pub trace_dir: PathBuf,
 }
 
-/// The agent over the opened engine, working in a fresh folder for the run's files (kept
-/// afterwards: files the tools produced are the user's).
-pub fn new_agent(
-    opened: &Opened,
+/// The agent over the opened engine, its tools writing into `work`.
+pub fn new_agent<'a>(
+    opened: &'a Opened,
     registry: glm_tools::ToolRegistry,
     encoder: Encoder,
     settings: glm_agent::Settings,
-) -> Result<Agent<'_>, Failure> {
-    let workdir = std::env::temp_dir().join(format!("glm-agent-run-{}", std::process::id()));
-    std::fs::create_dir_all(&workdir).map_err(Failure::bad_input)?;
-    Ok(
-        Agent::new(opened.engine.as_ref(), registry, encoder, settings, workdir)
-            .with_model_info(opened.model.clone()),
+    work: &WorkDir,
+) -> Agent<'a> {
+    Agent::new(
+        opened.engine.as_ref(),
+        registry,
+        encoder,
+        settings,
+        work.path(),
     )
+    .with_model_info(opened.model.clone())
 }
 
 /// The names of the tools offered.
@@ -108,9 +126,10 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     let tools = config.resolve(&options.tools)?.value;
     let trace = config.resolve(&options.trace)?.value;
     let common = &options.common;
-    let mut builtin = BuiltinOptions::new(common.cache());
+    let mut builtin = BuiltinOptions::new(common.cache()?);
     builtin.offline = common.is_offline();
     builtin.allow_hosts = tools.allow_hosts.clone().unwrap_or_default();
+    builtin.python_limits = tools.python_limits();
     builtin.search = SearchChoice::parse(tools.search.as_deref().unwrap_or("duckduckgo"), |k| {
         std::env::var(k).ok()
     })
@@ -241,7 +260,8 @@ pub fn run(args: RunArgs) -> CmdResult {
             trace_dir,
         } = prepare(options).await?;
         let mut display = Display::new(options.json, tool_names(&registry));
-        let agent = new_agent(&opened, registry, encoder, settings)?;
+        let work = options.work_dir("run")?;
+        let agent = new_agent(&opened, registry, encoder, settings, &work);
         let cancel = CancellationToken::new();
         interrupt_on_ctrl_c(&cancel);
         let mut shown = Shown {
@@ -256,6 +276,7 @@ pub fn run(args: RunArgs) -> CmdResult {
                 eprintln!("trace: {}", t.path().display());
             }
         }
+        work.finish(options.json);
         show_outcome(&outcome, &display, options.json)?;
         outcome_result(&outcome)
     })

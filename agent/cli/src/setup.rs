@@ -37,8 +37,9 @@ pub struct CommonOptions {
 
 impl CommonOptions {
     /// The effective cache directory.
-    pub fn cache(&self) -> PathBuf {
+    pub fn cache(&self) -> Result<PathBuf, Failure> {
         glm_agent::paths::cache_dir(self.cache_dir.clone(), |k| std::env::var(k).ok())
+            .ok_or_else(|| Failure::bad_input(anyhow::anyhow!(glm_agent::paths::NO_CACHE_DIR)))
     }
 
     /// Whether downloads are off.
@@ -50,7 +51,7 @@ impl CommonOptions {
 pub fn run(command: SetupCommand) -> CmdResult {
     match command {
         SetupCommand::Python { common } => {
-            let cache = common.cache();
+            let cache = common.cache()?;
             let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
             runtime
                 .block_on(setup(&cache, common.is_offline(), &show_progress))

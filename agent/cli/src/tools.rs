@@ -10,6 +10,7 @@ use glm_tools::{ToolContext, ToolRegistry};
 use crate::cli::{CmdResult, Failure, write_stdout};
 use crate::config::{Config, ToolSettings};
 use crate::setup::{CommonOptions, show_progress};
+use crate::workdir::WorkDir;
 
 #[derive(Debug, Subcommand)]
 pub enum ToolsCommand {
@@ -50,6 +51,14 @@ pub struct ToolOptions {
     /// Seconds one tool call may take (the python tool's own cell deadline is 60 s).
     #[arg(long, default_value_t = 90, value_name = "SECONDS")]
     tool_timeout: u64,
+    /// Keep the files the call wrote (python's /mnt/data); they are removed at the end
+    /// otherwise.
+    #[arg(long)]
+    keep_files: bool,
+    /// The folder for the files the call writes, kept afterwards [default: a fresh private
+    /// temporary folder].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     common: CommonOptions,
 }
@@ -67,7 +76,8 @@ impl ToolOptions {
             allow_hosts: settings.allow_hosts.clone().unwrap_or_default(),
             search,
             offline: self.common.is_offline(),
-            ..BuiltinOptions::new(self.common.cache())
+            python_limits: settings.python_limits(),
+            ..BuiltinOptions::new(self.common.cache()?)
         };
         let names = if listing {
             settings.names()
@@ -130,22 +140,33 @@ fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
             let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
             if call.name == "python" {
                 // Install on first use, with progress, before the call's time limit starts.
-                let (cache, offline) = (options.common.cache(), options.common.is_offline());
+                let (cache, offline) = (options.common.cache()?, options.common.is_offline());
                 runtime
                     .block_on(glm_tools::python::setup(&cache, offline, &show_progress))
                     .map_err(Failure::bad_input)?;
             }
-            // Files the call writes (python's /mnt/data) go to a fresh folder.
-            let workdir =
-                std::env::temp_dir().join(format!("glm-agent-tools-call-{}", std::process::id()));
+            // Files the call writes (python's /mnt/data) go to a fresh private folder.
+            let work = WorkDir::new(
+                "tools-call",
+                options.work_dir.as_deref(),
+                options.keep_files,
+            )?;
             let ctx = ToolContext {
                 timeout: std::time::Duration::from_secs(options.tool_timeout),
-                ..ToolContext::new(workdir)
+                ..ToolContext::new(work.path())
             };
             match runtime.block_on(registry.call(&call, &ctx)) {
                 Ok(output) => {
-                    for file in output.observations.iter().flat_map(|o| &o.files) {
-                        eprintln!("wrote {}", file.display());
+                    let files: Vec<_> = output.observations.iter().flat_map(|o| &o.files).collect();
+                    if work.keeps() {
+                        for file in &files {
+                            eprintln!("wrote {}", file.display());
+                        }
+                    } else if !files.is_empty() {
+                        eprintln!(
+                            "({} file(s) written, removed now: pass --keep-files to keep them)",
+                            files.len()
+                        );
                     }
                     (output.text(), true)
                 }

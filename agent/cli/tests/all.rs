@@ -7,6 +7,7 @@
     missing_docs
 )]
 
+mod cli_bfcl;
 mod cli_help;
 mod cli_prompt;
 mod cli_tools;

@@ -138,3 +138,66 @@ fn python_call_prints_the_notebook_output() {
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "(3, 15)\n");
 }
+
+/// The guest prints the names of the figures it saved, and it can print anything: a fake
+/// `matplotlib.pyplot` naming host files (`/etc/passwd`, `..`) gets none of them taken as
+/// figures, named to the model or reported as files.
+#[test]
+fn forged_figure_paths_name_no_host_file() {
+    let cell = "import sys, types\n\
+class F:\n    def savefig(self, path):\n        pass\n\
+names = ['1.png\\n/mnt/data//etc/passwd\\n/mnt/data/../../../etc/hostname\\n/mnt/data/figure_1_2']\n\
+sys.modules['matplotlib.pyplot'] = types.SimpleNamespace(get_fignums=lambda: names, \
+figure=lambda n: F(), close=lambda which: None)\nprint('ok')";
+    let out = glm_agent(&["tools", "call", "python", "-"], cell);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("ok"), "{stdout}");
+    for leaked in ["passwd", "hostname", "[Image]", "figure_"] {
+        assert!(!stdout.contains(leaked), "{leaked}: {stdout}");
+        assert!(!stderr.contains(leaked), "{leaked}: {stderr}");
+    }
+}
+
+/// The compiled interpreter is native code loaded with wasmtime's `unsafe` deserialisation: a
+/// module in a folder others can write is refused with a clear error, not loaded.
+#[cfg(unix)]
+#[test]
+fn a_compiled_module_others_could_write_is_not_loaded() {
+    use std::os::unix::fs::PermissionsExt;
+    let real = glm_test_support::cache_dir();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cache.path().join("python")).unwrap();
+    for entry in std::fs::read_dir(real.join("python")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "compiled" {
+            std::os::unix::fs::symlink(
+                entry.path(),
+                cache.path().join("python").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+    }
+    let module = glm_sandbox::compiled_module_path(cache.path()).unwrap();
+    let dir = module.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    // A planted module whose sidecar matches, in a folder anyone can write.
+    let planted = b"not a module";
+    std::fs::write(&module, planted).unwrap();
+    let sum = glm_sandbox::sha256_file(&module).unwrap();
+    std::fs::write(module.with_extension("cwasm.sha256"), sum).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = glm_test_support::glm_agent_command()
+        .args(["tools", "call", "python", "print(1)", "--offline"])
+        .env("GLM_AGENT_CACHE", cache.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("is not yours alone"), "{text}");
+}

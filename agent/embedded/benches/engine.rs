@@ -5,8 +5,9 @@
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --jobs  # eval --jobs 1 against 4
 //!
 //! `--jobs` runs 8 cases of the function-calling suite through the eval runner on a smaller
-//! model (hidden 512, 4 layers, GLM-4's vocabulary), one case at a time and then 4 at a time, on
-//! one engine, and prints both wall times and their ratio.
+//! model (hidden 512, 4 layers, GLM-4's vocabulary), one case at a time and then 4 at a time,
+//! with the engine running one sequence at once (the CPU default) and four (a GPU build's
+//! default), and prints the wall times and their ratios.
 //!
 //! The model has GLM-4-9B-Chat-1M's widths (hidden 4096, 32 heads, 4 KV heads, FFN 13,696,
 //! 151,552 tokens) and 2 of its 40 layers, with random weights, in the Qwen2 layout the engine
@@ -232,30 +233,43 @@ fn jobs_bench(base: std::ffi::OsString) {
         .enable_all()
         .build()
         .unwrap();
-    let engine = rt
-        .block_on(EmbeddedEngine::load(EmbeddedConfig {
+    let load = |max_sequences: usize| {
+        rt.block_on(EmbeddedEngine::load(EmbeddedConfig {
             isq: Isq::None,
             save_quantized: false,
-            // Batched sequences, as a GPU build runs them (a CPU build runs one at a time).
-            max_sequences: 4,
-            work_dir: dir.path().join("engine"),
+            max_sequences,
+            work_dir: dir.path().join(format!("engine-{max_sequences}")),
             ..EmbeddedConfig::new(&model)
         }))
-        .unwrap();
-    // Warm up, then alternate so that drift on a shared machine hits both.
-    suite_time(&rt, &engine, 1);
-    let (mut one, mut four) = (Vec::new(), Vec::new());
+        .unwrap()
+    };
+    // The CPU default (one sequence at a time) and batched sequences as a GPU build runs them.
+    let single = load(1);
+    let batched = load(4);
+    // Warm up, then alternate so that drift on a shared machine hits every variant.
+    suite_time(&rt, &single, 1);
+    suite_time(&rt, &batched, 4);
+    let (mut one, mut four, mut four_batched) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..2 {
-        one.push(suite_time(&rt, &engine, 1));
-        four.push(suite_time(&rt, &engine, 4));
+        one.push(suite_time(&rt, &single, 1));
+        four.push(suite_time(&rt, &single, 4));
+        four_batched.push(suite_time(&rt, &batched, 4));
     }
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     println!("8 function_calling cases on one embedded engine (best of 2):");
-    println!("  --jobs 1: {:.2} s  (runs: {one:.2?})", best(&one));
-    println!("  --jobs 4: {:.2} s  (runs: {four:.2?})", best(&four));
     println!(
-        "  --jobs 4 is {:.2}x as fast as --jobs 1",
+        "  --jobs 1:                       {:.2} s  (runs: {one:.2?})",
+        best(&one)
+    );
+    println!(
+        "  --jobs 4, 1 sequence at once:   {:.2} s  (runs: {four:.2?}), {:.2}x as fast",
+        best(&four),
         best(&one) / best(&four)
+    );
+    println!(
+        "  --jobs 4, 4 sequences at once:  {:.2} s  (runs: {four_batched:.2?}), {:.2}x as fast",
+        best(&four_batched),
+        best(&one) / best(&four_batched)
     );
 }
 

@@ -35,15 +35,18 @@ pub struct EmbeddedConfig {
 impl EmbeddedConfig {
     /// Defaults for `model_dir`: automatic quantisation, UQFF saved, prefix cache on.
     pub fn new(model_dir: impl Into<PathBuf>) -> Self {
+        let model_dir: PathBuf = model_dir.into();
         EmbeddedConfig {
-            model_dir: model_dir.into(),
+            model_dir: model_dir.clone(),
             isq: Isq::Auto,
             save_quantized: true,
             prefix_cache: true,
             cache_budget: None,
             max_sequences: if crate::isq::uses_gpu() { 4 } else { 1 },
             verbose: false,
-            work_dir: glm_engine::paths::cache_dir(None, |k| std::env::var(k).ok()).join("engine"),
+            // Without a cache folder, next to the model (never a shared temporary folder).
+            work_dir: glm_engine::paths::cache_dir(None, |k| std::env::var(k).ok())
+                .map_or_else(|| model_dir.join(".glm-agent-engine"), |c| c.join("engine")),
         }
     }
 }

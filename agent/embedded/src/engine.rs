@@ -440,8 +440,9 @@ impl EmbeddedEngine {
     }
 
     /// Makes mistral.rs's engine thread panic, as a bug in it would (for tests of recovery):
-    /// the request's logits processor panics inside the engine's step.
-    #[doc(hidden)]
+    /// the request's logits processor panics inside the engine's step. Built only with the
+    /// `fault-injection` feature, which the crate's own tests turn on.
+    #[cfg(feature = "fault-injection")]
     pub async fn simulate_engine_panic(&self) {
         struct Boom;
         impl mistralrs::CustomLogitsProcessor for Boom {

@@ -8,5 +8,6 @@
 )]
 
 mod embedded;
+mod folder_fuzz;
 mod model_map;
 mod suites;

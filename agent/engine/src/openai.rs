@@ -233,7 +233,11 @@ fn chunk_ids(choice: &Value) -> Vec<u32> {
 
 impl Engine for OpenAiEngine {
     fn describe(&self) -> String {
-        format!("openai:{} model={}", self.config.base_url, self.model)
+        format!(
+            "openai:{} model={}",
+            redact_url(&self.config.base_url),
+            self.model
+        )
     }
 
     fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
@@ -397,4 +401,50 @@ fn sse_events(
             }
         },
     )
+}
+/// `url` without what must not be written down: a `user:password@` part is dropped and query
+/// values are replaced by `***` (servers take keys there too). What is not a URL is kept
+/// only up to its first `@`, `?` or `#`.
+pub fn redact_url(url: &str) -> String {
+    let cut = || url[..url.find(['@', '?', '#']).unwrap_or(url.len())].to_owned();
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return cut();
+    };
+    if parsed.cannot_be_a_base() {
+        return cut();
+    }
+    if parsed.username().is_empty()
+        && parsed.password().is_none()
+        && parsed.query().is_none()
+        && parsed.fragment().is_none()
+    {
+        return url.to_owned();
+    }
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let keys: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    if keys.is_empty() {
+        parsed.set_query(None);
+    } else {
+        let query: Vec<String> = keys.iter().map(|k| format!("{k}=***")).collect();
+        parsed.set_query(Some(&query.join("&")));
+    }
+    parsed.set_fragment(None);
+    parsed.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn credentials_never_reach_a_trace() {
+        assert_eq!(
+            redact_url("http://user:secret@10.0.0.2:8000/v1?api_key=k&x=1#f"),
+            "http://10.0.0.2:8000/v1?api_key=***&x=***"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:8000"), "http://127.0.0.1:8000");
+        assert_eq!(redact_url("user:pw@host"), "user:pw");
+        assert!(!redact_url("not a url @secret").contains("secret"));
+    }
 }

@@ -3,21 +3,29 @@
 use std::path::PathBuf;
 
 /// The cache directory: `flag`, else `GLM_AGENT_CACHE`, else `$XDG_CACHE_HOME/glm-agent`, else
-/// `~/.cache/glm-agent`. `env` looks variables up.
-pub fn cache_dir(flag: Option<PathBuf>, env: impl Fn(&str) -> Option<String>) -> PathBuf {
+/// `~/.cache/glm-agent`; `None` when none of them is set (there is no shared fallback: a folder
+/// others can write would let them plant the compiled interpreter). `env` looks variables up.
+pub fn cache_dir(flag: Option<PathBuf>, env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
     if let Some(dir) = flag {
-        return dir;
+        return Some(dir);
     }
     if let Some(dir) = env("GLM_AGENT_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+        return Some(PathBuf::from(dir));
     }
     let base = env("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| std::env::temp_dir().join("glm-agent-cache"));
-    base.join("glm-agent")
+        .or_else(|| {
+            env("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("glm-agent"))
 }
+
+/// What to do when [`cache_dir`] finds no folder.
+pub const NO_CACHE_DIR: &str =
+    "no cache folder: set GLM_AGENT_CACHE (or HOME or XDG_CACHE_HOME), or pass --cache-dir DIR";
 
 /// Whether downloads are off: `flag`, or `GLM_AGENT_OFFLINE` / `HF_HUB_OFFLINE` set to a true
 /// value.
@@ -44,10 +52,14 @@ mod tests {
             "HOME" => Some("/h".to_owned()),
             _ => None,
         };
-        assert_eq!(cache_dir(Some("/f".into()), env), PathBuf::from("/f"));
-        assert_eq!(cache_dir(None, env), PathBuf::from("/c"));
+        assert_eq!(cache_dir(Some("/f".into()), env), Some(PathBuf::from("/f")));
+        assert_eq!(cache_dir(None, env), Some(PathBuf::from("/c")));
         let no_cache = |k: &str| if k == "GLM_AGENT_CACHE" { None } else { env(k) };
-        assert_eq!(cache_dir(None, no_cache), PathBuf::from("/x/glm-agent"));
+        assert_eq!(
+            cache_dir(None, no_cache),
+            Some(PathBuf::from("/x/glm-agent"))
+        );
+        assert_eq!(cache_dir(None, |_| None), None);
         let home_only = |k: &str| {
             if k == "HOME" {
                 Some("/h".to_owned())
@@ -57,7 +69,7 @@ mod tests {
         };
         assert_eq!(
             cache_dir(None, home_only),
-            PathBuf::from("/h/.cache/glm-agent")
+            Some(PathBuf::from("/h/.cache/glm-agent"))
         );
         assert!(offline(false, |k| (k == "HF_HUB_OFFLINE").then(|| "1".to_owned())));
         assert!(!offline(false, |_| Some("0".to_owned())));

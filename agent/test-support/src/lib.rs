@@ -46,6 +46,69 @@ pub fn glm_agent_command() -> Command {
     Command::new(glm_agent_exe())
 }
 
+/// Cases per property of the fuzz tests: `PROPTEST_CASES` when set, else `default`.
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// How a child process went: its output, wall time and peak resident memory.
+#[derive(Debug)]
+pub struct Measured {
+    /// Exit status and captured output.
+    pub output: Output,
+    /// Wall time.
+    pub elapsed: std::time::Duration,
+    /// The child's peak resident set, in bytes.
+    pub peak_rss: u64,
+}
+
+/// The peak resident set of a running process so far (`VmHWM` in `/proc`; Linux only).
+fn peak_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs `command` (stdin closed, output captured) and measures its wall time and peak memory.
+/// The peak is read from `/proc` every 5 ms while the process runs, so a spike in its last
+/// milliseconds can be missed; it is 0 where `/proc` has no `VmHWM`.
+pub fn run_measured(command: &mut Command) -> Measured {
+    let started = std::time::Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(p) = peak_rss_of(pid) {
+                    peak = peak.max(p);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let output = child.wait_with_output().expect("wait for the command");
+    let elapsed = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    Measured {
+        output,
+        elapsed,
+        peak_rss: watcher.join().unwrap_or(0),
+    }
+}
+
 /// Runs the binary with `args`, feeding `stdin`.
 pub fn glm_agent(args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
@@ -70,6 +133,7 @@ pub fn repo_file(path: &str) -> String {
 /// The glm-agent cache directory (where `setup python` installed the runtime).
 pub fn cache_dir() -> PathBuf {
     glm_engine::paths::cache_dir(None, |k| std::env::var(k).ok())
+        .expect(glm_engine::paths::NO_CACHE_DIR)
 }
 
 /// The tiny GLM-4 tokenizer (GLM-4's control tokens at their real ids, a byte-level vocabulary).

@@ -12,8 +12,8 @@ mod site;
 use std::path::PathBuf;
 
 pub use needle::{needle_cases, needle_grid};
-pub use report::{CaseReport, rescore, table};
-pub use run::{EngineChoice, SuiteOptions, result_of, run_case, run_suite};
+pub use report::{CaseReport, SummaryLine, Tally, bfcl_summary, rescore, table, tallies};
+pub use run::{EngineChoice, RECORDED, SuiteOptions, result_of, run_case, run_suite};
 pub use site::FixtureSite;
 
 /// The suites that ship with glm-agent, by name.

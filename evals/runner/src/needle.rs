@@ -63,6 +63,7 @@ pub fn needle_cases(encoder: &Encoder, lengths: &[usize], depths: &[f64]) -> Vec
             cases.push(Case {
                 id: format!("needle_{length}_{}", (depth * 100.0).round() as u32),
                 category: format!("{length}"),
+                system: None,
                 messages: Vec::new(),
                 task: format!("{}\n\n{question}", text.join(" ")),
                 functions: Vec::new(),

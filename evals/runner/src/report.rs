@@ -64,8 +64,138 @@ pub(crate) fn report(case: &Case, events: &[Event], verdict: Verdict, took_ms: u
     }
 }
 
+/// Cases passed in one category.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tally {
+    /// Passed.
+    pub passed: usize,
+    /// Run.
+    pub total: usize,
+}
+
+impl Tally {
+    /// The share passed, 0 to 1.
+    pub fn accuracy(&self) -> f64 {
+        self.passed as f64 / self.total.max(1) as f64
+    }
+}
+
+/// Every category's tally, in name order.
+pub fn tallies(reports: &[CaseReport]) -> Vec<(String, Tally)> {
+    let mut out: Vec<(String, Tally)> = Vec::new();
+    for r in reports {
+        let at = match out.binary_search_by(|(c, _)| c.as_str().cmp(&r.category)) {
+            Ok(at) => at,
+            Err(at) => {
+                out.insert(
+                    at,
+                    (
+                        r.category.clone(),
+                        Tally {
+                            passed: 0,
+                            total: 0,
+                        },
+                    ),
+                );
+                at
+            }
+        };
+        out[at].1.total += 1;
+        out[at].1.passed += usize::from(r.pass);
+    }
+    out
+}
+
+/// One line of the leaderboard-style summary: a name and its accuracy (0 to 1), `None` when
+/// none of its categories ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SummaryLine {
+    /// The leaderboard's column.
+    pub name: &'static str,
+    /// Its accuracy.
+    pub accuracy: Option<f64>,
+}
+
+/// The summary the Berkeley Function Calling Leaderboard shows, from the BFCL categories among
+/// `reports` (none when there are none): non-live columns are unweighted means of their
+/// categories, live ones weighted by case count, as the leaderboard computes them; means
+/// are over the categories that ran.
+pub fn bfcl_summary(reports: &[CaseReport]) -> Vec<SummaryLine> {
+    let tallies = tallies(reports);
+    let get = |c: &str| tallies.iter().find(|(n, _)| n == c).map(|(_, t)| *t);
+    if !tallies
+        .iter()
+        .any(|(c, _)| glm_evals::bfcl::SINGLE_TURN.contains(&c.as_str()))
+    {
+        return Vec::new();
+    }
+    let unweighted = |parts: &[Option<f64>]| {
+        let present: Vec<f64> = parts.iter().flatten().copied().collect();
+        (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
+    };
+    let acc = |c: &str| get(c).map(|t| t.accuracy());
+    let weighted = |cs: &[&str]| {
+        let (passed, total) = cs
+            .iter()
+            .filter_map(|c| get(c))
+            .fold((0, 0), |(p, n), t| (p + t.passed, n + t.total));
+        (total > 0).then(|| passed as f64 / total as f64)
+    };
+    let simple = unweighted(&[
+        acc("simple_python"),
+        acc("simple_java"),
+        acc("simple_javascript"),
+    ]);
+    let non_live = unweighted(&[
+        simple,
+        acc("multiple"),
+        acc("parallel"),
+        acc("parallel_multiple"),
+    ]);
+    let live_ast = [
+        "live_simple",
+        "live_multiple",
+        "live_parallel",
+        "live_parallel_multiple",
+    ];
+    let line = |name, accuracy| SummaryLine { name, accuracy };
+    vec![
+        line("non-live AST", non_live),
+        line("  simple", simple),
+        line("  multiple", acc("multiple")),
+        line("  parallel", acc("parallel")),
+        line("  parallel multiple", acc("parallel_multiple")),
+        line("live AST", weighted(&live_ast)),
+        line("  live simple", acc("live_simple")),
+        line("  live multiple", acc("live_multiple")),
+        line("  live parallel", acc("live_parallel")),
+        line("  live parallel multiple", acc("live_parallel_multiple")),
+        line(
+            "irrelevance",
+            unweighted(&[acc("irrelevance"), acc("live_irrelevance")]),
+        ),
+        line("relevance", acc("live_relevance")),
+    ]
+}
+
 pub(crate) fn write_report(out: &Path, reports: &[CaseReport]) -> Result<(), RunnerError> {
-    let text = serde_json::to_string_pretty(reports).unwrap_or_default();
+    let categories: serde_json::Map<String, serde_json::Value> = tallies(reports)
+        .into_iter()
+        .map(|(c, t)| {
+            let value = serde_json::json!({
+                "passed": t.passed,
+                "total": t.total,
+                "accuracy": t.accuracy(),
+            });
+            (c, value)
+        })
+        .collect();
+    let value = serde_json::json!({
+        "cases": reports,
+        "categories": categories,
+        "bfcl": bfcl_summary(reports),
+    });
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
     let path = out.join("report.json");
     std::fs::write(&path, text).map_err(RunnerError::io(path))
 }
@@ -128,14 +258,9 @@ pub fn table(reports: &[CaseReport]) -> String {
             }
         ));
     }
-    let mut categories: Vec<&str> = reports.iter().map(|r| r.category.as_str()).collect();
-    categories.sort_unstable();
-    categories.dedup();
     out.push('\n');
-    for c in categories {
-        let of: Vec<&CaseReport> = reports.iter().filter(|r| r.category == c).collect();
-        let passed = of.iter().filter(|r| r.pass).count();
-        out.push_str(&format!("{c:<12} {passed}/{} passed\n", of.len()));
+    for (c, t) in tallies(reports) {
+        out.push_str(&format!("{c:<12} {}/{} passed\n", t.passed, t.total));
     }
     let passed = reports.iter().filter(|r| r.pass).count();
     out.push_str(&format!(
@@ -143,5 +268,15 @@ pub fn table(reports: &[CaseReport]) -> String {
         reports.len(),
         100.0 * passed as f64 / reports.len().max(1) as f64
     ));
+    let summary = bfcl_summary(reports);
+    if !summary.is_empty() {
+        out.push_str("\nas the Berkeley Function Calling Leaderboard sums it up:\n");
+        for l in summary {
+            let shown = l
+                .accuracy
+                .map_or_else(|| "-".to_owned(), |a| format!("{:.2}%", 100.0 * a));
+            out.push_str(&format!("{:<26} {shown:>8}\n", l.name));
+        }
+    }
     out
 }

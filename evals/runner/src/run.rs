@@ -10,7 +10,7 @@ use glm_agent::{Agent, Event, Settings};
 use glm_evals::case::{BuiltinScorer, Case, RunResult, Scorer};
 use glm_prompts::{Encoder, FunctionSpec, Message, Role, ToolSpec};
 use glm_tools::builtins::{BuiltinOptions, builtin_registry};
-use glm_tools::{DynamicTool, ToolError, ToolRegistry};
+use glm_tools::{DynamicTool, Observation, ToolError, ToolOutput, ToolRegistry};
 use tokio_util::sync::CancellationToken;
 
 use crate::RunnerError;
@@ -61,8 +61,14 @@ pub enum EngineChoice<'a> {
     Reference,
 }
 
-/// The function tools of a case: declared to the model, never run.
+/// What a declared function answers when a case collects calls over several turns: the call
+/// is recorded, nothing is run.
+pub const RECORDED: &str = "The call was recorded.";
+
+/// The function tools of a case: declared to the model, never run. A case that collects calls
+/// over several turns gets [`RECORDED`] back for each; any other case an error.
 fn declared_functions(case: &Case) -> Result<ToolRegistry, RunnerError> {
+    let collects = case.check.call_limit().is_some();
     let mut registry = ToolRegistry::new();
     for f in &case.functions {
         let name = f["name"]
@@ -84,6 +90,11 @@ fn declared_functions(case: &Case) -> Result<ToolRegistry, RunnerError> {
             handler: Box::new(move |_, _| {
                 let name = name.clone();
                 Box::pin(async move {
+                    if collects {
+                        return Ok(ToolOutput {
+                            observations: vec![Observation::text(RECORDED)],
+                        });
+                    }
                     Err(ToolError::Failed {
                         tool: name,
                         message: "this eval does not run the tools".into(),
@@ -103,10 +114,15 @@ pub fn result_of(events: &[Event]) -> RunResult {
         match event {
             Event::Model { .. } if first_model => first_model = false,
             Event::Call {
-                step: 1,
+                step,
                 name,
                 arguments,
-            } => result.first_calls.push((name.clone(), arguments.clone())),
+            } => {
+                if *step == 1 {
+                    result.first_calls.push((name.clone(), arguments.clone()));
+                }
+                result.calls.push((name.clone(), arguments.clone()));
+            }
             Event::Answer { text, .. } => result.answer = Some(text.clone()),
             _ => {}
         }
@@ -163,12 +179,15 @@ fn case_history(case: &Case) -> Result<Vec<Message>, RunnerError> {
         .iter()
         .map(|t| {
             let role = match t.role.as_str() {
+                "system" => Role::System,
                 "user" => Role::User,
                 "assistant" => Role::Assistant,
                 other => {
                     return Err(RunnerError::case(
                         &case.id,
-                        format!("a history turn's role is `{other}`; use user or assistant"),
+                        format!(
+                            "a history turn's role is `{other}`; use system, user or assistant"
+                        ),
                     ));
                 }
             };
@@ -206,6 +225,12 @@ pub async fn run_case(
             &reference
         }
     };
+    if let Some(why) = glm_evals::case::unsafe_id(&case.id) {
+        return Err(RunnerError::case(
+            &case.id,
+            format!("the case id {why}; ids name the case's trace and work folder"),
+        ));
+    }
     let tools = case_tools(case, builtins)?;
     let history = case_history(case)?;
     let work = out.join("work").join(&case.id);
@@ -213,7 +238,14 @@ pub async fn run_case(
     let path = out.join(format!("{}.jsonl", case.id));
     let _ = std::fs::remove_file(&path);
     let mut writer = TraceWriter::create(out, &case.id).map_err(RunnerError::io(&path))?;
-    let agent = Agent::new(engine, tools, encoder.clone(), settings.clone(), &work);
+    let mut settings = settings.clone();
+    if let Some(system) = &case.system {
+        settings.system_prompt = Some(system.clone());
+    }
+    if let Some(limit) = case.check.call_limit() {
+        settings.max_steps = limit;
+    }
+    let agent = Agent::new(engine, tools, encoder.clone(), settings, &work);
     let cancel = CancellationToken::new();
     // Kept in memory for scoring as they are written.
     let mut events: Vec<Event> = Vec::new();

@@ -31,6 +31,18 @@ fn cache_for(hf_home: Option<&Path>) -> Cache {
     }
 }
 
+/// Whether an index's file name is a plain `NAME.safetensors` in the same folder: no separator,
+/// no `..`, no leading dot, nothing but letters, digits, `-`, `_` and `.`.
+fn plain_shard_name(name: &str) -> bool {
+    name.len() <= 255
+        && name.ends_with(".safetensors")
+        && name.len() > ".safetensors".len()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// The weight files named by a safetensors index.
 fn shards_of(index: &Path) -> Result<Vec<String>, ModelError> {
     let text = std::fs::read_to_string(index).map_err(ModelError::io(index))?;
@@ -48,6 +60,15 @@ fn shards_of(index: &Path) -> Result<Vec<String>, ModelError> {
         .unwrap_or_default();
     files.sort();
     files.dedup();
+    if let Some(bad) = files.iter().find(|f| !plain_shard_name(f)) {
+        return Err(ModelError::Format {
+            path: index.to_path_buf(),
+            message: format!(
+                "the index names the weight file {bad:?}; only plain `*.safetensors` file names \
+                 in the model's folder are taken"
+            ),
+        });
+    }
     if files.is_empty() {
         return Err(ModelError::Format {
             path: index.to_path_buf(),
@@ -163,6 +184,24 @@ pub async fn locate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_names_are_plain_file_names() {
+        for ok in ["model-00001-of-00010.safetensors", "model.safetensors"] {
+            assert!(plain_shard_name(ok), "{ok}");
+        }
+        for bad in [
+            "/etc/passwd.safetensors",
+            "../../x.safetensors",
+            "a/b.safetensors",
+            ".safetensors",
+            ".hidden.safetensors",
+            "model.bin",
+            "a\\b.safetensors",
+        ] {
+            assert!(!plain_shard_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn repo_ids_and_paths() {

@@ -49,9 +49,49 @@ pub struct GlmShape {
     pub tie_embeddings: bool,
 }
 
+/// The config keys that hold sizes. Each, when present, must be a positive integer of a
+/// plausible magnitude: a zero would divide by zero, a huge one ask for memory no machine has.
+const SIZE_KEYS: &[&str] = &[
+    "vocab_size",
+    "padded_vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "ffn_hidden_size",
+    "num_hidden_layers",
+    "num_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "multi_query_group_num",
+    "head_dim",
+    "kv_channels",
+    "max_position_embeddings",
+    "seq_length",
+];
+
+fn check_sizes(config: &Value) -> Result<(), ModelError> {
+    for key in SIZE_KEYS {
+        let Some(value) = config.get(*key) else {
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        match value.as_u64() {
+            Some(v) if (1..=1 << 31).contains(&v) => {}
+            _ => {
+                return Err(ModelError::Config(format!(
+                    "config.json's {key} is {value}; it must be a positive size up to 2^31"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl GlmShape {
     /// Reads a `GlmForCausalLM` or `ChatGLMModel` config.
     pub fn from_config(config: &Value, layout: SourceLayout) -> Result<GlmShape, ModelError> {
+        check_sizes(config)?;
         let get = |keys: &[&str]| {
             keys.iter()
                 .find_map(|k| config[*k].as_u64())
@@ -370,5 +410,23 @@ mod tests {
                 (32 + m, 96 + m)
             );
         }
+    }
+
+    #[test]
+    fn sizes_of_zero_or_absurd_magnitude_are_config_errors() {
+        let config = serde_json::json!({"vocab_size": 151552, "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 0});
+        let err = GlmShape::from_config(&config, SourceLayout::GlmHf).unwrap_err();
+        assert!(
+            err.to_string().contains("num_attention_heads is 0"),
+            "{err}"
+        );
+        let config = serde_json::json!({"vocab_size": 1u64 << 40, "hidden_size": 64,
+            "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4});
+        let err = GlmShape::from_config(&config, SourceLayout::GlmHf).unwrap_err();
+        assert!(err.to_string().contains("vocab_size"), "{err}");
+        let config = serde_json::json!({"vocab_size": 151552, "hidden_size": -64,
+            "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4});
+        assert!(GlmShape::from_config(&config, SourceLayout::GlmHf).is_err());
     }
 }

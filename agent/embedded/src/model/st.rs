@@ -77,6 +77,10 @@ pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>, ModelErr
     if len > 100 << 20 {
         return Err(bad(format!("header of {len} bytes is not plausible")));
     }
+    let file_len = file.metadata().map_err(ModelError::io(path))?.len();
+    let data_len = file_len
+        .checked_sub(8 + len)
+        .ok_or_else(|| bad(format!("header of {len} bytes runs past the file's end")))?;
     let mut header = vec![0u8; len as usize];
     file.read_exact(&mut header).map_err(ModelError::io(path))?;
     let header: Map<String, Value> =
@@ -89,16 +93,32 @@ pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>, ModelErr
         let dtype = entry["dtype"].as_str().unwrap_or_default().to_owned();
         let shape: Vec<usize> = entry["shape"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|d| d.as_u64().map(|d| d as usize))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .ok_or_else(|| bad(format!("{name} has no shape")))?
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad(format!("{name}: its shape is not a list of sizes")))?;
         let offsets = &entry["data_offsets"];
         let (Some(start), Some(end)) = (offsets[0].as_u64(), offsets[1].as_u64()) else {
             return Err(bad(format!("{name} has no data_offsets")));
         };
+        if end < start || end > data_len {
+            return Err(bad(format!(
+                "{name}: data_offsets [{start}, {end}] do not lie within the file's {data_len} \
+                 bytes of data"
+            )));
+        }
+        if let Some(size) = dtype_size(&dtype) {
+            let expected = shape
+                .iter()
+                .try_fold(size as u64, |n, &d| n.checked_mul(d as u64));
+            if expected != Some(end - start) {
+                return Err(bad(format!(
+                    "{name}: {dtype} {shape:?} does not take the {} bytes its data_offsets give",
+                    end - start
+                )));
+            }
+        }
         out.insert(
             name,
             TensorInfo {

@@ -1,0 +1,75 @@
+//! The folder a command's tools write into (python's `/mnt/data`): a fresh private temporary
+//! folder, removed when the command ends unless the user keeps it, or a folder the user names.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Failure;
+
+/// A command's work folder.
+pub struct WorkDir {
+    path: PathBuf,
+    /// The temporary folder, removed on drop; `None` for a folder the user named.
+    temp: Option<tempfile::TempDir>,
+    keep: bool,
+}
+
+impl WorkDir {
+    /// `given` (created 0700 where missing, never removed), else a fresh 0700 folder
+    /// `glm-agent-KIND-XXXXXX` in the system's temporary folder, removed at the end unless
+    /// `keep`.
+    pub fn new(kind: &str, given: Option<&Path>, keep: bool) -> Result<WorkDir, Failure> {
+        if let Some(dir) = given {
+            glm_agent::trace::private_dir(dir).map_err(|e| {
+                Failure::bad_input(anyhow::anyhow!("--work-dir {}: {e}", dir.display()))
+            })?;
+            return Ok(WorkDir {
+                path: dir.to_path_buf(),
+                temp: None,
+                keep: true,
+            });
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("glm-agent-{kind}-"))
+            .tempdir()
+            .map_err(|e| {
+                Failure::bad_input(anyhow::anyhow!(
+                    "cannot make a work folder in {}: {e}",
+                    std::env::temp_dir().display()
+                ))
+            })?;
+        Ok(WorkDir {
+            path: temp.path().to_path_buf(),
+            temp: Some(temp),
+            keep,
+        })
+    }
+
+    /// Whether the folder stays after the command.
+    pub fn keeps(&self) -> bool {
+        self.keep
+    }
+
+    /// Where the tools write.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Ends the command's use of the folder (removed unless kept, as on drop); says where kept
+    /// files are when there are any.
+    pub fn finish(self, quiet: bool) {
+        let has_files = std::fs::read_dir(&self.path).is_ok_and(|mut d| d.next().is_some());
+        if self.keep && has_files && !quiet {
+            eprintln!("files: {}", self.path.display());
+        }
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take()
+            && self.keep
+        {
+            let _ = temp.keep();
+        }
+    }
+}
