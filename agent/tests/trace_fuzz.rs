@@ -75,6 +75,9 @@ fn apply(trace: &[u8], damages: &[Damage]) -> Vec<u8> {
             }
             Damage::Number(at, n) => {
                 // Replace the digits at a position with another number (ids, steps, sizes).
+                if t.is_empty() {
+                    continue;
+                }
                 let at = at % len;
                 let start = (0..=at.min(t.len().saturating_sub(1)))
                     .rev()

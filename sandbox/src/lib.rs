@@ -21,11 +21,13 @@
 //! host environment, no other files. Each grant is explicit in `session.rs` and pinned by a
 //! test.
 
+mod disk;
 mod error;
 mod module;
 mod output;
 mod runtime;
 mod session;
+mod sleep;
 
 pub use error::{Error, Result};
 pub use module::{NATIVE_STACK_BYTES, WASM_STACK_BYTES, compiled_module_path};

@@ -1,11 +1,10 @@
 //! Notebook sessions: one live interpreter per run, a cell per `turn`, rollback after a trap.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use wasmtime::{
     Engine, InstancePre, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
@@ -14,10 +13,12 @@ use wasmtime::{
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+use crate::disk;
 use crate::error::{Error, Result};
 use crate::module::{NATIVE_STACK_BYTES, engine, load_or_compile};
 use crate::output::CappedOutput;
 use crate::runtime::{MANIFEST, Runtime};
+use crate::sleep::{self, CellClock, GuestMonotonic, clamp_waits};
 
 /// How often the deadline clock ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -33,6 +34,8 @@ pub struct Limits {
     pub output_bytes: usize,
     /// The most bytes `/mnt/data` may hold.
     pub disk_bytes: u64,
+    /// The most entries (files, folders, links) `/mnt/data` may hold.
+    pub disk_entries: u64,
     /// Table elements (this build needs at least 47,157).
     pub table_elements: usize,
 }
@@ -44,6 +47,7 @@ impl Default for Limits {
             memory_bytes: 1 << 30,
             output_bytes: 1 << 20,
             disk_bytes: 256 << 20,
+            disk_entries: 10_000,
             table_elements: 100_000,
         }
     }
@@ -111,6 +115,7 @@ impl std::fmt::Debug for Python {
 struct State {
     wasi: WasiP1Ctx,
     limits: StoreLimits,
+    clock: CellClock,
 }
 
 impl Python {
@@ -165,7 +170,10 @@ impl Python {
             .env("MPLCONFIGDIR", "/mnt/data/.matplotlib")
             .env("MPLBACKEND", "Agg")
             .env("PYTHONTZPATH", "")
-            .env("PYTHONDONTWRITEBYTECODE", "1");
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .monotonic_clock(GuestMonotonic {
+                origin: sleep::origin(),
+            });
         let lib = runtime.lib_dir();
         wasi.preopened_dir(&lib, "/usr/local/lib", FsPerms::ReadOnly)
             .map_err(Error::wasm("opening the stdlib folder"))?;
@@ -179,6 +187,7 @@ impl Python {
             .map_err(Error::wasm("opening /mnt/data"))?;
         let state = State {
             wasi: wasi.build_p1(),
+            clock: CellClock::new(sleep::origin()),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .table_elements(limits.table_elements)
@@ -222,6 +231,9 @@ fn link(engine: &Engine, module: &Module) -> Result<InstancePre<State>> {
     let mut linker: Linker<State> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| &mut s.wasi)
         .map_err(Error::wasm("linking WASI"))?;
+    // Waits in host calls end with the cell: `poll_oneoff` watches the deadline.
+    clamp_waits(&mut linker, |s: &mut State| &mut s.clock)
+        .map_err(Error::wasm("linking the guest's waits"))?;
     // The runtime's one custom import, for calls from Python to the host: none are offered.
     linker
         .func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
@@ -273,6 +285,8 @@ impl Live {
         deadline: Instant,
         stop: Arc<AtomicBool>,
     ) -> wasmtime::Result<i32> {
+        self.store.data_mut().clock.until = Some(deadline);
+        self.store.data_mut().clock.stop = Some(stop.clone());
         self.store.set_epoch_deadline(1);
         self.store.epoch_deadline_callback(move |_| {
             if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
@@ -381,7 +395,7 @@ impl Session {
     }
 
     fn run_raw(&mut self, code: &str) -> Result<CellResult> {
-        let before = scan_files(&self.data_dir);
+        let before = disk::scan(&self.data_dir, self.limits.disk_entries);
         let deadline = Instant::now() + self.limits.deadline;
         let stop = Arc::new(AtomicBool::new(false));
         let mut live = self.live.take().ok_or(Error::Wasm {
@@ -400,7 +414,14 @@ impl Session {
             .map_err(Error::io(&self.data_dir))?;
         let (ran, over_quota) = self.wait(&rx, deadline, &stop);
         let (output, dropped_bytes) = self.output.take();
-        let mut files = changed_files(&before, scan_files(&self.data_dir));
+        // Checked again at the end: a cell can write and finish between two looks.
+        let after = disk::scan(&self.data_dir, self.limits.disk_entries);
+        let over_quota = over_quota || self.over_limits(&after);
+        let mut files: Vec<PathBuf> = disk::changed(&before, &after)
+            .into_iter()
+            .filter(|rel| !disk::hidden(rel))
+            .map(|rel| self.data_dir.join(rel))
+            .collect();
         let outcome = match ran {
             Some((live, Ok(_status))) if !over_quota => {
                 // Reuse the buffer: a fresh 40+ MiB allocation per cell costs page faults.
@@ -416,9 +437,8 @@ impl Session {
         };
         if outcome != Outcome::Completed {
             if let Outcome::DiskQuota(_) = outcome {
-                for file in files.drain(..) {
-                    let _ = std::fs::remove_file(file);
-                }
+                disk::undo(&self.data_dir, &before, &after);
+                files.clear();
             }
             self.restore()?;
         }
@@ -447,7 +467,9 @@ impl Session {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return (None, over_quota),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            if !over_quota && dir_size(&self.data_dir) > self.limits.disk_bytes {
+            if !over_quota
+                && self.over_limits(&disk::scan(&self.data_dir, self.limits.disk_entries))
+            {
                 over_quota = true;
                 stop.store(true, Ordering::Relaxed);
             }
@@ -456,6 +478,11 @@ impl Session {
                 return (None, over_quota);
             }
         }
+    }
+
+    /// Whether the data folder is over its byte or entry limit (or too deep to walk).
+    fn over_limits(&self, scan: &disk::Scan) -> bool {
+        scan.bytes > self.limits.disk_bytes || scan.entries > self.limits.disk_entries || scan.cut
     }
 
     /// A fresh instance with the memory of the last good cell written back.
@@ -491,118 +518,5 @@ fn classify(error: &wasmtime::Error, deadline: Duration) -> Outcome {
         Some(Trap::StackOverflow) => Outcome::Trapped("the wasm stack overflowed".into()),
         Some(trap) => Outcome::Trapped(trap.to_string()),
         None => Outcome::Trapped(format!("{error:#}")),
-    }
-}
-
-/// Total size of the regular files under `dir`.
-fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => stack.push(entry.path()),
-                Ok(t) if t.is_file() => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    total
-}
-
-/// What identifies one version of a file: modification time, size and inode.
-type Stamp = (Option<SystemTime>, u64, u64);
-
-/// Every visible regular file under `dir` with its stamp.
-///
-/// Files are found new or changed by comparing two scans, not by comparing modification
-/// times with the clock: the kernel stamps files from a coarse clock that can lag
-/// `SystemTime::now()` by a tick, so a file written right after a cell starts can carry
-/// an older time than the cell's start.
-fn scan_files(dir: &Path) -> BTreeMap<PathBuf, Stamp> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => stack.push(entry.path()),
-                Ok(t) if t.is_file() => {
-                    let Ok(meta) = entry.metadata() else {
-                        continue;
-                    };
-                    out.insert(
-                        entry.path(),
-                        (meta.modified().ok(), meta.len(), inode(&meta)),
-                    );
-                }
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
-#[cfg(unix)]
-fn inode(meta: &std::fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(meta)
-}
-
-#[cfg(not(unix))]
-fn inode(_: &std::fs::Metadata) -> u64 {
-    0
-}
-
-/// Files in `after` that are not in `before` or whose stamp changed, sorted.
-fn changed_files(
-    before: &BTreeMap<PathBuf, Stamp>,
-    after: BTreeMap<PathBuf, Stamp>,
-) -> Vec<PathBuf> {
-    after
-        .into_iter()
-        .filter(|(path, stamp)| before.get(path) != Some(stamp))
-        .map(|(path, _)| path)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_stamped_before_the_scan_is_still_found() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("old.txt"), "kept").unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let before = scan_files(dir.path());
-
-        // A file whose time lags the scan, as the kernel's coarse clock can make it.
-        let new = dir.path().join("sub/new.txt");
-        let file = std::fs::File::create(&new).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(3600))
-            .unwrap();
-        drop(file);
-        std::fs::write(dir.path().join(".hidden"), "x").unwrap();
-
-        assert_eq!(changed_files(&before, scan_files(dir.path())), vec![new]);
-    }
-
-    #[test]
-    fn a_rewritten_file_is_found_and_an_untouched_one_is_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
-        std::fs::write(&a, "one").unwrap();
-        std::fs::write(&b, "same").unwrap();
-        let before = scan_files(dir.path());
-        std::fs::write(&a, "three").unwrap();
-        assert_eq!(changed_files(&before, scan_files(dir.path())), vec![a]);
     }
 }

@@ -55,6 +55,30 @@ fn a_timeout_rolls_back_to_the_last_good_cell() {
     );
 }
 
+/// A guest blocked in a host call (a sleep, absolute as CPython's `time.sleep` is, or relative
+/// as `select` is) ends at the deadline like a busy loop, and the notebook goes on.
+#[test]
+fn long_sleeps_end_at_the_deadline() {
+    let (mut s, _dir) = session();
+    ok(&mut s, "import time, select\nkept = 7");
+    for cell in ["time.sleep(10**6)", "select.select([], [], [], 10**6)"] {
+        let started = std::time::Instant::now();
+        let r = s.run_cell(cell).unwrap();
+        let took = started.elapsed();
+        assert_eq!(
+            r.outcome,
+            Outcome::Timeout(Duration::from_secs(3)),
+            "{cell}"
+        );
+        assert!(took < Duration::from_secs(5), "{cell}: {took:?}");
+        assert_eq!(ok(&mut s, "kept").output, "7\n");
+    }
+    // Short sleeps are untouched.
+    let started = std::time::Instant::now();
+    ok(&mut s, "time.sleep(0.2)");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
 #[test]
 fn numpy_and_pandas_work() {
     let (mut s, _dir) = roomy_session();
@@ -141,6 +165,7 @@ fn defaults_are_pinned() {
             memory_bytes: 1 << 30,
             output_bytes: 1 << 20,
             disk_bytes: 256 << 20,
+            disk_entries: 10_000,
             table_elements: 100_000,
         }
     );

@@ -201,3 +201,54 @@ fn a_compiled_module_others_could_write_is_not_loaded() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("is not yours alone"), "{text}");
 }
+
+/// The disk quota holds whatever the names: a hidden file, and a file under a path that is
+/// short enough for the guest but past the host's PATH_MAX once the data folder is in front.
+/// The cell is stopped and what it wrote is gone; nothing is left on disk.
+#[test]
+fn the_disk_quota_cannot_be_bypassed_by_dotfiles_or_long_paths() {
+    let cells = [
+        (
+            "dotfile",
+            "f = open('/mnt/data/.big', 'wb')\nfor _ in range(300):\n    f.write(b'x' * (1 << 20))"
+                .to_owned(),
+        ),
+        (
+            "long path",
+            format!(
+                "import os\np = '/mnt/data/' + '/'.join(['{}'] * 40)\nos.makedirs(p)\n\
+                 f = open(p + '/big', 'wb')\nfor _ in range(300):\n    f.write(b'x' * (1 << 20))",
+                "d".repeat(95)
+            ),
+        ),
+    ];
+    for (what, cell) in cells {
+        let work = tempfile::tempdir().unwrap();
+        let measured =
+            glm_test_support::run_measured(glm_test_support::glm_agent_command().args([
+                "tools",
+                "call",
+                "python",
+                &cell,
+                "--work-dir",
+                work.path().to_str().unwrap(),
+            ]));
+        let out = String::from_utf8_lossy(&measured.output.stdout);
+        assert!(out.contains("quota"), "{what}: {out}");
+        // What the cell made at the top of the data folder is gone (the long path's first
+        // folder too: below it, the host could not even look).
+        let left: Vec<String> = std::fs::read_dir(work.path().join("data"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n == ".big" || n.starts_with("ddd"))
+            .collect();
+        println!(
+            "{what}: {:.1} s, peak {:.0} MB, left: {left:?}",
+            measured.elapsed.as_secs_f64(),
+            measured.peak_rss as f64 / 1e6
+        );
+        assert!(left.is_empty(), "{what}: {left:?} {out}");
+    }
+}
