@@ -9,5 +9,6 @@
 
 mod cli_bfcl;
 mod cli_help;
+mod cli_hostile;
 mod cli_prompt;
 mod cli_tools;
