@@ -136,3 +136,103 @@ fn a_tokenizer_whose_control_tokens_are_not_special_is_refused() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("not marked special"), "{err}");
 }
+
+/// An engine URL with credentials: the run works and its trace has neither the user nor the
+/// password.
+#[test]
+fn url_credentials_never_reach_the_trace() {
+    use glm_test_support::http::serve;
+    let sse = std::fs::read_to_string(glm_test_support::repo_file(
+        "agent/engine/tests/fixtures/vllm_completion.sse",
+    ))
+    .unwrap();
+    let json = |v: serde_json::Value| {
+        (
+            200,
+            vec![("Content-Type", "application/json".to_owned())],
+            v.to_string(),
+        )
+    };
+    let (base, _) = serve(move |req, _| match req.path.as_str() {
+        "/v1/models" => json(serde_json::json!({"data": [{"id": "glm-4-9b-chat-1m-hf"}]})),
+        "/tokenize" => json(serde_json::json!({"tokens": [151_331, 151_333, 151_336], "count": 3})),
+        "/v1/completions" => (
+            200,
+            vec![("Content-Type", "text/event-stream".to_owned())],
+            sse.clone(),
+        ),
+        _ => (404, Vec::new(), String::new()),
+    });
+    let with_secret = base.replacen("http://", "http://agent-user:hunter2@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = dir.path().join("tokenizer.json");
+    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+    let traces = dir.path().join("traces");
+    let out = glm_agent_command()
+        .args([
+            "run",
+            "--engine",
+            &format!("openai:{with_secret}"),
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--tools",
+            "none",
+            "--trace-dir",
+            traces.to_str().unwrap(),
+            "Hi",
+        ])
+        .env("GLM_AGENT_CONFIG", dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    // The server's canned output calls a tool that is not offered: the run ends there, with
+    // its trace written.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("get_weather"), "{err}");
+    let trace = std::fs::read_dir(&traces)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(trace).unwrap();
+    assert!(text.contains("127.0.0.1"), "{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains("agent-user"),
+        "{text}"
+    );
+}
+
+/// A python cell blocked in a long sleep is stopped at its deadline through `tools call`.
+#[test]
+fn a_long_sleep_ends_at_the_cell_deadline() {
+    let measured = glm_test_support::run_measured(glm_agent_command().args([
+        "tools",
+        "call",
+        "python",
+        "import time\ntime.sleep(10**6)",
+        "--cell-timeout",
+        "2",
+    ]));
+    let out = String::from_utf8_lossy(&measured.output.stdout);
+    println!(
+        "sleep(10**6) with a 2 s deadline: {:.1} s",
+        measured.elapsed.as_secs_f64()
+    );
+    assert!(out.contains("timed out after 2 s"), "{out}");
+    assert!(measured.elapsed < std::time::Duration::from_secs(15));
+}
+
+/// With no cache folder to be had, commands say what to set instead of using a shared one.
+#[test]
+fn no_home_means_no_shared_cache() {
+    let out = glm_agent_command()
+        .args(["tools", "call", "python", "print(1)"])
+        .env_remove("HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("GLM_AGENT_CACHE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("GLM_AGENT_CACHE"), "{err}");
+}
