@@ -103,18 +103,20 @@ concern! {
     }
 }
 
+/// `$XDG_STATE_HOME/glm-agent/traces`, else `~/.local/state/glm-agent/traces`; without a home,
+/// `$GLM_AGENT_CACHE/traces`, else `./glm-agent-traces` (never a folder others share).
 fn default_trace_dir() -> PathBuf {
-    let base = std::env::var("XDG_STATE_HOME")
-        .ok()
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var("HOME")
-                .ok()
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("glm-agent/traces")
+    let var = |k: &str| std::env::var(k).ok().filter(|d| !d.is_empty());
+    if let Some(state) = var("XDG_STATE_HOME") {
+        return PathBuf::from(state).join("glm-agent/traces");
+    }
+    if let Some(home) = var("HOME") {
+        return PathBuf::from(home).join(".local/state/glm-agent/traces");
+    }
+    match var("GLM_AGENT_CACHE") {
+        Some(cache) => PathBuf::from(cache).join("traces"),
+        None => PathBuf::from("glm-agent-traces"),
+    }
 }
 
 /// Every concern's keys, for checking the config file.
