@@ -73,6 +73,13 @@ fn sidecar(path: &Path) -> PathBuf {
     path.with_extension("cwasm.sha256")
 }
 
+/// `PREFIX-PID-N`, a name no other call of this process or another uses at the same time.
+fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
 /// Writes `bytes` to a new file at `path`, readable by the user only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
@@ -94,14 +101,12 @@ fn store(module: &Module, path: &Path) -> Result<()> {
     let bytes = module
         .serialize()
         .map_err(Error::wasm("serializing the compiled module"))?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
+    let tmp = path.with_extension(unique("tmp"));
     write_private(&tmp, &bytes)?;
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     fs::rename(&tmp, path).map_err(Error::io(path))?;
     let side = sidecar(path);
-    let side_tmp = side.with_extension(format!("tmp-{}", std::process::id()));
-    let _ = fs::remove_file(&side_tmp);
+    let side_tmp = side.with_extension(unique("tmp"));
     write_private(&side_tmp, hash.as_bytes())?;
     fs::rename(&side_tmp, &side).map_err(Error::io(&side))
 }
@@ -119,8 +124,8 @@ fn ours_alone(path: &Path, uid: u32) -> Result<bool> {
 #[cfg(unix)]
 fn current_uid(dir: &Path) -> Result<u32> {
     use std::os::unix::fs::MetadataExt;
-    let probe = dir.join(format!(".owner-probe-{}", std::process::id()));
-    let _ = fs::remove_file(&probe);
+    // A name of its own per call: sessions start concurrently in one process.
+    let probe = dir.join(format!(".{}", unique("owner-probe")));
     write_private(&probe, b"")?;
     let uid = fs::symlink_metadata(&probe)
         .map_err(Error::io(&probe))?

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use glm_sandbox::{Limits, Outcome};
+use glm_sandbox::{Limits, Outcome, Python};
 use pretty_assertions::assert_eq;
 
 use crate::{ok, python, session, test_limits};
@@ -180,4 +180,25 @@ fn defaults_are_pinned() {
     );
     let _ = python();
     let _ = test_limits();
+}
+
+/// Loading the cached interpreter from several threads at once (an eval running cases
+/// concurrently): every load passes its ownership check and works.
+#[test]
+fn concurrent_loads_all_succeed() {
+    let loads: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let python = Python::load(&crate::cache_dir(), &mut || {}).unwrap();
+                let dir = tempfile::tempdir().unwrap();
+                let mut s = python
+                    .session(&dir.path().join("data"), crate::test_limits())
+                    .unwrap();
+                ok(&mut s, "1 + 1").output
+            })
+        })
+        .collect();
+    for load in loads {
+        assert_eq!(load.join().unwrap(), "2\n");
+    }
 }
