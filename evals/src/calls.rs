@@ -82,6 +82,14 @@ pub fn bfcl_declaration(function: &Value) -> Value {
     f
 }
 
+/// Passes when no call was made (irrelevance).
+pub fn no_call(calls: &[(String, Value)]) -> Result<(), String> {
+    match calls.first() {
+        None => Ok(()),
+        Some((name, _)) => Err(format!("called `{name}`; no call was expected")),
+    }
+}
+
 /// Judges `calls` against `expected` with BFCL's checker: one expected call is checked
 /// against the function of its name, several are matched in any order.
 pub fn check_calls(
@@ -90,10 +98,7 @@ pub fn check_calls(
     functions: &[Value],
 ) -> Result<(), String> {
     if expected.is_empty() {
-        return match calls.first() {
-            None => Ok(()),
-            Some((name, _)) => Err(format!("called `{name}`; no call was expected")),
-        };
+        return no_call(calls);
     }
     if calls.is_empty() {
         return Err("no function was called".into());

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::calls::{ExpectedCall, check_calls};
+use crate::calls::{ExpectedCall, check_calls, no_call};
 
 /// One case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +150,15 @@ pub struct Verdict {
     pub reason: String,
 }
 
+impl From<Result<(), String>> for Verdict {
+    fn from(result: Result<(), String>) -> Self {
+        match result {
+            Ok(()) => Verdict::pass(),
+            Err(why) => Verdict::fail(why),
+        }
+    }
+}
+
 impl Verdict {
     fn pass() -> Self {
         Verdict {
@@ -209,20 +218,14 @@ impl Scorer for BuiltinScorer {
         let answer = result.answer.as_deref().unwrap_or("");
         match &case.check {
             Check::Calls { calls } => {
-                match check_calls(calls, &result.first_calls, &case.functions) {
-                    Ok(()) => Verdict::pass(),
-                    Err(why) => Verdict::fail(why),
-                }
+                check_calls(calls, &result.first_calls, &case.functions).into()
             }
             Check::Bfcl {
                 category,
                 functions,
                 ground_truth,
             } => bfcl_verdict(category, functions, ground_truth, result),
-            Check::NoCall => match result.first_calls.first() {
-                None => Verdict::pass(),
-                Some((name, _)) => Verdict::fail(format!("called `{name}`; no call was expected")),
-            },
+            Check::NoCall => no_call(&result.first_calls).into(),
             Check::Exact { text } => {
                 if answer.trim() == text.trim() {
                     Verdict::pass()
@@ -286,25 +289,15 @@ fn bfcl_verdict(
         &result.first_calls
     };
     if category.contains("irrelevance") {
-        return match calls.first() {
-            None => Verdict::pass(),
-            Some((name, _)) => Verdict::fail(format!("called `{name}`; no call was expected")),
-        };
-    }
-    if category.contains("relevance") {
-        return if calls.is_empty() {
-            Verdict::fail("no function was called")
-        } else {
-            Verdict::pass()
-        };
+        return no_call(calls).into();
     }
     if calls.is_empty() {
         return Verdict::fail("no function was called");
     }
-    match crate::bfcl::ast::check(category, functions, calls, ground_truth) {
-        Ok(()) => Verdict::pass(),
-        Err(why) => Verdict::fail(why),
+    if category.contains("relevance") {
+        return Verdict::pass();
     }
+    crate::bfcl::ast::check(category, functions, calls, ground_truth).into()
 }
 
 /// Why `id` cannot name a case's files (`<id>.jsonl`, `work/<id>`), or `None` when it can: a

@@ -91,8 +91,9 @@ mod imp {
     }
 
     /// Walks `root`; `limit` stops the walk once that many entries were seen (the count is
-    /// then over any cap and the rest does not matter). Open handles: one per level.
-    pub(crate) fn scan(root: &Path, limit: u64) -> Scan {
+    /// then over any cap and the rest does not matter). Open handles: one per level. With
+    /// `record` false only the totals are kept (the polls while a cell runs).
+    pub(crate) fn scan(root: &Path, limit: u64, record: bool) -> Scan {
         let mut scan = Scan::default();
         let Ok(top) = rustix::fs::openat(
             CWD,
@@ -102,11 +103,11 @@ mod imp {
         ) else {
             return scan;
         };
-        walk(&top, &PathBuf::new(), 0, limit, &mut scan);
+        walk(&top, &PathBuf::new(), 0, limit, record, &mut scan);
         scan
     }
 
-    fn walk(fd: &OwnedFd, rel: &Path, depth: usize, limit: u64, scan: &mut Scan) {
+    fn walk(fd: &OwnedFd, rel: &Path, depth: usize, limit: u64, record: bool, scan: &mut Scan) {
         if depth > super::MAX_DEPTH {
             scan.cut = true;
             return;
@@ -138,8 +139,10 @@ mod imp {
                             + Duration::new(s, u32::try_from(stat.st_mtime_nsec).unwrap_or(0))
                     });
                     scan.bytes = scan.bytes.saturating_add(len);
-                    scan.files
-                        .insert(rel.join(&name), (modified, len, stat.st_ino));
+                    if record {
+                        scan.files
+                            .insert(rel.join(&name), (modified, len, stat.st_ino));
+                    }
                 }
                 _ => {}
             }
@@ -147,9 +150,11 @@ mod imp {
         drop(dir);
         for name in subdirs {
             let sub_rel = rel.join(&name);
-            scan.dirs.insert(sub_rel.clone());
+            if record {
+                scan.dirs.insert(sub_rel.clone());
+            }
             if let Some(sub) = open_dir(fd, &name) {
-                walk(&sub, &sub_rel, depth + 1, limit, scan);
+                walk(&sub, &sub_rel, depth + 1, limit, record, scan);
                 if scan.entries > limit {
                     return;
                 }
@@ -233,7 +238,7 @@ mod imp {
 
     use super::Scan;
 
-    pub(crate) fn scan(root: &Path, limit: u64) -> Scan {
+    pub(crate) fn scan(root: &Path, limit: u64, record: bool) -> Scan {
         let mut scan = Scan::default();
         let mut stack = vec![std::path::PathBuf::new()];
         while let Some(rel) = stack.pop() {
@@ -281,14 +286,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("old.txt"), "kept").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let before = scan(dir.path(), 100);
+        let before = scan(dir.path(), 100, true);
         // A file whose time lags the scan, as the kernel's coarse clock can make it.
         let file = std::fs::File::create(dir.path().join("sub/new.txt")).unwrap();
         file.set_modified(SystemTime::now() - Duration::from_secs(3600))
             .unwrap();
         drop(file);
         std::fs::write(dir.path().join(".hidden"), "xy").unwrap();
-        let after = scan(dir.path(), 100);
+        let after = scan(dir.path(), 100, true);
         assert_eq!(
             changed(&before, &after),
             vec![PathBuf::from(".hidden"), PathBuf::from("sub/new.txt")]
@@ -297,14 +302,14 @@ mod tests {
         assert!(hidden(Path::new(".hidden")) && !hidden(Path::new("sub/new.txt")));
         let b = dir.path().join("old.txt");
         std::fs::write(&b, "rewritten").unwrap();
-        assert!(changed(&after, &scan(dir.path(), 100)).contains(&PathBuf::from("old.txt")));
+        assert!(changed(&after, &scan(dir.path(), 100, true)).contains(&PathBuf::from("old.txt")));
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn files_past_the_host_path_limit_are_counted_and_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let before = scan(dir.path(), 1_000);
+        let before = scan(dir.path(), 1_000, true);
         // 30 levels of 200-character names: 6,000 characters, past PATH_MAX.
         let name = "d".repeat(200);
         let mut rel = PathBuf::new();
@@ -312,7 +317,7 @@ mod tests {
             rel.push(&name);
         }
         make_deep(dir.path(), &rel);
-        let after = scan(dir.path(), 1_000);
+        let after = scan(dir.path(), 1_000, true);
         assert_eq!(after.bytes, 5, "{after:?}");
         assert!(!after.cut);
         undo(dir.path(), &before, &after);
@@ -325,10 +330,10 @@ mod tests {
         for i in 0..20 {
             std::fs::write(dir.path().join(format!("f{i}")), "").unwrap();
         }
-        assert!(scan(dir.path(), 10).cut);
+        assert!(scan(dir.path(), 10, false).cut);
         let deep: PathBuf = (0..MAX_DEPTH + 2).map(|_| "a").collect();
         std::fs::create_dir_all(dir.path().join(&deep)).unwrap();
-        assert!(scan(dir.path(), 10_000).cut);
+        assert!(scan(dir.path(), 10_000, false).cut);
     }
 
     #[cfg(target_os = "linux")]

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::module::{NATIVE_STACK_BYTES, engine, load_or_compile};
 use crate::output::CappedOutput;
 use crate::runtime::{MANIFEST, Runtime};
-use crate::sleep::{self, CellClock, GuestMonotonic, clamp_waits};
+use crate::sleep::{CellClock, GuestMonotonic, clamp_waits};
 
 /// How often the deadline clock ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -171,9 +171,7 @@ impl Python {
             .env("MPLBACKEND", "Agg")
             .env("PYTHONTZPATH", "")
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .monotonic_clock(GuestMonotonic {
-                origin: sleep::origin(),
-            });
+            .monotonic_clock(GuestMonotonic);
         let lib = runtime.lib_dir();
         wasi.preopened_dir(&lib, "/usr/local/lib", FsPerms::ReadOnly)
             .map_err(Error::wasm("opening the stdlib folder"))?;
@@ -187,7 +185,7 @@ impl Python {
             .map_err(Error::wasm("opening /mnt/data"))?;
         let state = State {
             wasi: wasi.build_p1(),
-            clock: CellClock::new(sleep::origin()),
+            clock: CellClock::default(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .table_elements(limits.table_elements)
@@ -395,7 +393,7 @@ impl Session {
     }
 
     fn run_raw(&mut self, code: &str) -> Result<CellResult> {
-        let before = disk::scan(&self.data_dir, self.limits.disk_entries);
+        let before = disk::scan(&self.data_dir, self.limits.disk_entries, true);
         let deadline = Instant::now() + self.limits.deadline;
         let stop = Arc::new(AtomicBool::new(false));
         let mut live = self.live.take().ok_or(Error::Wasm {
@@ -415,7 +413,7 @@ impl Session {
         let (ran, over_quota) = self.wait(&rx, deadline, &stop);
         let (output, dropped_bytes) = self.output.take();
         // Checked again at the end: a cell can write and finish between two looks.
-        let after = disk::scan(&self.data_dir, self.limits.disk_entries);
+        let after = disk::scan(&self.data_dir, self.limits.disk_entries, true);
         let over_quota = over_quota || self.over_limits(&after);
         let mut files: Vec<PathBuf> = disk::changed(&before, &after)
             .into_iter()
@@ -468,7 +466,7 @@ impl Session {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             if !over_quota
-                && self.over_limits(&disk::scan(&self.data_dir, self.limits.disk_entries))
+                && self.over_limits(&disk::scan(&self.data_dir, self.limits.disk_entries, false))
             {
                 over_quota = true;
                 stop.store(true, Ordering::Relaxed);

@@ -26,25 +26,15 @@ pub(crate) fn origin() -> Instant {
 }
 
 /// What the wait needs to know of the running cell.
+#[derive(Default)]
 pub(crate) struct CellClock {
     /// When the cell must end.
     pub until: Option<Instant>,
     /// Set when the cell is to stop early (over its disk limits).
     pub stop: Option<Arc<AtomicBool>>,
-    /// The guest's monotonic clock counts from here (see [`GuestMonotonic`]).
-    origin: Instant,
 }
 
 impl CellClock {
-    /// A clock whose monotonic origin is `origin`.
-    pub fn new(origin: Instant) -> Self {
-        CellClock {
-            until: None,
-            stop: None,
-            origin,
-        }
-    }
-
     fn stopped(&self) -> bool {
         self.stop
             .as_ref()
@@ -52,12 +42,9 @@ impl CellClock {
     }
 }
 
-/// The guest's monotonic clock: nanoseconds since `origin`, so that an absolute monotonic time
-/// the guest asks to wait for can be turned back into an instant here.
-pub(crate) struct GuestMonotonic {
-    /// Where it counts from.
-    pub origin: Instant,
-}
+/// The guest's monotonic clock: nanoseconds since [`origin`], so that an absolute monotonic
+/// time the guest asks to wait for can be turned back into an instant here.
+pub(crate) struct GuestMonotonic;
 
 impl wasmtime_wasi::HostMonotonicClock for GuestMonotonic {
     fn resolution(&self) -> u64 {
@@ -65,7 +52,7 @@ impl wasmtime_wasi::HostMonotonicClock for GuestMonotonic {
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        u64::try_from(origin().elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -103,7 +90,7 @@ enum Sub {
     Descriptor { userdata: u64, kind: u8 },
 }
 
-fn read_subs(bytes: &[u8], origin: Instant) -> Vec<Sub> {
+fn read_subs(bytes: &[u8]) -> Vec<Sub> {
     let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
     bytes
         .chunks_exact(SUBSCRIPTION)
@@ -117,7 +104,7 @@ fn read_subs(bytes: &[u8], origin: Instant) -> Vec<Sub> {
                     let now = Instant::now();
                     let at = match (id, absolute) {
                         (0 | 1, false) => now.checked_add(timeout),
-                        (1, true) => origin.checked_add(timeout),
+                        (1, true) => origin().checked_add(timeout),
                         (0, true) => {
                             let since_epoch = SystemTime::now()
                                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -167,8 +154,7 @@ fn poll<T: 'static>(
     if memory.read(&mut *caller, subs, &mut bytes).is_err() {
         return EFAULT;
     }
-    let origin = clock(caller.data_mut()).origin;
-    let subs = read_subs(&bytes, origin);
+    let subs = read_subs(&bytes);
     let mut out: Vec<[u8; EVENT]> = subs
         .iter()
         .filter_map(|s| match s {

@@ -37,7 +37,7 @@ pub fn chat(args: ChatArgs) -> CmdResult {
             trace_dir,
         } = prepare(options).await?;
         let mut display = Display::new(options.json, tool_names(&registry));
-        let work = options.work_dir("chat")?;
+        let work = options.work.open("chat")?;
         let agent = new_agent(&opened, registry, encoder, settings, &work);
         let mut shown = Shown {
             trace: trace_writer(options, &trace_dir),

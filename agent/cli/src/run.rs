@@ -19,7 +19,7 @@ use crate::config::{
 use crate::display::Display;
 use crate::engine_opts::{Opened, resolve};
 use crate::setup::{CommonOptions, show_progress};
-use crate::workdir::WorkDir;
+use crate::workdir::{WorkDir, WorkDirOptions};
 
 /// Options shared by `run` and `chat`. Unset flags fall back to the environment, then the config
 /// file, then the defaults (`glm-agent config show` prints the result).
@@ -41,23 +41,10 @@ pub struct RunOptions {
     /// Print events as JSON lines on stdout instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Keep the files the tools wrote (python's /mnt/data) after the run; they are in a fresh
-    /// private temporary folder, removed at the end otherwise.
-    #[arg(long)]
-    pub keep_files: bool,
-    /// The folder for the files the tools write, kept afterwards [default: a fresh private
-    /// temporary folder].
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub work: WorkDirOptions,
     #[command(flatten)]
     common: CommonOptions,
-}
-
-impl RunOptions {
-    /// The run's work folder, as the options ask.
-    pub fn work_dir(&self, kind: &str) -> Result<WorkDir, Failure> {
-        WorkDir::new(kind, self.work_dir.as_deref(), self.keep_files)
-    }
 }
 
 /// Options of `run`.
@@ -260,7 +247,7 @@ pub fn run(args: RunArgs) -> CmdResult {
             trace_dir,
         } = prepare(options).await?;
         let mut display = Display::new(options.json, tool_names(&registry));
-        let work = options.work_dir("run")?;
+        let work = options.work.open("run")?;
         let agent = new_agent(&opened, registry, encoder, settings, &work);
         let cancel = CancellationToken::new();
         interrupt_on_ctrl_c(&cancel);

@@ -10,7 +10,7 @@ use glm_tools::{ToolContext, ToolRegistry};
 use crate::cli::{CmdResult, Failure, write_stdout};
 use crate::config::{Config, ToolSettings};
 use crate::setup::{CommonOptions, show_progress};
-use crate::workdir::WorkDir;
+use crate::workdir::WorkDirOptions;
 
 #[derive(Debug, Subcommand)]
 pub enum ToolsCommand {
@@ -51,14 +51,8 @@ pub struct ToolOptions {
     /// Seconds one tool call may take (the python tool's own cell deadline is 60 s).
     #[arg(long, default_value_t = 90, value_name = "SECONDS")]
     tool_timeout: u64,
-    /// Keep the files the call wrote (python's /mnt/data); they are removed at the end
-    /// otherwise.
-    #[arg(long)]
-    keep_files: bool,
-    /// The folder for the files the call writes, kept afterwards [default: a fresh private
-    /// temporary folder].
-    #[arg(long, value_name = "DIR")]
-    work_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    work: WorkDirOptions,
     #[command(flatten)]
     common: CommonOptions,
 }
@@ -146,11 +140,7 @@ fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
                     .map_err(Failure::bad_input)?;
             }
             // Files the call writes (python's /mnt/data) go to a fresh private folder.
-            let work = WorkDir::new(
-                "tools-call",
-                options.work_dir.as_deref(),
-                options.keep_files,
-            )?;
+            let work = options.work.open("tools-call")?;
             let ctx = ToolContext {
                 timeout: std::time::Duration::from_secs(options.tool_timeout),
                 ..ToolContext::new(work.path())

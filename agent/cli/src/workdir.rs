@@ -5,6 +5,26 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::Failure;
 
+/// The work-folder flags of `run`, `chat` and `tools call`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkDirOptions {
+    /// Keep the files the tools write (python's /mnt/data) afterwards; they are in a fresh
+    /// private temporary folder, removed at the end otherwise.
+    #[arg(long)]
+    keep_files: bool,
+    /// The folder for the files the tools write, kept afterwards [default: a fresh private
+    /// temporary folder].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+impl WorkDirOptions {
+    /// The work folder these flags ask for; `kind` names a temporary one.
+    pub fn open(&self, kind: &str) -> Result<WorkDir, Failure> {
+        WorkDir::new(kind, self.work_dir.as_deref(), self.keep_files)
+    }
+}
+
 /// A command's work folder.
 pub struct WorkDir {
     path: PathBuf,

@@ -82,28 +82,16 @@ impl Tally {
 
 /// Every category's tally, in name order.
 pub fn tallies(reports: &[CaseReport]) -> Vec<(String, Tally)> {
-    let mut out: Vec<(String, Tally)> = Vec::new();
+    let mut out: std::collections::BTreeMap<String, Tally> = std::collections::BTreeMap::new();
     for r in reports {
-        let at = match out.binary_search_by(|(c, _)| c.as_str().cmp(&r.category)) {
-            Ok(at) => at,
-            Err(at) => {
-                out.insert(
-                    at,
-                    (
-                        r.category.clone(),
-                        Tally {
-                            passed: 0,
-                            total: 0,
-                        },
-                    ),
-                );
-                at
-            }
-        };
-        out[at].1.total += 1;
-        out[at].1.passed += usize::from(r.pass);
+        let t = out.entry(r.category.clone()).or_insert(Tally {
+            passed: 0,
+            total: 0,
+        });
+        t.total += 1;
+        t.passed += usize::from(r.pass);
     }
-    out
+    out.into_iter().collect()
 }
 
 /// One line of the leaderboard-style summary: a name and its accuracy (0 to 1), `None` when
