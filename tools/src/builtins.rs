@@ -43,6 +43,8 @@ pub struct BuiltinOptions {
     pub offline: bool,
     /// Limits of the Python sandbox.
     pub python_limits: Limits,
+    /// Characters of a page the browser shows at once.
+    pub page_chars: usize,
 }
 
 /// A registry with the built-in tools named in `names` (all of them when `names` is empty).
@@ -64,6 +66,7 @@ pub fn builtin_registry(
         let browser = SimpleBrowser::new(BrowserConfig {
             allow_hosts: options.allow_hosts.clone(),
             search: options.search.clone(),
+            max_page_chars: options.page_chars,
             ..BrowserConfig::default()
         })
         .map_err(|e| BuiltinError::ToolSetup {
@@ -91,6 +94,7 @@ impl BuiltinOptions {
             cache,
             offline: false,
             python_limits: Limits::default(),
+            page_chars: BrowserConfig::default().max_page_chars,
         }
     }
 }

@@ -34,6 +34,9 @@ fn site(req: &Request, base: &str) -> Reply {
         "/to-localhost" => Reply::redirect(&format!("http://localhost:{port}/news")),
         "/to-file" => Reply::redirect("file:///etc/passwd"),
         "/stall" => Reply::Stall,
+        "/brave-moved" => Reply::redirect(&format!("http://localhost:{port}/brave")),
+        "/searxng-moved/search" => Reply::redirect("http://10.0.0.7/search"),
+        "/huge-search/" => Reply::Large(3 * 1024 * 1024),
         "/data.json" => Reply::ok("application/json", r#"{"b": 1, "a": [1, 2]}"#),
         "/notes.txt" => Reply::ok("text/plain", "plain notes\nsecond line"),
         "/logo.png" => Reply::ok("image/png", vec![0x89, b'P', b'N', b'G', 0, 0, 0, 13]),
@@ -437,4 +440,59 @@ fn search_choice_parsing() {
             .unwrap_err()
             .contains("unknown search backend")
     );
+}
+
+#[tokio::test]
+async fn search_backends_keep_keys_home_refuse_private_redirects_and_cap_bodies() {
+    let server = TestServer::start(site).await;
+    let search = |choice: SearchChoice| async move {
+        let browser = SimpleBrowser::new(BrowserConfig {
+            search: choice,
+            ..BrowserConfig::default()
+        })
+        .unwrap();
+        let result = call(
+            &browser,
+            BrowserCall::Search {
+                query: "q".into(),
+                recency_days: None,
+            },
+        )
+        .await;
+        match result {
+            Ok(out) => panic!("expected an error, got {}", out.text()),
+            Err(e) => e.to_string(),
+        }
+    };
+    // A key-carrying request does not follow a redirect to another host.
+    let error = search(SearchChoice::Brave {
+        endpoint: Some(Url::parse(&server.url("/brave-moved")).unwrap()),
+        key: "test-key".into(),
+    })
+    .await;
+    assert!(error.contains("another host (localhost)"), "{error}");
+    assert!(
+        server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.path != "/brave"),
+        "the key went to the other host"
+    );
+    // A redirect to a private address is refused (the endpoint's own host may be private).
+    let error = search(SearchChoice::Searxng(
+        Url::parse(&server.url("/searxng-moved/")).unwrap(),
+    ))
+    .await;
+    assert!(
+        error.contains("10.0.0.7") && error.contains("private"),
+        "{error}"
+    );
+    // A response larger than the cap is an error, not a memory spike.
+    let error = search(SearchChoice::DuckDuckGoAt(
+        Url::parse(&server.url("/huge-search/")).unwrap(),
+    ))
+    .await;
+    assert!(error.contains("larger than 2 MiB"), "{error}");
 }

@@ -91,6 +91,9 @@ concern! {
         #[arg(long, value_name = "SECONDS")]
         cell_timeout: u64 = Some(60), env "GLM_AGENT_CELL_TIMEOUT",
             "Seconds one python cell may run before it is stopped and the notebook rolled back";
+        #[arg(long, value_name = "CHARS")]
+        page_chars: usize = Some(12_000), env "GLM_AGENT_PAGE_CHARS",
+            "Characters of a web page the browser shows the model at once (GLM-4-9B-Chat-1M can take whole pages: raise it when the context allows)";
     }
 }
 
@@ -165,6 +168,27 @@ impl EngineSettings {
 }
 
 impl ToolSettings {
+    /// The built-in tools' options with these settings, the cache folder and offline mode.
+    pub fn builtin_options(
+        &self,
+        cache: std::path::PathBuf,
+        offline: bool,
+    ) -> Result<glm_tools::builtins::BuiltinOptions, Failure> {
+        let search = glm_tools::browser::SearchChoice::parse(
+            self.search.as_deref().unwrap_or("duckduckgo"),
+            |k| std::env::var(k).ok(),
+        )
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("search: {e}")))?;
+        Ok(glm_tools::builtins::BuiltinOptions {
+            allow_hosts: self.allow_hosts.clone().unwrap_or_default(),
+            search,
+            offline,
+            python_limits: self.python_limits(),
+            page_chars: self.page_chars.unwrap_or(12_000).max(100),
+            ..glm_tools::builtins::BuiltinOptions::new(cache)
+        })
+    }
+
     /// The python sandbox's limits with the cell deadline set.
     pub fn python_limits(&self) -> glm_tools::python::Limits {
         glm_tools::python::Limits {

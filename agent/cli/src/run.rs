@@ -7,8 +7,7 @@ use glm_agent::trace::TraceWriter;
 use glm_agent::{Agent, End, Event, EventSink, Outcome};
 use glm_engine_mistralrs::model::hub;
 use glm_prompts::Encoder;
-use glm_tools::browser::SearchChoice;
-use glm_tools::builtins::{BuiltinOptions, builtin_registry};
+use glm_tools::builtins::builtin_registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{CmdResult, Failure, write_stdout};
@@ -113,14 +112,7 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     let tools = config.resolve(&options.tools)?.value;
     let trace = config.resolve(&options.trace)?.value;
     let common = &options.common;
-    let mut builtin = BuiltinOptions::new(common.cache()?);
-    builtin.offline = common.is_offline();
-    builtin.allow_hosts = tools.allow_hosts.clone().unwrap_or_default();
-    builtin.python_limits = tools.python_limits();
-    builtin.search = SearchChoice::parse(tools.search.as_deref().unwrap_or("duckduckgo"), |k| {
-        std::env::var(k).ok()
-    })
-    .map_err(|e| Failure::bad_input(anyhow::anyhow!("search: {e}")))?;
+    let builtin = tools.builtin_options(common.cache()?, common.is_offline())?;
     let names = tools.names();
     let registry = if names.is_empty() {
         glm_tools::ToolRegistry::new()

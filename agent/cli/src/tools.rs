@@ -3,8 +3,7 @@
 use clap::{Args, Subcommand};
 use glm_agent::exit::ExitStatus;
 use glm_prompts::{Parsed, parse};
-use glm_tools::browser::SearchChoice;
-use glm_tools::builtins::{BuiltinOptions, builtin_registry};
+use glm_tools::builtins::builtin_registry;
 use glm_tools::{ToolContext, ToolRegistry};
 
 use crate::cli::{CmdResult, Failure, write_stdout};
@@ -23,11 +22,13 @@ pub enum ToolsCommand {
         #[command(flatten)]
         options: ToolOptions,
     },
-    /// Run one tool call and print the observation exactly as the model would see it.
+    /// Run tool calls and print each observation exactly as the model would see it.
     #[command(
         after_help = "ARGS is what the model writes after the tool name: JSON for function \
-tools, a call for simple_browser, code for python. `-` reads ARGS from stdin. Files python writes go to a fresh temporary folder.\n\n\
-Exit status: 0 the tool succeeded, 1 the tool reported an error (printed as the model sees it), \
+tools, a call for simple_browser, code for python. `-` reads ARGS from stdin. Several ARGS are \
+several calls to one instance of the tool, in order, as in one run (the browser's numbering and \
+the notebook's state carry over). Files python writes go to a fresh temporary folder.\n\n\
+Exit status: 0 every call succeeded, 1 a call reported an error (printed as the model sees it), \
 2 bad usage.\n\n\
 Examples:\n  glm-agent tools call python 'print(1 + 1)'\n  \
 glm-agent tools call simple_browser 'search(\"rust wasm\", recency_days=30)'\n  \
@@ -36,8 +37,9 @@ glm-agent tools call simple_browser 'open_url(\"http://127.0.0.1:8000/\")' --all
     Call {
         /// The tool's name.
         name: String,
-        /// The arguments as the model would write them.
-        args: String,
+        /// The arguments as the model would write them; several for several calls.
+        #[arg(required = true, num_args = 1..)]
+        args: Vec<String>,
         #[command(flatten)]
         options: ToolOptions,
     },
@@ -62,17 +64,7 @@ impl ToolOptions {
     /// one for a call.
     fn registry(&self, listing: bool) -> Result<ToolRegistry, Failure> {
         let settings = Config::load()?.resolve(&self.tools)?.value;
-        let search = SearchChoice::parse(settings.search.as_deref().unwrap_or("duckduckgo"), |k| {
-            std::env::var(k).ok()
-        })
-        .map_err(|e| Failure::bad_input(anyhow::anyhow!("--search: {e}")))?;
-        let options = BuiltinOptions {
-            allow_hosts: settings.allow_hosts.clone().unwrap_or_default(),
-            search,
-            offline: self.common.is_offline(),
-            python_limits: settings.python_limits(),
-            ..BuiltinOptions::new(self.common.cache()?)
-        };
+        let options = settings.builtin_options(self.common.cache()?, self.common.is_offline())?;
         let names = if listing {
             settings.names()
         } else {
@@ -115,13 +107,8 @@ fn list(registry: &ToolRegistry, json: bool) -> CmdResult {
     write_stdout(text.as_bytes())
 }
 
-fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
+fn call(options: &ToolOptions, name: &str, args: Vec<String>) -> CmdResult {
     let registry = options.registry(false)?;
-    let args = if args == "-" {
-        crate::cli::read_stdin()?
-    } else {
-        args
-    };
     let declared = registry.declared();
     if declared.kind(name).is_none() {
         return Err(Failure::bad_input(anyhow::anyhow!(
@@ -129,23 +116,30 @@ fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
             registry.names().join(", ")
         )));
     }
-    let (text, ok) = match parse(&format!("{name}\n{args}"), &declared) {
-        Parsed::Call(call) => {
-            let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
-            if call.name == "python" {
-                // Install on first use, with progress, before the call's time limit starts.
-                let (cache, offline) = (options.common.cache()?, options.common.is_offline());
-                runtime
-                    .block_on(glm_tools::python::setup(&cache, offline, &show_progress))
-                    .map_err(Failure::bad_input)?;
-            }
-            // Files the call writes (python's /mnt/data) go to a fresh private folder.
-            let work = options.work.open("tools-call")?;
-            let ctx = ToolContext {
-                timeout: std::time::Duration::from_secs(options.tool_timeout),
-                ..ToolContext::new(work.path())
-            };
-            match runtime.block_on(registry.call(&call, &ctx)) {
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+    if name == "python" {
+        // Install on first use, with progress, before the call's time limit starts.
+        let (cache, offline) = (options.common.cache()?, options.common.is_offline());
+        runtime
+            .block_on(glm_tools::python::setup(&cache, offline, &show_progress))
+            .map_err(Failure::bad_input)?;
+    }
+    // Files the calls write (python's /mnt/data) go to a fresh private folder.
+    let work = options.work.open("tools-call")?;
+    let ctx = ToolContext {
+        timeout: std::time::Duration::from_secs(options.tool_timeout),
+        ..ToolContext::new(work.path())
+    };
+    let count = args.len();
+    let mut all_ok = true;
+    for (i, args) in args.into_iter().enumerate() {
+        let args = if args == "-" {
+            crate::cli::read_stdin()?
+        } else {
+            args
+        };
+        let (text, ok) = match parse(&format!("{name}\n{args}"), &declared) {
+            Parsed::Call(call) => match runtime.block_on(registry.call(&call, &ctx)) {
                 Ok(output) => {
                     let files: Vec<_> = output.observations.iter().flat_map(|o| &o.files).collect();
                     if work.keeps() {
@@ -154,20 +148,26 @@ fn call(options: &ToolOptions, name: &str, args: String) -> CmdResult {
                         }
                     } else if !files.is_empty() {
                         eprintln!(
-                            "({} file(s) written, removed now: pass --keep-files to keep them)",
+                            "({} file(s) written, removed at the end: pass --keep-files to keep them)",
                             files.len()
                         );
                     }
                     (output.text(), true)
                 }
                 Err(e) => (e.to_message().content, false),
-            }
-        }
-        Parsed::Malformed(bad) => (format!("Error: {}", bad.reason), false),
-        Parsed::Answer(_) => (format!("Error: `{name}` needs arguments"), false),
-    };
-    write_stdout(format!("{text}\n").as_bytes())?;
-    if ok {
+            },
+            Parsed::Malformed(bad) => (format!("Error: {}", bad.reason), false),
+            Parsed::Answer(_) => (format!("Error: `{name}` needs arguments"), false),
+        };
+        all_ok &= ok;
+        let heading = if count > 1 {
+            format!("[call {} of {count}]\n", i + 1)
+        } else {
+            String::new()
+        };
+        write_stdout(format!("{heading}{text}\n").as_bytes())?;
+    }
+    if all_ok {
         Ok(())
     } else {
         Err(Failure::silent(ExitStatus::ToolFailed))

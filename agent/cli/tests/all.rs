@@ -8,6 +8,7 @@
 )]
 
 mod cli_bfcl;
+mod cli_browser;
 mod cli_help;
 mod cli_hostile;
 mod cli_prompt;

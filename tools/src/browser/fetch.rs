@@ -86,6 +86,12 @@ pub enum FetchError {
         /// The limit that passed.
         seconds: u64,
     },
+    /// The page could not be read in time, not even as plain text.
+    #[error("{url} could not be read in time: the page is too large or too complex")]
+    Unreadable {
+        /// The URL.
+        url: String,
+    },
     /// Connection or protocol failure.
     #[error("could not fetch {url}: {message}")]
     Network {

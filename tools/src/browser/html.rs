@@ -2,20 +2,35 @@
 //! numbered links `【id†text†host】` and `[Image n]` markers; scripts, navigation, footers and
 //! cookie banners dropped.
 
+use foldhash::HashSet;
+use foldhash::HashSetExt;
+
 use scraper::{ElementRef, Html, Node};
 use url::Url;
 
-/// Tags whose content is never shown.
-const SKIPPED: [&str; 20] = [
-    "script", "style", "noscript", "template", "svg", "nav", "footer", "aside", "form", "button",
-    "iframe", "select", "input", "textarea", "canvas", "object", "embed", "head", "dialog", "menu",
-];
+use super::reader::{self, Analysis, SKIPPED, hidden_or_chrome};
+use super::shape;
 
-/// Words in an id or class that mark a banner or an advert.
+/// Words in an id or class that mark a banner or an advert, left out even of whole pages.
 const NOISE_MARKERS: [&str; 6] = ["cookie", "consent", "gdpr", "advert", "newsletter", "popup"];
 
 /// Below this depth the tree is walked element by element; deeper content is kept as text.
 const MAX_DEPTH: usize = 256;
+
+/// Markup nested deeper than this is read as plain text: HTML tree building takes time
+/// quadratic in nesting depth (1.8 s for 20,000 levels here), which a hostile page could use to
+/// stall the agent.
+const MAX_MARKUP_NESTING: usize = 1_000;
+
+/// Elements reopened for unclosed formatting tags that a page may cost; each is a node, and a
+/// real page reopens a few hundred at most.
+const MAX_REOPENED: usize = 200_000;
+
+/// Text written for one page at most; a view shows far less.
+const MAX_TEXT_BYTES: usize = 4 << 20;
+
+/// Links outside the content kept for the model, at most.
+const MAX_OTHER_LINKS: usize = 100;
 
 /// A link found in a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,102 +44,91 @@ pub struct Link {
 }
 
 /// A page as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Extracted {
     /// `<title>`, or the first `<h1>`.
     pub title: String,
-    /// The readable text.
+    /// The author, when the page's metadata names one.
+    pub byline: Option<String>,
+    /// The publication date, when the page's metadata gives one.
+    pub date: Option<String>,
+    /// The readable text: the article in reader mode, else the whole page.
     pub text: String,
-    /// Links, numbered from the `first_link_id` given.
+    /// Whether `text` is the article alone (reader mode found one).
+    pub reader: bool,
+    /// Links in `text`, numbered from the `first_link_id` given.
     pub links: Vec<Link>,
+    /// The page's other links (outside the article), numbered after `links`.
+    pub other_links: Vec<Link>,
 }
 
-/// Markup nested deeper than this is read as plain text: HTML tree building takes time
-/// quadratic in nesting depth (1.8 s for 20,000 levels here), which a hostile page could use to
-/// stall the agent.
-const MAX_MARKUP_NESTING: usize = 1_000;
-
-/// Elements that never have children.
-const VOID: [&str; 14] = [
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-    "track", "wbr",
-];
-
-/// Extracts the readable text of `html`; links are resolved against `base` and numbered from
-/// `first_link_id`.
+/// Extracts the readable text of `html`: its article when it has one, else all of it. Links
+/// are resolved against `base` and numbered from `first_link_id`.
 pub fn extract(html: &str, base: &Url, first_link_id: usize) -> Extracted {
-    if nesting_depth(html) > MAX_MARKUP_NESTING {
+    let shape = shape::scan(html);
+    let hostile = if shape.depth > MAX_MARKUP_NESTING {
+        Some("nested too deeply")
+    } else if shape.reopened > MAX_REOPENED {
+        Some("full of unclosed formatting tags")
+    } else {
+        None
+    };
+    if let Some(why) = hostile {
         return Extracted {
-            title: String::new(),
             text: format!(
-                "[The page's markup is nested too deeply to read its structure; its text only:]\n\n{}",
-                strip_tags(html)
+                "[The page's markup is {why} to read its structure; its text only:]\n\n{}",
+                shape::strip_tags(html)
             ),
-            links: Vec::new(),
+            ..Extracted::default()
         };
     }
+    let repaired;
+    let html = if shape.attributes > shape::MAX_ATTRIBUTES {
+        repaired = shape::drop_extra_attributes(html);
+        &repaired
+    } else {
+        html
+    };
     let document = Html::parse_document(html);
+    let mut analysis = reader::analyse(&document);
+    let content = analysis.content(&document);
     let mut writer = Writer {
         out: String::new(),
         links: Vec::new(),
+        seen: HashSet::new(),
+        written: HashSet::new(),
         next_link: first_link_id,
         images: 0,
         base,
         lists: Vec::new(),
+        in_cell: false,
+        reader: content.as_ref().map(|_| &analysis),
     };
-    writer.walk(document.root_element(), 0);
+    match &content {
+        Some(roots) => {
+            for id in roots {
+                if let Some(el) = document.tree.get(*id).and_then(ElementRef::wrap) {
+                    writer.element(el, 0);
+                }
+            }
+        }
+        None => writer.walk(document.root_element(), 0),
+    }
+    let other_links = if content.is_some() {
+        writer.other_links(&document)
+    } else {
+        Vec::new()
+    };
+    let meta = reader::metadata(&document, &analysis);
     Extracted {
         title: title(&document),
+        byline: meta.byline,
+        date: meta.date,
         text: tidy(&writer.out),
+        reader: content.is_some(),
         links: writer.links,
+        other_links,
     }
-}
-
-/// The deepest nesting of start tags, estimated with a linear scan (no tree is built).
-fn nesting_depth(html: &str) -> usize {
-    let bytes = html.as_bytes();
-    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
-    while let Some(offset) = bytes[i..].iter().position(|b| *b == b'<') {
-        i += offset + 1;
-        let rest = &bytes[i..];
-        if rest.first() == Some(&b'/') {
-            depth = depth.saturating_sub(1);
-            continue;
-        }
-        let name_len = rest
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric())
-            .count();
-        if name_len == 0 || !rest[0].is_ascii_alphabetic() {
-            continue;
-        }
-        let name = String::from_utf8_lossy(&rest[..name_len]).to_ascii_lowercase();
-        let end = rest.iter().position(|b| *b == b'>').unwrap_or(rest.len());
-        let self_closing = end > 0 && rest.get(end - 1) == Some(&b'/');
-        if !VOID.contains(&name.as_str()) && !self_closing {
-            depth += 1;
-            max = max.max(depth);
-        }
-    }
-    max
-}
-
-/// Text between tags, whitespace collapsed; for markup too deep to build a tree from.
-fn strip_tags(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    collapse(&out)
 }
 
 fn title(document: &Html) -> String {
@@ -136,7 +140,7 @@ fn title(document: &Html) -> String {
             .find(|e| e.value().name() == tag)
             .map(|e| collapse(&e.text().collect::<String>()));
         if let Some(t) = found.filter(|t| !t.is_empty()) {
-            return t;
+            return t.chars().take(300).collect();
         }
     }
     String::new()
@@ -145,16 +149,27 @@ fn title(document: &Html) -> String {
 struct Writer<'a> {
     out: String,
     links: Vec<Link>,
+    /// URLs numbered so far.
+    seen: HashSet<Url>,
+    /// Links written into the text.
+    written: HashSet<ego_tree::NodeId>,
     next_link: usize,
     images: usize,
     base: &'a Url,
     /// For each open list: ordered?, items so far.
     lists: Vec<(bool, usize)>,
+    /// Inside a table cell: blocks are run together and nested tables read as text.
+    in_cell: bool,
+    /// The page's measurements in reader mode, to leave boilerplate out of the article.
+    reader: Option<&'a Analysis>,
 }
 
 impl Writer<'_> {
     fn walk(&mut self, element: ElementRef<'_>, depth: usize) {
         for child in element.children() {
+            if self.out.len() > MAX_TEXT_BYTES {
+                return;
+            }
             match child.value() {
                 Node::Text(text) => self.inline(text),
                 Node::Element(_) => {
@@ -171,9 +186,34 @@ impl Writer<'_> {
         }
     }
 
+    fn skipped(&self, el: ElementRef<'_>) -> bool {
+        if SKIPPED.contains(&el.value().name()) {
+            return true;
+        }
+        match self.reader {
+            // Hidden elements were not measured, and unmeasured ones are left out.
+            Some(analysis) => analysis.is_boilerplate(el),
+            None => hidden_or_chrome(el) || is_noise(el),
+        }
+    }
+
     fn element(&mut self, el: ElementRef<'_>, depth: usize) {
+        if self.skipped(el) {
+            return;
+        }
         let name = el.value().name();
-        if SKIPPED.contains(&name) || is_noise(el) {
+        if self.in_cell {
+            match name {
+                "br" | "p" | "div" | "li" | "tr" | "td" | "th" | "h1" | "h2" | "h3" | "h4"
+                | "h5" | "h6" | "pre" => {
+                    self.inline(" ");
+                    self.walk(el, depth);
+                    self.inline(" ");
+                }
+                "a" => self.link(el, depth),
+                "img" => self.image(),
+                _ => self.walk(el, depth),
+            }
             return;
         }
         match name {
@@ -195,7 +235,10 @@ impl Writer<'_> {
                 self.line_break();
             }
             "li" => self.list_item(el, depth),
-            "table" => self.block(&table(el)),
+            "table" => {
+                let table = self.table(el, depth);
+                self.block(&table);
+            }
             "pre" => self.block(&code_block(el)),
             "code" => {
                 let text = collapse(&el.text().collect::<String>());
@@ -204,18 +247,33 @@ impl Writer<'_> {
                 }
             }
             "a" => self.link(el, depth),
-            "img" => {
-                self.images += 1;
-                self.inline(&format!("[Image {}]", self.images));
+            "img" => self.image(),
+            "blockquote" => {
+                self.blank_line();
+                let start = self.out.len();
+                self.walk(el, depth);
+                let quoted: String = tidy(&self.out[start..])
+                    .lines()
+                    .map(|l| format!("> {l}\n"))
+                    .collect();
+                self.out.truncate(start);
+                self.out.push_str(&quoted);
+                self.blank_line();
             }
-            "p" | "div" | "section" | "article" | "main" | "header" | "blockquote" | "figure"
-            | "figcaption" | "dl" | "dt" | "dd" | "address" | "details" | "summary" => {
+            "p" | "div" | "section" | "article" | "main" | "header" | "figure" | "figcaption"
+            | "dl" | "dt" | "dd" | "address" | "details" | "summary" | "form" | "fieldset"
+            | "center" => {
                 self.blank_line();
                 self.walk(el, depth);
                 self.blank_line();
             }
             _ => self.walk(el, depth),
         }
+    }
+
+    fn image(&mut self) {
+        self.images += 1;
+        self.inline(&format!("[Image {}]", self.images));
     }
 
     fn list_item(&mut self, el: ElementRef<'_>, depth: usize) {
@@ -247,14 +305,68 @@ impl Writer<'_> {
                 self.next_link += 1;
                 let host = url.host_str().unwrap_or_default().to_owned();
                 self.inline(&format!("【{id}†{text}†{host}】"));
+                self.written.insert(el.id());
+                self.seen.insert(url.clone());
                 self.links.push(Link { id, url, text });
             }
             _ => self.walk(el, depth),
         }
     }
 
+    /// The page's links that the text does not number, numbered after it.
+    fn other_links(&mut self, document: &Html) -> Vec<Link> {
+        let mut others = Vec::new();
+        let mut skipping = 0usize;
+        for edge in document.tree.root().traverse() {
+            if others.len() >= MAX_OTHER_LINKS {
+                break;
+            }
+            let (node, open) = match edge {
+                ego_tree::iter::Edge::Open(n) => (n, true),
+                ego_tree::iter::Edge::Close(n) => (n, false),
+            };
+            let Some(el) = ElementRef::wrap(node) else {
+                continue;
+            };
+            let name = el.value().name();
+            if matches!(name, "script" | "style" | "head" | "template") || skipping > 0 {
+                if open {
+                    skipping += 1;
+                } else {
+                    skipping -= 1;
+                }
+                continue;
+            }
+            if !open || name != "a" || self.written.contains(&el.id()) {
+                continue;
+            }
+            let Some(url) = el
+                .value()
+                .attr("href")
+                .and_then(|href| self.base.join(href.trim()).ok())
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+            else {
+                continue;
+            };
+            let text: String = collapse(&el.text().collect::<String>())
+                .chars()
+                .take(80)
+                .collect();
+            if text.is_empty() || !self.seen.insert(url.clone()) {
+                continue;
+            }
+            let id = self.next_link;
+            self.next_link += 1;
+            others.push(Link { id, url, text });
+        }
+        others
+    }
+
     /// Appends inline text, collapsing whitespace runs to one space.
     fn inline(&mut self, text: &str) {
+        if self.out.len() > MAX_TEXT_BYTES {
+            return;
+        }
         let mut pending_space = text.starts_with(char::is_whitespace);
         for word in text.split_whitespace() {
             if pending_space && !self.out.is_empty() && !self.out.ends_with([' ', '\n']) {
@@ -290,55 +402,71 @@ impl Writer<'_> {
         self.out.push_str(text);
         self.blank_line();
     }
+
+    /// A pipe table of the rows that belong to `el` itself; cells are written in place, so a
+    /// table nested in a cell is read once, as text of that cell.
+    fn table(&mut self, el: ElementRef<'_>, depth: usize) -> String {
+        let saved = std::mem::take(&mut self.out);
+        let was_in_cell = std::mem::replace(&mut self.in_cell, true);
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for tr in rows_of(el) {
+            let mut cells = Vec::new();
+            for cell in tr.children().filter_map(ElementRef::wrap) {
+                if !matches!(cell.value().name(), "td" | "th") || self.skipped(cell) {
+                    continue;
+                }
+                self.out.clear();
+                self.walk(cell, depth);
+                cells.push(collapse(&self.out).replace('|', "\\|"));
+            }
+            if !cells.is_empty() {
+                rows.push(cells);
+            }
+        }
+        self.in_cell = was_in_cell;
+        self.out = saved;
+        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut out = String::new();
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.resize(width, String::new());
+            out.push_str("| ");
+            out.push_str(&row.join(" | "));
+            out.push_str(" |\n");
+            if i == 0 {
+                out.push('|');
+                out.push_str(&" --- |".repeat(width));
+                out.push('\n');
+            }
+        }
+        out.trim_end().to_owned()
+    }
+}
+
+/// The rows of `table` itself, not those of tables inside it.
+fn rows_of(table: ElementRef<'_>) -> Vec<ElementRef<'_>> {
+    let mut rows = Vec::new();
+    for child in table.children().filter_map(ElementRef::wrap) {
+        match child.value().name() {
+            "tr" => rows.push(child),
+            "thead" | "tbody" | "tfoot" => rows.extend(
+                child
+                    .children()
+                    .filter_map(ElementRef::wrap)
+                    .filter(|r| r.value().name() == "tr"),
+            ),
+            _ => {}
+        }
+    }
+    rows
 }
 
 fn is_noise(el: ElementRef<'_>) -> bool {
     let v = el.value();
-    if v.attr("hidden").is_some() || v.attr("aria-hidden") == Some("true") {
-        return true;
-    }
-    if matches!(
-        v.attr("role"),
-        Some("navigation" | "contentinfo" | "dialog")
-    ) {
-        return true;
-    }
     let marked = |s: &str| {
         let s = s.to_ascii_lowercase();
         NOISE_MARKERS.iter().any(|m| s.contains(m))
     };
     v.id().is_some_and(marked) || v.classes().any(marked)
-}
-
-fn table(el: ElementRef<'_>) -> String {
-    let rows: Vec<Vec<String>> = el
-        .descendants()
-        .filter_map(ElementRef::wrap)
-        .filter(|e| e.value().name() == "tr")
-        .map(|tr| {
-            tr.children()
-                .filter_map(ElementRef::wrap)
-                .filter(|c| matches!(c.value().name(), "td" | "th"))
-                .map(|c| collapse(&c.text().collect::<String>()).replace('|', "\\|"))
-                .collect::<Vec<_>>()
-        })
-        .filter(|r| !r.is_empty())
-        .collect();
-    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let mut cells = row.clone();
-        cells.resize(width, String::new());
-        out.push_str("| ");
-        out.push_str(&cells.join(" | "));
-        out.push_str(" |\n");
-        if i == 0 {
-            out.push('|');
-            out.push_str(&" --- |".repeat(width));
-            out.push('\n');
-        }
-    }
-    out.trim_end().to_owned()
 }
 
 fn code_block(el: ElementRef<'_>) -> String {
@@ -434,14 +562,5 @@ mod tests {
         // Nesting below the limit still builds a tree, and the walk below MAX_DEPTH is bounded.
         let html = "<span>".repeat(900) + "<p>inner</p>" + &"</span>".repeat(900);
         assert_eq!(run(&html).text, "inner");
-    }
-
-    #[test]
-    fn nesting_estimate() {
-        assert_eq!(
-            nesting_depth("<html><body><p>a<br>b<img src=x/></p></body></html>"),
-            3
-        );
-        assert_eq!(nesting_depth("<div><div/></div><!-- <x> --> a < b"), 1);
     }
 }

@@ -7,7 +7,9 @@ mod fetch;
 mod guard;
 mod html;
 mod page;
+mod reader;
 mod search;
+mod shape;
 
 use std::sync::Mutex;
 
@@ -144,6 +146,8 @@ pub struct SimpleBrowser {
     fetcher: Fetcher,
     search: Box<dyn SearchBackend>,
     sources: Mutex<Vec<Source>>,
+    /// Held while a page is read and its links numbered.
+    numbering: tokio::sync::Mutex<()>,
     max_page_chars: usize,
     concurrency: usize,
 }
@@ -169,6 +173,7 @@ impl SimpleBrowser {
             fetcher,
             search,
             sources: Mutex::new(Vec::new()),
+            numbering: tokio::sync::Mutex::new(()),
             max_page_chars: config.max_page_chars.max(100),
             concurrency: config.concurrency.max(1),
         })
@@ -230,12 +235,25 @@ impl SimpleBrowser {
     }
 
     /// Fetches and renders one page as source `id`, numbering its links after the sources
-    /// known so far.
+    /// known so far. Reading the page runs on a blocking thread within what is left of the
+    /// fetch's time limit; a page that takes longer is shown as its plain text.
     async fn open(&self, id: usize, url: &str) -> Result<String, FetchError> {
+        let deadline = tokio::time::Instant::now() + self.fetcher.limits().total_timeout;
         let fetched = self.fetcher.fetch(url).await?;
-        // Rendering is synchronous, so the table cannot change between numbering and adding.
+        // One page is numbered at a time, so ids cannot change between numbering and adding.
+        let _numbering = self.numbering.lock().await;
+        let first_link = self.sources().len();
+        let max_chars = self.max_page_chars;
+        let fetched = std::sync::Arc::new(fetched);
+        let reading = tokio::task::spawn_blocking({
+            let fetched = fetched.clone();
+            move || render_page(&fetched, id, first_link, max_chars)
+        });
+        let page = match tokio::time::timeout_at(deadline, reading).await {
+            Ok(Ok(page)) => page,
+            Ok(Err(_)) | Err(_) => plain_page(fetched, id, max_chars).await?,
+        };
         let mut sources = self.sources();
-        let page = render_page(&fetched, id, sources.len(), self.max_page_chars);
         if let Some(source) = sources.get_mut(id) {
             source.title = page.title.clone();
         }
@@ -300,6 +318,24 @@ impl SimpleBrowser {
         Ok(pages.into())
     }
 }
+
+/// The page as plain text, for a page whose reading ran out of time; plain text is linear
+/// work, given a few seconds of its own.
+async fn plain_page(
+    fetched: std::sync::Arc<Fetched>,
+    id: usize,
+    max_chars: usize,
+) -> Result<Page, FetchError> {
+    let url = fetched.url.to_string();
+    let reading = tokio::task::spawn_blocking(move || page::plain_page(&fetched, id, max_chars));
+    match tokio::time::timeout(PLAIN_TEXT_TIME, reading).await {
+        Ok(Ok(page)) => Ok(page),
+        _ => Err(FetchError::Unreadable { url }),
+    }
+}
+
+/// Time for reading a page as plain text after its full reading ran out of time.
+const PLAIN_TEXT_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn host_of(url: &str) -> String {
     Url::parse(url)

@@ -3,7 +3,8 @@
 use encoding_rs::{Encoding, UTF_8};
 
 use super::fetch::Fetched;
-use super::html::{Link, extract};
+use super::html::{Extracted, Link, extract};
+use super::shape::strip_tags;
 
 /// A page ready for the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,22 +21,24 @@ pub struct Page {
 /// `max_chars` characters of the body.
 pub fn render_page(fetched: &Fetched, id: usize, first_link: usize, max_chars: usize) -> Page {
     let kind = Kind::of(fetched);
-    let (title, body, links) = match kind {
+    let page = match kind {
         Kind::Html => {
             let html = decode(&fetched.body, &fetched.content_type, true);
-            let page = extract(&html, &fetched.url, first_link);
-            (page.title, page.text, page.links)
+            extract(&html, &fetched.url, first_link)
         }
         Kind::Json => {
             let text = decode(&fetched.body, &fetched.content_type, false);
-            let body = serde_json::from_str::<serde_json::Value>(&text)
-                .map(|v| glm_prompts::pyjson::dumps_indent(&v, 2))
-                .unwrap_or(text);
-            (String::new(), body, Vec::new())
+            Extracted {
+                text: pretty_json(text, max_chars),
+                ..Extracted::default()
+            }
         }
         Kind::Text => {
             let text = decode(&fetched.body, &fetched.content_type, false);
-            (String::new(), text.trim().to_owned(), Vec::new())
+            Extracted {
+                text: text.trim().to_owned(),
+                ..Extracted::default()
+            }
         }
         Kind::Other => {
             let body = format!(
@@ -43,16 +46,31 @@ pub fn render_page(fetched: &Fetched, id: usize, first_link: usize, max_chars: u
                 fetched.content_type.split(';').next().unwrap_or("binary"),
                 fetched.body.len()
             );
-            (String::new(), body, Vec::new())
+            Extracted {
+                text: body,
+                ..Extracted::default()
+            }
         }
     };
+    render(fetched, id, max_chars, page)
+}
+
+/// The header, the text cut to `max_chars`, and as many of the other links as fit in what is
+/// left of the view.
+pub(super) fn render(fetched: &Fetched, id: usize, max_chars: usize, page: Extracted) -> Page {
     let host = fetched.url.host_str().unwrap_or_default();
-    let mut text = format!("【{id}†{title}†{host}】\nURL: {}\n", fetched.url);
+    let mut text = format!("【{id}†{}†{host}】\nURL: {}\n", page.title, fetched.url);
+    if let Some(byline) = &page.byline {
+        text.push_str(&format!("By: {byline}\n"));
+    }
+    if let Some(date) = &page.date {
+        text.push_str(&format!("Published: {date}\n"));
+    }
     if fetched.status >= 400 {
         text.push_str(&format!("The server answered HTTP {}.\n", fetched.status));
     }
     text.push('\n');
-    let (shown, percent) = cut(&body, max_chars);
+    let (shown, percent) = cut(&page.text, max_chars);
     text.push_str(shown);
     if fetched.truncated {
         text.push_str(&format!(
@@ -61,7 +79,120 @@ pub fn render_page(fetched: &Fetched, id: usize, first_link: usize, max_chars: u
         ));
     }
     text.push_str(&format!("\n\nVisible: 0% - {percent}%"));
-    Page { title, text, links }
+    let mut room = max_chars.saturating_sub(shown.chars().count());
+    for (listed, link) in page.other_links.iter().take(MAX_LISTED_LINKS).enumerate() {
+        let entry = format!("【{}†{}】", link.id, short_url(&link.url));
+        let len = entry.chars().count() + 1;
+        if len > room {
+            break;
+        }
+        text.push_str(if listed == 0 {
+            "\n\nOther links on the page:\n"
+        } else {
+            "\n"
+        });
+        text.push_str(&entry);
+        room -= len;
+    }
+    let mut links = page.links;
+    links.extend(page.other_links);
+    Page {
+        title: page.title,
+        text,
+        links,
+    }
+}
+
+/// A link's address without its scheme, query and fragment, cut to 60 characters.
+fn short_url(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    let text = format!("{host}{}", url.path().trim_end_matches('/'));
+    let mut short: String = text.chars().take(60).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// `fetched` as plain text (tags dropped), for a page whose full reading took too long.
+pub(super) fn plain_page(fetched: &Fetched, id: usize, max_chars: usize) -> Page {
+    let text = decode(&fetched.body, &fetched.content_type, true);
+    let page = Extracted {
+        text: format!(
+            "[Reading this page's structure took too long; its text only:]\n\n{}",
+            strip_tags(&text)
+        ),
+        ..Extracted::default()
+    };
+    render(fetched, id, max_chars, page)
+}
+
+/// Other links listed after the text, at most.
+const MAX_LISTED_LINKS: usize = 40;
+
+/// JSON indented for reading when the indented form fits in a few views; otherwise (and when
+/// it is not JSON) the text as served. The document is checked and re-indented as text, never
+/// built as a tree: a deep or wide document costs no more memory than its text.
+fn pretty_json(text: String, max_chars: usize) -> String {
+    let budget = max_chars.saturating_mul(4).max(4096);
+    if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
+        return text;
+    }
+    reindent(&text, 2, budget).unwrap_or(text)
+}
+
+/// Valid JSON `text` with `indent` spaces a level, or `None` once it passes `budget` bytes.
+fn reindent(text: &str, indent: usize, budget: usize) -> Option<String> {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', indent * depth));
+    };
+    while let Some(c) = chars.next() {
+        if out.len() > budget {
+            return None;
+        }
+        match c {
+            '"' => {
+                out.push('"');
+                while let Some(c) = chars.next() {
+                    out.push(c);
+                    match c {
+                        '\\' => out.extend(chars.next()),
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '{' | '[' => {
+                while chars.next_if(|c| c.is_whitespace()).is_some() {}
+                let close = if c == '{' { '}' } else { ']' };
+                if chars.next_if_eq(&close).is_some() {
+                    out.push(c);
+                    out.push(close);
+                } else {
+                    out.push(c);
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +296,18 @@ mod tests {
         assert!(decode(http_equiv, "text/html", true).ends_with('あ'));
         assert_eq!(decode("naïve".as_bytes(), "", false), "naïve");
         assert_eq!(decode(b"\xff\xfeh\0i\0", "", false), "hi");
+    }
+
+    #[test]
+    fn json_is_indented_without_a_tree_and_only_when_small() {
+        let text = r#"{"a": [1, {"b": "x,\"y"}], "e": {}, "f": []}"#.to_owned();
+        assert_eq!(
+            pretty_json(text, 1_000),
+            "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"x,\\\"y\"\n    }\n  ],\n  \"e\": {},\n  \"f\": []\n}"
+        );
+        let big = format!("[{}]", vec!["[[1]]"; 10_000].join(","));
+        assert_eq!(pretty_json(big.clone(), 1_000), big);
+        assert_eq!(pretty_json("{oops".into(), 1_000), "{oops");
     }
 
     #[test]

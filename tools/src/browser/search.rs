@@ -6,14 +6,19 @@
 //! fetcher like any other page.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+use reqwest::redirect::Policy;
 
 use scraper::{Html, Selector};
 use serde_json::Value;
-use url::Url;
+use url::{Host, Url};
 
 use super::fetch::USER_AGENT;
+use super::guard::{GuardedResolver, HostPolicy};
 
 /// One search hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +66,59 @@ fn recency_bucket(days: u32) -> usize {
     }
 }
 
-fn client(backend: &'static str) -> Result<reqwest::Client, SearchError> {
+/// Bytes of a search response read at most (after decompression).
+const MAX_RESPONSE_BYTES: usize = 2 << 20;
+
+/// Redirects a search request follows at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// A client for one search endpoint: no proxy from the environment; the endpoint's own host
+/// may be private (a SearXNG on the local network is a normal setup) but nothing else may be;
+/// redirects stay on public addresses, and a request carrying a key never follows one to
+/// another host.
+fn client(
+    backend: &'static str,
+    endpoint: &Url,
+    carries_key: bool,
+) -> Result<reqwest::Client, SearchError> {
+    let own_host = endpoint.host_str().unwrap_or_default().to_owned();
+    let policy = Arc::new(HostPolicy::allowing([own_host.as_str()]));
+    let redirects = {
+        let policy = policy.clone();
+        Policy::custom(move |attempt| {
+            let url = attempt.url().clone();
+            let host = url.host_str().unwrap_or_default().to_owned();
+            if attempt.previous().len() > MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            if !matches!(url.scheme(), "http" | "https") {
+                return attempt.error(format!("a redirect to a `{}` URL", url.scheme()));
+            }
+            if host == own_host {
+                return attempt.follow();
+            }
+            if carries_key {
+                return attempt.error(format!(
+                    "a redirect to another host ({host}), not followed so that the API key stays with {own_host}"
+                ));
+            }
+            let literal = match url.host() {
+                Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+                Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+                _ => None,
+            };
+            match literal.map(|ip| policy.check(&host, ip)) {
+                Some(Err(refused)) => attempt.error(refused.to_string()),
+                _ => attempt.follow(),
+            }
+        })
+    };
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(Duration::from_secs(20))
+        .no_proxy()
+        .redirect(redirects)
+        .dns_resolver(GuardedResolver::new(policy))
         .build()
         .map_err(|e| SearchError {
             backend,
@@ -77,15 +131,25 @@ async fn get(
     request: reqwest::RequestBuilder,
 ) -> Result<String, SearchError> {
     let fail = |message: String| SearchError { backend, message };
-    let response = request
+    let mut response = request
         .send()
         .await
-        .map_err(|e| fail(format!("the service is unreachable ({e})")))?;
+        .map_err(|e| fail(format!("the service is unreachable ({})", chain(&e))))?;
     let status = response.status();
-    let body = response
-        .text()
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| fail(format!("reading the response failed ({e})")))?;
+        .map_err(|e| fail(format!("reading the response failed ({})", chain(&e))))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(fail(format!(
+                "the response is larger than {} MiB",
+                MAX_RESPONSE_BYTES >> 20
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
     if !status.is_success() {
         let hint = match status.as_u16() {
             401 | 403 => "; check the API key",
@@ -94,7 +158,19 @@ async fn get(
         };
         return Err(fail(format!("the service answered HTTP {status}{hint}")));
     }
-    Ok(body)
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// An error with its causes, which say what a redirect policy or the resolver refused.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        source = e.source();
+    }
+    message
 }
 
 /// DuckDuckGo's HTML results page: works without a key or account.
@@ -111,8 +187,8 @@ impl DuckDuckGo {
     /// A backend posting to `endpoint`.
     pub fn new(endpoint: Url) -> Result<Self, SearchError> {
         Ok(DuckDuckGo {
+            client: client("DuckDuckGo", &endpoint, false)?,
             endpoint,
-            client: client("DuckDuckGo")?,
         })
     }
 
@@ -192,8 +268,8 @@ impl Searxng {
     /// A backend for the instance at `base`.
     pub fn new(base: Url) -> Result<Self, SearchError> {
         Ok(Searxng {
+            client: client("SearXNG", &base, false)?,
             base,
-            client: client("SearXNG")?,
         })
     }
 
@@ -254,9 +330,9 @@ impl BraveSearch {
     /// A backend calling `endpoint` with `key`.
     pub fn new(endpoint: Url, key: String) -> Result<Self, SearchError> {
         Ok(BraveSearch {
+            client: client("Brave", &endpoint, true)?,
             endpoint,
             key,
-            client: client("Brave")?,
         })
     }
 

@@ -1,0 +1,686 @@
+//! Reader mode: which part of a page is its article.
+//!
+//! One pass over the tree measures every element: how much text it holds, how much of that is
+//! link text, and how much paragraph-like prose sits in it or just below it. Prose scores its
+//! parent fully and its grandparent and great-grandparent partly, so the element whose children
+//! are the article's paragraphs scores highest; link-heavy elements are discounted by their
+//! link density, and class or id words (`sidebar`, `comment`, `share`, ... against `article`,
+//! `content`, `post`, ...) move the score. The best element, with those of its siblings that
+//! score close to it, is the content. Inside it, blocks marked as boilerplate and lists that are
+//! mostly links are left out. A page with no clear article reads as a whole.
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+
+use ego_tree::NodeId;
+use scraper::{ElementRef, Html, Node};
+
+/// Tags whose content is never shown.
+pub(super) const SKIPPED: [&str; 20] = [
+    "script", "style", "noscript", "template", "svg", "nav", "footer", "aside", "button", "iframe",
+    "select", "input", "textarea", "canvas", "object", "embed", "head", "dialog", "menu", "option",
+];
+
+/// Words of class names and ids that mark boilerplate, matched as whole words.
+const NEGATIVE: [&str; 52] = [
+    "nav",
+    "navi",
+    "navbar",
+    "menu",
+    "menubar",
+    "breadcrumb",
+    "breadcrumbs",
+    "footer",
+    "sidebar",
+    "widget",
+    "widgets",
+    "comment",
+    "comments",
+    "commentlist",
+    "respond",
+    "share",
+    "sharing",
+    "social",
+    "related",
+    "recommended",
+    "popular",
+    "trending",
+    "banner",
+    "cookie",
+    "cookies",
+    "consent",
+    "gdpr",
+    "ad",
+    "ads",
+    "sponsor",
+    "sponsored",
+    "promo",
+    "newsletter",
+    "subscribe",
+    "popup",
+    "modal",
+    "pagination",
+    "pager",
+    "skip",
+    "toolbar",
+    "masthead",
+    "shoutbox",
+    "offcanvas",
+    "overlay",
+    "author",
+    "byline",
+    "meta",
+    "postmetadata",
+    "utility",
+    "tags",
+    "credit",
+    "copyright",
+];
+
+/// Boilerplate markers that also count inside a word (`sharebar`, `relatedposts`).
+const NEGATIVE_INSIDE: [&str; 12] = [
+    "navigation",
+    "breadcrumb",
+    "footer",
+    "sidebar",
+    "widget",
+    "social",
+    "related",
+    "cookie",
+    "advert",
+    "newsletter",
+    "sponsor",
+    "pagination",
+];
+
+/// Words of class names and ids that mark content.
+const POSITIVE: [&str; 13] = [
+    "article",
+    "articlebody",
+    "content",
+    "entry",
+    "main",
+    "post",
+    "story",
+    "text",
+    "body",
+    "blog",
+    "hentry",
+    "prose",
+    "rte",
+];
+
+/// Prose shorter than this does not score.
+const MIN_PARAGRAPH: u32 = 25;
+
+/// Content with less text than this is no article: the page is read whole.
+const MIN_CONTENT: u32 = 140;
+
+/// Measurements of one element.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Stats {
+    /// Characters of text (whitespace runs counted once).
+    pub text: u32,
+    /// Characters of that inside links.
+    pub link_text: u32,
+    /// Links inside.
+    pub links: u32,
+    /// Prose score gathered from paragraphs in or below it.
+    score: f32,
+    /// What its class and id say.
+    marks: Marks,
+}
+
+impl Stats {
+    pub fn link_density(&self) -> f32 {
+        if self.text == 0 {
+            0.0
+        } else {
+            self.link_text as f32 / self.text as f32
+        }
+    }
+}
+
+/// The measured page.
+pub(super) struct Analysis {
+    stats: HashMap<NodeId, Stats>,
+    /// `<meta>` elements and JSON-LD scripts, for the byline and date.
+    head: Vec<NodeId>,
+    /// The best-scoring element.
+    top: Option<NodeId>,
+    /// Its ancestors: never boilerplate, whatever their names say (`<div class="page
+    /// has-sidebar">` wraps many an article).
+    chain: HashSet<NodeId>,
+    /// The score a sibling of the path needs to be read with the article.
+    threshold: f32,
+    /// The best element's parent and grandparent: headings beside them title the article.
+    near: Vec<NodeId>,
+}
+
+/// How an element's class and id read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Marks {
+    Negative,
+    Positive,
+    #[default]
+    Neutral,
+}
+
+/// The class and id words of `el`.
+pub(super) fn marks(el: ElementRef<'_>) -> Marks {
+    let v = el.value();
+    let mut positive = false;
+    let words = v
+        .id()
+        .into_iter()
+        .chain(v.classes())
+        .flat_map(|s| s.split(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|w| !w.is_empty());
+    let mut lower = String::new();
+    for word in words {
+        lower.clear();
+        lower.extend(word.chars().map(|c| c.to_ascii_lowercase()));
+        let word = lower.as_str();
+        if NEGATIVE.contains(&word) || NEGATIVE_INSIDE.iter().any(|m| word.contains(m)) {
+            return Marks::Negative;
+        }
+        positive |= POSITIVE.contains(&word);
+    }
+    if positive {
+        Marks::Positive
+    } else {
+        Marks::Neutral
+    }
+}
+
+/// Hidden, or given a role that is not content (one pass over the attributes).
+pub(super) fn hidden_or_chrome(el: ElementRef<'_>) -> bool {
+    el.value().attrs().any(|(name, value)| match name {
+        "hidden" => true,
+        "aria-hidden" => value == "true",
+        "style" => {
+            let style = value.to_ascii_lowercase().replace(' ', "");
+            style.contains("display:none") || style.contains("visibility:hidden")
+        }
+        "role" => matches!(
+            value,
+            "navigation" | "contentinfo" | "dialog" | "complementary" | "banner" | "menu"
+        ),
+        _ => false,
+    })
+}
+
+fn is_paragraph(tag: &str) -> bool {
+    matches!(tag, "p" | "pre" | "td" | "blockquote" | "li" | "dd")
+}
+
+fn is_block(tag: &str) -> bool {
+    matches!(
+        tag,
+        "p" | "div"
+            | "section"
+            | "article"
+            | "main"
+            | "table"
+            | "ul"
+            | "ol"
+            | "pre"
+            | "blockquote"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "form"
+            | "header"
+            | "figure"
+            | "dl"
+    )
+}
+
+/// One open element during the pass.
+struct Frame {
+    id: NodeId,
+    tag: &'static str,
+    stats: Stats,
+    commas: u32,
+    has_block: bool,
+}
+
+/// Interned tag names the pass cares about; others read as "".
+fn intern(name: &str) -> &'static str {
+    const KNOWN: [&str; 27] = [
+        "p",
+        "pre",
+        "td",
+        "blockquote",
+        "li",
+        "dd",
+        "div",
+        "section",
+        "article",
+        "main",
+        "table",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "form",
+        "header",
+        "figure",
+        "dl",
+        "a",
+        "body",
+        "span",
+        "font",
+    ];
+    KNOWN.iter().find(|k| **k == name).copied().unwrap_or("")
+}
+
+/// Measures every element of `document` (skipped and hidden subtrees count nothing).
+pub(super) fn analyse(document: &Html) -> Analysis {
+    let mut stats = HashMap::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut skipping = 0usize;
+    let mut head = Vec::new();
+    for edge in document.tree.root().traverse() {
+        match edge {
+            ego_tree::iter::Edge::Open(node) => match node.value() {
+                Node::Element(e) => {
+                    let el = ElementRef::wrap(node);
+                    let skip = skipping > 0
+                        || (SKIPPED.contains(&e.name()) && e.name() != "head")
+                        || el.is_some_and(hidden_or_chrome);
+                    if skip {
+                        skipping += 1;
+                        continue;
+                    }
+                    let wanted = e.name() == "meta"
+                        || e.name() == "time"
+                        || (e.name() == "script" && e.attr("type") == Some("application/ld+json"))
+                        || names_author(e);
+                    if wanted && head.len() < 500 {
+                        head.push(node.id());
+                    }
+                    let marks = if e.id().is_some() || e.classes().next().is_some() {
+                        el.map_or(Marks::Neutral, marks)
+                    } else {
+                        Marks::Neutral
+                    };
+                    stack.push(Frame {
+                        id: node.id(),
+                        tag: intern(e.name()),
+                        stats: Stats {
+                            marks,
+                            ..Stats::default()
+                        },
+                        commas: 0,
+                        has_block: false,
+                    });
+                }
+                Node::Text(t) if skipping == 0 => {
+                    if let Some(top) = stack.last_mut() {
+                        let (chars, commas) = measure(t);
+                        top.stats.text += chars;
+                        top.commas += commas;
+                    }
+                }
+                _ => {}
+            },
+            ego_tree::iter::Edge::Close(node) => {
+                if !matches!(node.value(), Node::Element(_)) {
+                    continue;
+                }
+                if skipping > 0 {
+                    skipping -= 1;
+                    continue;
+                }
+                let Some(mut frame) = stack.pop() else {
+                    continue;
+                };
+                if frame.tag == "a" {
+                    frame.stats.link_text = frame.stats.text;
+                    frame.stats.links += 1;
+                }
+                let leaf_div = frame.tag == "div" && !frame.has_block;
+                if (is_paragraph(frame.tag) || leaf_div) && frame.stats.text >= MIN_PARAGRAPH {
+                    let prose = 1.0
+                        + frame.commas.min(20) as f32
+                        + (frame.stats.text as f32 / 100.0).min(3.0);
+                    let prose = prose * (1.0 - frame.stats.link_density());
+                    let depth = stack.len();
+                    for (level, divider) in [(1, 1.0), (2, 2.0), (3, 3.0)] {
+                        if let Some(f) = depth.checked_sub(level).and_then(|i| stack.get_mut(i)) {
+                            f.stats.score += prose / divider;
+                        }
+                    }
+                }
+                if let Some(parent) = stack.last_mut() {
+                    parent.stats.text += frame.stats.text;
+                    parent.stats.link_text += frame.stats.link_text;
+                    parent.stats.links += frame.stats.links;
+                    parent.commas += frame.commas;
+                    parent.has_block |= is_block(frame.tag) || frame.has_block;
+                }
+                if frame.stats.text > 0 {
+                    stats.insert(frame.id, frame.stats);
+                }
+            }
+        }
+    }
+    Analysis {
+        stats,
+        head,
+        top: None,
+        chain: HashSet::new(),
+        threshold: 0.0,
+        near: Vec::new(),
+    }
+}
+
+/// Characters (whitespace runs as one) and clause marks of a text node.
+fn measure(text: &str) -> (u32, u32) {
+    let mut chars = 0u32;
+    let mut commas = 0u32;
+    let mut in_space = true;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if !in_space {
+                chars += 1;
+            }
+            in_space = true;
+        } else {
+            chars += 1;
+            in_space = false;
+            if matches!(c, ',' | '，' | '、' | '。' | '،') {
+                commas += 1;
+            }
+        }
+    }
+    (chars, commas)
+}
+
+impl Analysis {
+    pub fn stats(&self, id: NodeId) -> Stats {
+        self.stats.get(&id).copied().unwrap_or_default()
+    }
+
+    /// How strongly `el` reads as the article's container.
+    fn candidate_score(&self, el: ElementRef<'_>) -> f32 {
+        let stats = self.stats(el.id());
+        let bias = match el.value().name() {
+            "article" => 10.0,
+            "main" => 8.0,
+            "div" | "section" => 5.0,
+            "pre" | "td" | "blockquote" => 3.0,
+            "form" | "ul" | "ol" | "dl" => -3.0,
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "th" => -5.0,
+            _ => 0.0,
+        };
+        let marks = match stats.marks {
+            Marks::Positive => 25.0,
+            Marks::Negative => -25.0,
+            Marks::Neutral => 0.0,
+        };
+        let itemprop = if el.value().attr("itemprop") == Some("articleBody") {
+            25.0
+        } else {
+            0.0
+        };
+        (stats.score + bias + marks + itemprop) * (1.0 - stats.link_density())
+    }
+
+    /// The elements holding the article, in document order; `None` when the page has none.
+    pub fn content(&mut self, document: &Html) -> Option<Vec<NodeId>> {
+        let mut best: Option<(f32, ElementRef<'_>)> = None;
+        // Nodes in parse order, so that of equal scores the first wins.
+        for node in document.tree.nodes() {
+            let Some(stats) = self.stats.get(&node.id()) else {
+                continue;
+            };
+            if stats.score <= 0.0 {
+                continue;
+            }
+            let Some(el) = ElementRef::wrap(node) else {
+                continue;
+            };
+            if matches!(el.value().name(), "html" | "body") {
+                continue;
+            }
+            let score = self.candidate_score(el);
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, el));
+            }
+        }
+        let (top_score, top) = best?;
+        self.top = Some(top.id());
+        self.threshold = (top_score * 0.2).max(10.0);
+        self.chain = std::iter::successors(top.parent(), |n| n.parent())
+            .map(|n| n.id())
+            .collect();
+        self.near = std::iter::successors(top.parent(), |n| n.parent())
+            .take(2)
+            .map(|n| n.id())
+            .collect();
+        // The text that will be read: the best element and the siblings that qualify at each
+        // level above it.
+        let mut text = self.stats(top.id()).text;
+        for ancestor in std::iter::successors(top.parent(), |n| n.parent()) {
+            for sibling in ancestor.children().filter_map(ElementRef::wrap) {
+                if !self.chain.contains(&sibling.id())
+                    && sibling.id() != top.id()
+                    && self.qualifies(sibling)
+                {
+                    text += self.stats(sibling.id()).text;
+                }
+            }
+        }
+        (text >= MIN_CONTENT).then(|| vec![document.root_element().id()])
+    }
+
+    /// Whether `el`, beside the path from the page's root to the best element, belongs to the
+    /// article too: it scores near the best, or it is prose, or a heading close to it.
+    fn qualifies(&self, el: ElementRef<'_>) -> bool {
+        let name = el.value().name();
+        let stats = self.stats(el.id());
+        if stats.text == 0 || SKIPPED.contains(&name) || stats.marks == Marks::Negative {
+            return false;
+        }
+        let density = stats.link_density();
+        if self.candidate_score(el) >= self.threshold {
+            return true;
+        }
+        match name {
+            "p" | "blockquote" | "pre" | "table" | "ul" | "ol" | "dl" | "figure" | "div" => {
+                (stats.text > 150 && density < 0.25)
+                    || (name == "p" && stats.text > 0 && density == 0.0 && ends_sentence(el))
+            }
+            "h1" | "h2" | "h3" => {
+                density < 0.5 && el.parent().is_some_and(|p| self.near.contains(&p.id()))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `el` is left out of the article: beside the path to the best element and not
+    /// qualifying, or inside the article and marked as boilerplate or mostly links.
+    pub fn is_boilerplate(&self, el: ElementRef<'_>) -> bool {
+        let id = el.id();
+        if self.chain.contains(&id) || self.top == Some(id) {
+            return false;
+        }
+        if el.parent().is_some_and(|p| self.chain.contains(&p.id())) {
+            return !self.qualifies(el);
+        }
+        let Some(stats) = self.stats.get(&id).copied() else {
+            // No text at all (or hidden): only images and rules could be lost.
+            return !matches!(
+                el.value().name(),
+                "img" | "br" | "hr" | "figure" | "picture"
+            );
+        };
+        if stats.marks == Marks::Negative {
+            return true;
+        }
+        let density = stats.link_density();
+        match el.value().name() {
+            // Captions are mostly credits, dates and addresses are the page's, not the story's.
+            "figcaption" | "time" | "address" => true,
+            "ul" | "ol" | "dl" => stats.links >= 2 && density > 0.6,
+            "div" | "section" | "table" | "header" => stats.links >= 3 && density > 0.6,
+            // "Read also: <a>...</a>".
+            "p" | "span" | "li" => stats.links >= 1 && density > 0.8 && stats.text < 100,
+            _ => false,
+        }
+    }
+}
+
+fn ends_sentence(el: ElementRef<'_>) -> bool {
+    let text: String = el.text().collect();
+    text.trim_end().ends_with(['.', '!', '?', '。', '！', '？'])
+}
+
+/// Byline and date from the page's metadata, when it states them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Who wrote it.
+    pub byline: Option<String>,
+    /// When it was published, as the page writes it.
+    pub date: Option<String>,
+}
+
+/// Reads `<meta>` tags and JSON-LD for the byline and date.
+pub(super) fn metadata(document: &Html, analysis: &Analysis) -> Meta {
+    let mut meta = Meta::default();
+    let found: Vec<ElementRef<'_>> = analysis
+        .head
+        .iter()
+        .filter_map(|id| document.tree.get(*id).and_then(ElementRef::wrap))
+        .collect();
+    for m in found.iter().filter(|e| e.value().name() == "meta") {
+        let v = m.value();
+        let key = v
+            .attr("name")
+            .or_else(|| v.attr("property"))
+            .or_else(|| v.attr("itemprop"))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let Some(content) = v.attr("content").map(clean).filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        match key.as_str() {
+            "author" | "article:author" | "dc.creator" | "byl" | "parsely-author"
+                if meta.byline.is_none() && !content.starts_with("http") =>
+            {
+                meta.byline = Some(content);
+            }
+            "article:published_time"
+            | "datepublished"
+            | "date"
+            | "pubdate"
+            | "publish-date"
+            | "dc.date"
+            | "dc.date.issued"
+            | "og:published_time"
+            | "sailthru.date"
+                if meta.date.is_none() =>
+            {
+                meta.date = Some(content);
+            }
+            _ => {}
+        }
+    }
+    if meta.byline.is_none() || meta.date.is_none() {
+        json_ld(
+            found.iter().filter(|e| e.value().name() == "script"),
+            &mut meta,
+        );
+    }
+    // Then what the page shows: a byline element, a `<time>`.
+    for el in &found {
+        let v = el.value();
+        if meta.date.is_none() && v.name() == "time" {
+            meta.date = v
+                .attr("datetime")
+                .map(clean)
+                .or_else(|| Some(clean(&el.text().collect::<String>())))
+                .filter(|d| !d.is_empty());
+        }
+        if meta.byline.is_none() && v.name() != "meta" && names_author(v) {
+            let text = clean(&el.text().collect::<String>());
+            let text = text
+                .strip_prefix("By ")
+                .or_else(|| text.strip_prefix("by "))
+                .unwrap_or(&text);
+            // The name, not a date or a biography after it.
+            let name = text
+                .split(['·', '|', '—', '\n'])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            if (2..=80).contains(&name.chars().count()) {
+                meta.byline = Some(name.to_owned());
+            }
+        }
+    }
+    meta
+}
+
+/// An element that says it holds the author's name.
+fn names_author(e: &scraper::node::Element) -> bool {
+    e.attr("rel") == Some("author")
+        || e.attr("itemprop") == Some("author")
+        || e.classes().chain(e.id()).any(|c| {
+            let tail = |word: &str| {
+                c.len() >= word.len()
+                    && c.as_bytes()[c.len() - word.len()..].eq_ignore_ascii_case(word.as_bytes())
+                    && (c.len() == word.len() || c.as_bytes()[c.len() - word.len() - 1] == b'-')
+            };
+            tail("author") || tail("byline")
+        })
+}
+
+fn clean(text: &str) -> String {
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    text.chars().take(200).collect()
+}
+
+/// JSON-LD blocks up to this size are read for metadata.
+const MAX_JSON_LD: usize = 200_000;
+
+fn json_ld<'a>(scripts: impl Iterator<Item = &'a ElementRef<'a>>, meta: &mut Meta) {
+    for script in scripts.take(20) {
+        let text: String = script.text().collect();
+        if text.len() > MAX_JSON_LD {
+            continue;
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let items: Vec<&serde_json::Value> = match &value {
+            serde_json::Value::Array(items) => items.iter().collect(),
+            v => v
+                .get("@graph")
+                .and_then(|g| g.as_array())
+                .map_or_else(|| vec![v], |g| g.iter().collect()),
+        };
+        for item in items {
+            if meta.date.is_none() {
+                meta.date = item["datePublished"].as_str().map(clean);
+            }
+            if meta.byline.is_none() {
+                let author = &item["author"];
+                let author = author.as_array().and_then(|a| a.first()).unwrap_or(author);
+                meta.byline = author
+                    .as_str()
+                    .or_else(|| author["name"].as_str())
+                    .map(clean)
+                    .filter(|a| !a.is_empty() && !a.starts_with("http"));
+            }
+        }
+    }
+}
