@@ -21,7 +21,7 @@ pub(super) const SKIPPED: [&str; 20] = [
 ];
 
 /// Words of class names and ids that mark boilerplate, matched as whole words.
-const NEGATIVE: [&str; 52] = [
+const NEGATIVE: [&str; 55] = [
     "nav",
     "navi",
     "navbar",
@@ -74,6 +74,9 @@ const NEGATIVE: [&str; 52] = [
     "tags",
     "credit",
     "copyright",
+    "kommentare",
+    "feedback",
+    "paywall",
 ];
 
 /// Boilerplate markers that also count inside a word (`sharebar`, `relatedposts`).
