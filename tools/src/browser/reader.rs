@@ -425,7 +425,9 @@ impl Analysis {
             _ => 0.0,
         };
         let marks = match stats.marks {
-            Marks::Positive => 25.0,
+            // Content words are weaker evidence than boilerplate words: `content` and `text`
+            // name every wrapper.
+            Marks::Positive => 10.0,
             Marks::Negative => -25.0,
             Marks::Neutral => 0.0,
         };
