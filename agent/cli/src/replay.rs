@@ -7,7 +7,7 @@ use glm_agent::exit::ExitStatus;
 use glm_agent::replay::replay;
 use glm_agent::trace::Trace;
 use glm_prompts::Encoder;
-use glm_tools::builtins::{BuiltinOptions, builtin_registry};
+use glm_tools::builtins::builtin_registry;
 
 use crate::cli::{CmdResult, Failure, write_stdout};
 use crate::config::{Config, ToolSettings};
@@ -78,14 +78,13 @@ pub fn run(args: ReplayArgs) -> CmdResult {
     let live = match args.tools {
         Tools::Recorded => None,
         Tools::Live => {
-            let mut options = BuiltinOptions::new(args.common.cache()?);
-            options.offline = args.common.is_offline();
             let flags = ToolSettings {
                 allow_hosts: (!args.allow_host.is_empty()).then(|| args.allow_host.clone()),
                 ..ToolSettings::default()
             };
             let settings = Config::load()?.resolve(&flags)?.value;
-            options.allow_hosts = settings.allow_hosts.unwrap_or_default();
+            let options =
+                settings.builtin_options(args.common.cache()?, args.common.is_offline())?;
             let names: Vec<String> = trace
                 .events
                 .iter()

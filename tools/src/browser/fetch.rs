@@ -268,15 +268,20 @@ fn classify(url: &Url, error: &reqwest::Error) -> FetchError {
             message: "the server stopped sending data (read timeout)".into(),
         };
     }
+    FetchError::Network {
+        url: url.to_string(),
+        message: error_chain(error),
+    }
+}
+
+/// An error with its causes, which say what a redirect policy or the resolver refused.
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(e) = source {
         message.push_str(": ");
         message.push_str(&e.to_string());
         source = e.source();
     }
-    FetchError::Network {
-        url: url.to_string(),
-        message,
-    }
+    message
 }

@@ -292,12 +292,16 @@ impl Writer<'_> {
         self.line_break();
     }
 
-    fn link(&mut self, el: ElementRef<'_>, depth: usize) {
-        let target = el
-            .value()
+    /// Where a link goes, when it is a web address.
+    fn target(&self, el: ElementRef<'_>) -> Option<Url> {
+        el.value()
             .attr("href")
             .and_then(|href| self.base.join(href.trim()).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"));
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+    }
+
+    fn link(&mut self, el: ElementRef<'_>, depth: usize) {
+        let target = self.target(el);
         let text = collapse(&el.text().collect::<String>());
         match target {
             Some(url) if !text.is_empty() => {
@@ -340,12 +344,7 @@ impl Writer<'_> {
             if !open || name != "a" || self.written.contains(&el.id()) {
                 continue;
             }
-            let Some(url) = el
-                .value()
-                .attr("href")
-                .and_then(|href| self.base.join(href.trim()).ok())
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-            else {
+            let Some(url) = self.target(el) else {
                 continue;
             };
             let text: String = collapse(&el.text().collect::<String>())

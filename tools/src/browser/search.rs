@@ -17,7 +17,7 @@ use scraper::{Html, Selector};
 use serde_json::Value;
 use url::{Host, Url};
 
-use super::fetch::USER_AGENT;
+use super::fetch::{USER_AGENT, error_chain};
 use super::guard::{GuardedResolver, HostPolicy};
 
 /// One search hit.
@@ -134,13 +134,13 @@ async fn get(
     let mut response = request
         .send()
         .await
-        .map_err(|e| fail(format!("the service is unreachable ({})", chain(&e))))?;
+        .map_err(|e| fail(format!("the service is unreachable ({})", error_chain(&e))))?;
     let status = response.status();
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| fail(format!("reading the response failed ({})", chain(&e))))?
+        .map_err(|e| fail(format!("reading the response failed ({})", error_chain(&e))))?
     {
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
             return Err(fail(format!(
@@ -159,18 +159,6 @@ async fn get(
         return Err(fail(format!("the service answered HTTP {status}{hint}")));
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
-}
-
-/// An error with its causes, which say what a redirect policy or the resolver refused.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        message.push_str(": ");
-        message.push_str(&e.to_string());
-        source = e.source();
-    }
-    message
 }
 
 /// DuckDuckGo's HTML results page: works without a key or account.
