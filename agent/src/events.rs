@@ -90,6 +90,14 @@ pub enum Event {
         /// The settings in effect.
         settings: Value,
     },
+    /// The tools offered changed (an MCP server's list): from `step` on, the model is offered
+    /// these, told in a system turn appended before its next turn.
+    Tools {
+        /// The model turns taken before the change.
+        step: usize,
+        /// Every tool now offered, as rendered into that system turn.
+        tools: Vec<Value>,
+    },
     /// Text the model just generated (not recorded in traces: `model` has all of it).
     Delta {
         /// The step.

@@ -4,11 +4,13 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::stream;
 use glm_prompts::{Encoder, ToolSpec};
-use glm_tools::{DynamicTool, Observation, ToolError, ToolOutput, ToolRegistry};
+use glm_tools::{
+    BoxFuture, Observation, SourceTool, ToolError, ToolOutput, ToolRegistry, ToolSource,
+};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -117,7 +119,8 @@ struct CheckingEngine {
     /// Every recorded prompt delta and generated id, in order.
     sequence: Vec<u32>,
     steps: Vec<RecordedStep>,
-    next: Mutex<usize>,
+    /// Model turns asked for so far (shared with the recorded tools).
+    next: Arc<Mutex<usize>>,
     divergences: Divergences,
     encoder: Encoder,
 }
@@ -221,72 +224,120 @@ fn recorded_calls(events: &[Event]) -> Vec<CallRecord> {
     calls
 }
 
-/// Tools that answer with the recorded observations, in the recorded order.
-fn recorded_tools(
-    specs: &[ToolSpec],
-    calls: Vec<CallRecord>,
-    divergences: &Divergences,
-) -> ToolRegistry {
-    let queue = Arc::new(Mutex::new(VecDeque::from(calls)));
-    let mut registry = ToolRegistry::new();
-    for spec in specs {
-        let name = spec.name().to_owned();
-        let queue = queue.clone();
-        let divergences = divergences.clone();
-        let (description, parameters) = match spec {
-            ToolSpec::Function { function } => (
-                function
-                    .object()
-                    .get("description")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-                function
-                    .object()
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
-            _ => (String::new(), serde_json::Value::Null),
-        };
-        registry.register_dynamic(DynamicTool {
-            spec: spec.clone(),
-            description,
-            parameters,
-            handler: Box::new(move |_args, _ctx| {
-                let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                let name = name.clone();
-                let divergences = divergences.clone();
-                Box::pin(async move {
-                    match next {
-                        Some(record) => {
-                            if record.name != name {
-                                push(
-                                    &divergences,
-                                    Divergence {
-                                        step: record.step,
-                                        what: "a different tool was called".into(),
-                                        diff: format!(
-                                            "recorded `{}`, replayed `{name}`",
-                                            record.name
-                                        ),
-                                    },
-                                );
-                            }
-                            Ok(ToolOutput {
-                                observations: record.observations,
-                            })
-                        }
-                        None => Err(ToolError::Failed {
-                            tool: name,
-                            message: "no recorded observation is left for this call".into(),
-                        }),
-                    }
-                })
-            }),
-        });
+/// Tools that answer with the recorded observations, in the recorded order, and whose list
+/// changes where the recorded one did (an MCP server's), so the rebuilt prompts match.
+struct RecordedTools {
+    /// The tools offered now.
+    current: RwLock<Vec<ToolSpec>>,
+    /// Later lists, each with the model turns taken before it was offered.
+    changes: Mutex<VecDeque<(usize, Vec<ToolSpec>)>>,
+    /// Model turns the replay has taken (the engine counts them).
+    steps: Arc<Mutex<usize>>,
+    calls: Mutex<VecDeque<CallRecord>>,
+    divergences: Divergences,
+}
+
+impl ToolSource for RecordedTools {
+    fn tools(&self) -> Vec<SourceTool> {
+        let current = self.current.read().map(|c| c.clone()).unwrap_or_default();
+        current.into_iter().map(source_tool).collect()
     }
-    registry
+
+    fn call<'a>(
+        &'a self,
+        name: &'a str,
+        _args: serde_json::Value,
+        _ctx: &'a glm_tools::ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        let next = self.calls.lock().ok().and_then(|mut q| q.pop_front());
+        let result = match next {
+            Some(record) => {
+                if record.name != name {
+                    push(
+                        &self.divergences,
+                        Divergence {
+                            step: record.step,
+                            what: "a different tool was called".into(),
+                            diff: format!("recorded `{}`, replayed `{name}`", record.name),
+                        },
+                    );
+                }
+                Ok(ToolOutput {
+                    observations: record.observations,
+                })
+            }
+            None => Err(ToolError::Failed {
+                tool: name.to_owned(),
+                message: "no recorded observation is left for this call".into(),
+            }),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, bool> {
+        let taken = self.steps.lock().map(|n| *n).unwrap_or_default();
+        let mut changed = false;
+        if let Ok(mut changes) = self.changes.lock() {
+            while changes.front().is_some_and(|(step, _)| *step <= taken) {
+                if let (Some((_, list)), Ok(mut current)) =
+                    (changes.pop_front(), self.current.write())
+                {
+                    *current = list;
+                    changed = true;
+                }
+            }
+        }
+        Box::pin(std::future::ready(changed))
+    }
+}
+
+/// A recorded declaration as a source's tool.
+fn source_tool(spec: ToolSpec) -> SourceTool {
+    let (description, parameters) = match &spec {
+        ToolSpec::Function { function } => (
+            function
+                .object()
+                .get("description")
+                .and_then(|d| d.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            function
+                .object()
+                .get("parameters")
+                .cloned()
+                .unwrap_or_default(),
+        ),
+        _ => (String::new(), serde_json::Value::Null),
+    };
+    SourceTool {
+        spec,
+        description,
+        parameters,
+    }
+}
+
+/// The tool lists a trace records after its start, with the turns taken before each.
+fn recorded_changes(events: &[Event]) -> Result<VecDeque<(usize, Vec<ToolSpec>)>, ReplayError> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Tools { step, tools } => Some((*step, tools)),
+            _ => None,
+        })
+        .map(|(step, tools)| Ok((step, declarations(tools)?)))
+        .collect()
+}
+
+/// Tool declarations as recorded.
+fn declarations(tools: &[serde_json::Value]) -> Result<Vec<ToolSpec>, ReplayError> {
+    tools
+        .iter()
+        .map(|t| serde_json::from_value(t.clone()))
+        .collect::<Result<_, _>>()
+        .map_err(|source| ReplayError::Start {
+            what: "tool declarations",
+            source,
+        })
 }
 
 fn first_line_diff(recorded: &str, live: &str) -> String {
@@ -399,14 +450,8 @@ pub async fn replay(
     else {
         return Err(ReplayError::NoStart);
     };
-    let specs: Vec<ToolSpec> = tools
-        .iter()
-        .map(|t| serde_json::from_value(t.clone()))
-        .collect::<Result<_, _>>()
-        .map_err(|source| ReplayError::Start {
-            what: "tool declarations",
-            source,
-        })?;
+    let specs = declarations(tools)?;
+    let changes = recorded_changes(&trace.events)?;
     let settings: Settings =
         serde_json::from_value(settings.clone()).map_err(|source| ReplayError::Start {
             what: "settings",
@@ -416,15 +461,26 @@ pub async fn replay(
     let divergences: Divergences = Arc::new(Mutex::new(Vec::new()));
     let calls = recorded_calls(&trace.events);
     let live_mode = live.is_some();
+    let taken = Arc::new(Mutex::new(0));
     let registry = match live {
         Some(registry) => registry,
-        None => recorded_tools(&specs, calls.clone(), &divergences),
+        None => {
+            let mut registry = ToolRegistry::new();
+            registry.add_source(Arc::new(RecordedTools {
+                current: RwLock::new(specs),
+                changes: Mutex::new(changes),
+                steps: taken.clone(),
+                calls: Mutex::new(VecDeque::from(calls.clone())),
+                divergences: divergences.clone(),
+            }));
+            registry
+        }
     };
     let recorded_steps = steps.len();
     let engine = CheckingEngine {
         sequence,
         steps,
-        next: Mutex::new(0),
+        next: taken,
         divergences: divergences.clone(),
         encoder: encoder.clone(),
     };

@@ -129,7 +129,7 @@ impl<'t, 'a> Turn<'t, 'a> {
 
     /// Runs the turn for the user's message to its end.
     pub(crate) async fn run(mut self, user: &str) -> Outcome {
-        if let Err(e) = self.open(user) {
+        if let Err(e) = self.open(user).await {
             return self.finish(Finish::bad_prompt(e));
         }
         loop {
@@ -144,7 +144,7 @@ impl<'t, 'a> Turn<'t, 'a> {
                 Step::Finish(finish) => return self.finish(finish),
                 Step::Observe(observed) => {
                     let stop = observed.stop.clone();
-                    if let Err(e) = self.observe(observed) {
+                    if let Err(e) = self.observe(observed).await {
                         return self.finish(Finish::new(End::BadInput, e.to_string()));
                     }
                     if let Some(end) = stop {
@@ -157,7 +157,7 @@ impl<'t, 'a> Turn<'t, 'a> {
 
     /// The model's first step only, parsed and reported (a call is not run).
     pub(crate) async fn first(mut self, user: &str) -> Result<Parsed, End> {
-        self.open(user).map_err(|_| End::BadInput)?;
+        self.open(user).await.map_err(|_| End::BadInput)?;
         let generated = self.step().await.map_err(|f| f.end)?;
         let parsed = glm_prompts::parse(&generated.text, &self.declared);
         self.sink.event(&parsed_event(1, &parsed));
@@ -166,7 +166,7 @@ impl<'t, 'a> Turn<'t, 'a> {
 
     /// Adds the user's message to the prompt (the whole conversation the first time) and
     /// opens the assistant's turn.
-    fn open(&mut self, user: &str) -> Result<(), glm_prompts::Error> {
+    async fn open(&mut self, user: &str) -> Result<(), glm_prompts::Error> {
         let message = Message::new(Role::User, user);
         if self.session.ids.is_empty() {
             self.session.messages.push(message);
@@ -174,9 +174,30 @@ impl<'t, 'a> Turn<'t, 'a> {
             self.session.ids = self.agent.encoder.encode(&segments)?;
         } else {
             self.push(message)?;
+            self.tell_changed_tools().await?;
         }
         self.open_assistant();
         Ok(())
+    }
+
+    /// Before a model turn: when the offered tools changed (an MCP server's list), the model is
+    /// told in a system turn listing every tool now offered, appended so that the prompt stays
+    /// a prefix of the next one, and the parser learns the new names.
+    async fn tell_changed_tools(&mut self) -> Result<(), glm_prompts::Error> {
+        let tools = &self.agent.tools;
+        if !tools.refresh().await {
+            return Ok(());
+        }
+        let specs = tools.specs();
+        self.declared = tools.declared();
+        self.sink.event(&Event::Tools {
+            step: self.session.steps,
+            tools: specs
+                .iter()
+                .map(|s| serde_json::to_value(s).unwrap_or_default())
+                .collect(),
+        });
+        self.push(Message::system_with_tools(specs, String::new()))
     }
 
     /// Appends a message to the conversation and its rendered turn to the prompt ids.
@@ -399,8 +420,9 @@ impl<'t, 'a> Turn<'t, 'a> {
         })
     }
 
-    /// Appends observation turns (and the next `<|assistant|>`) and reports them.
-    fn observe(&mut self, observed: Observed) -> Result<(), glm_prompts::Error> {
+    /// Appends observation turns (then any change of tools, and the next `<|assistant|>`) and
+    /// reports them.
+    async fn observe(&mut self, observed: Observed) -> Result<(), glm_prompts::Error> {
         let step = self.session.steps;
         let files: Vec<String> = observed
             .files
@@ -421,6 +443,7 @@ impl<'t, 'a> Turn<'t, 'a> {
             });
             self.session.messages.push(message);
         }
+        self.tell_changed_tools().await?;
         self.open_assistant();
         Ok(())
     }

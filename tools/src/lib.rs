@@ -42,11 +42,14 @@
 pub mod browser;
 pub mod builtins;
 mod error;
+pub mod mcp;
 pub mod python;
 mod registry;
 pub mod schema;
 mod tool;
 
 pub use error::{CallError, Recovery, ToolError};
-pub use registry::{DynamicHandler, DynamicTool, ToolInfo, ToolRegistry, shorten};
+pub use registry::{
+    BoxFuture, DynamicHandler, DynamicTool, SourceTool, ToolInfo, ToolRegistry, ToolSource, shorten,
+};
 pub use tool::{Observation, Tool, ToolContext, ToolOutput};

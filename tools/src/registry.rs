@@ -3,14 +3,17 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use glm_prompts::{Arguments, DeclaredTools, ToolCall, ToolKind, ToolSpec};
+use glm_prompts::{Arguments, DeclaredTools, FunctionSpec, ToolCall, ToolKind, ToolSpec};
 use serde_json::Value;
 
 use crate::error::{CallError, ToolError};
 use crate::tool::{Tool, ToolContext, ToolOutput};
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed future that can be sent between threads.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The object-safe face of a [`Tool`].
 trait ErasedTool: Send + Sync {
@@ -115,6 +118,62 @@ impl ErasedTool for DynamicTool {
     }
 }
 
+/// A tool another program offers (an MCP server's, a recording's), as a [`ToolSource`] lists
+/// it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceTool {
+    /// How it is declared in the prompt (its name is the one the model writes, unique in the
+    /// registry).
+    pub spec: ToolSpec,
+    /// What it does.
+    pub description: String,
+    /// The JSON schema of its arguments, already normalised.
+    pub parameters: Value,
+}
+
+impl SourceTool {
+    /// A function tool.
+    pub fn function(name: impl Into<String>, description: String, parameters: Value) -> Self {
+        let function = FunctionSpec::new(name, description.clone(), parameters.clone());
+        SourceTool {
+            spec: ToolSpec::Function { function },
+            description,
+            parameters,
+        }
+    }
+
+    /// The name the model writes.
+    pub fn name(&self) -> &str {
+        self.spec.name()
+    }
+}
+
+/// Tools that live elsewhere and can change while a run goes on: the registry asks for their
+/// list, runs their calls through [`ToolSource::call`], and re-reads the list on
+/// [`ToolRegistry::refresh`] when the source says it changed.
+pub trait ToolSource: Send + Sync {
+    /// The tools offered now.
+    fn tools(&self) -> Vec<SourceTool>;
+    /// Runs one of them by the name it is offered under.
+    fn call<'a>(
+        &'a self,
+        name: &'a str,
+        args: Value,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+    /// This source's own limit per call, in place of the run's; `None` keeps the run's.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// Re-reads the list when the source was told it changed; `true` when it was re-read.
+    fn refresh(&self) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(false))
+    }
+}
+
+/// The tools of the sources, by offered name: which source, and its description.
+type SourceTools = BTreeMap<String, (usize, SourceTool)>;
+
 /// A tool's public description, as `glm-agent tools list` prints it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ToolInfo {
@@ -130,11 +189,14 @@ pub struct ToolInfo {
 #[derive(Default)]
 pub struct ToolRegistry {
     tools: BTreeMap<String, Box<dyn ErasedTool>>,
+    sources: Vec<Arc<dyn ToolSource>>,
+    /// The sources' tools as last listed (a registered tool of the same name wins).
+    listed: RwLock<SourceTools>,
 }
 
 impl std::fmt::Debug for ToolRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.tools.keys()).finish()
+        f.debug_list().entries(self.names()).finish()
     }
 }
 
@@ -163,50 +225,104 @@ impl ToolRegistry {
         self
     }
 
-    /// Removes every tool whose name is not in `names`.
+    /// Adds the tools of a source (listed now, and again on [`ToolRegistry::refresh`]).
+    pub fn add_source(&mut self, source: Arc<dyn ToolSource>) -> &mut Self {
+        self.sources.push(source);
+        self.relist();
+        self
+    }
+
+    /// Re-reads the sources' lists after they changed; `true` when any was re-read (the
+    /// declarations may differ: the loop tells the model before its next turn).
+    pub async fn refresh(&self) -> bool {
+        let mut changed = false;
+        for source in &self.sources {
+            changed |= source.refresh().await;
+        }
+        if changed {
+            self.relist();
+        }
+        changed
+    }
+
+    fn relist(&self) {
+        let mut listed = SourceTools::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            for tool in source.tools() {
+                if !self.tools.contains_key(tool.name()) {
+                    listed.entry(tool.name().to_owned()).or_insert((i, tool));
+                }
+            }
+        }
+        *self.listed.write().unwrap_or_else(|e| e.into_inner()) = listed;
+    }
+
+    fn listed(&self) -> std::sync::RwLockReadGuard<'_, SourceTools> {
+        self.listed.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes every registered tool whose name is not in `names` (a source's tools are chosen
+    /// by the source).
     pub fn retain(&mut self, names: &[&str]) {
         self.tools.retain(|name, _| names.contains(&name.as_str()));
     }
 
-    /// Registered names, sorted.
-    pub fn names(&self) -> Vec<&str> {
-        self.tools.keys().map(String::as_str).collect()
+    /// Every tool's name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tools.keys().cloned().collect();
+        names.extend(self.listed().keys().cloned());
+        names.sort();
+        names
     }
 
-    /// Whether no tool is registered.
+    /// Whether no tool is offered.
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty()
+        self.tools.is_empty() && self.listed().is_empty()
     }
 
     /// The declarations for the system turn, sorted by name.
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.values().map(|t| t.spec()).collect()
+        let mut specs: BTreeMap<String, ToolSpec> = self
+            .tools
+            .iter()
+            .map(|(name, tool)| (name.clone(), tool.spec()))
+            .collect();
+        for (name, (_, tool)) in self.listed().iter() {
+            specs.insert(name.clone(), tool.spec.clone());
+        }
+        specs.into_values().collect()
     }
 
     /// The names and argument kinds the parser needs.
     pub fn declared(&self) -> DeclaredTools {
         let mut out = DeclaredTools::default();
         for (name, tool) in &self.tools {
-            let kind = match tool.spec() {
-                ToolSpec::Python => ToolKind::Python,
-                ToolSpec::SimpleBrowser => ToolKind::SimpleBrowser,
-                ToolSpec::Function { .. } | ToolSpec::Cogview => ToolKind::Function,
-            };
-            out.add(name.clone(), kind);
+            out.add(name.clone(), kind(&tool.spec()));
+        }
+        for (name, (_, tool)) in self.listed().iter() {
+            out.add(name.clone(), kind(&tool.spec));
         }
         out
     }
 
-    /// Name, description and parameter schema of every tool.
+    /// Name, description and parameter schema of every tool, sorted by name.
     pub fn describe(&self) -> Vec<ToolInfo> {
-        self.tools
+        let mut infos: Vec<ToolInfo> = self
+            .tools
             .iter()
             .map(|(name, tool)| ToolInfo {
                 name: name.clone(),
                 description: tool.description().to_owned(),
                 parameters: tool.parameters(),
             })
-            .collect()
+            .collect();
+        infos.extend(self.listed().iter().map(|(name, (_, tool))| ToolInfo {
+            name: name.clone(),
+            description: tool.description.clone(),
+            parameters: tool.parameters.clone(),
+        }));
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        infos
     }
 
     /// Runs a parsed call within the context's time limit and cancellation.
@@ -226,17 +342,28 @@ impl ToolRegistry {
         args: Value,
         ctx: &ToolContext,
     ) -> Result<ToolOutput, ToolError> {
-        let tool = self.tools.get(name).ok_or_else(|| ToolError::UnknownTool {
-            name: name.to_owned(),
-            available: self.names().join(", "),
-        })?;
-        let timeout = tool
-            .min_timeout()
-            .map_or(ctx.timeout, |least| least.max(ctx.timeout));
+        let (timeout, call) = if let Some(tool) = self.tools.get(name) {
+            let timeout = tool
+                .min_timeout()
+                .map_or(ctx.timeout, |least| least.max(ctx.timeout));
+            (timeout, tool.call(args, ctx))
+        } else {
+            let source = self.listed().get(name).map(|(i, _)| *i);
+            let Some(source) = source.and_then(|i| self.sources.get(i)) else {
+                return Err(ToolError::UnknownTool {
+                    name: name.to_owned(),
+                    available: self.names().join(", "),
+                });
+            };
+            (
+                source.timeout().unwrap_or(ctx.timeout),
+                source.call(name, args, ctx),
+            )
+        };
         tokio::select! {
             biased;
             () = ctx.cancel.cancelled() => Err(ToolError::Cancelled { tool: name.to_owned() }),
-            result = tokio::time::timeout(timeout, tool.call(args, ctx)) => match result {
+            result = tokio::time::timeout(timeout, call) => match result {
                 Ok(Ok(mut output)) => {
                     // Every tool's observations are held to the same limit.
                     for observation in &mut output.observations {
@@ -251,6 +378,15 @@ impl ToolRegistry {
                 }),
             },
         }
+    }
+}
+
+/// How the parser reads a tool's arguments.
+fn kind(spec: &ToolSpec) -> ToolKind {
+    match spec {
+        ToolSpec::Python => ToolKind::Python,
+        ToolSpec::SimpleBrowser => ToolKind::SimpleBrowser,
+        ToolSpec::Function { .. } | ToolSpec::Cogview => ToolKind::Function,
     }
 }
 

@@ -35,6 +35,7 @@ pub fn chat(args: ChatArgs) -> CmdResult {
             settings,
             registry,
             trace_dir,
+            servers,
         } = prepare(options).await?;
         let mut display = Display::new(options.json, tool_names(&registry));
         let work = options.work.open("chat")?;
@@ -47,14 +48,19 @@ pub fn chat(args: ChatArgs) -> CmdResult {
         let tty = std::io::stdin().is_terminal();
         // Ctrl-C stops the turn in progress; at the prompt it leaves.
         let current = std::sync::Arc::new(std::sync::Mutex::new(None::<CancellationToken>));
+        let servers = std::sync::Arc::new(servers);
         {
             let current = current.clone();
+            let servers = servers.clone();
             tokio::spawn(async move {
                 while tokio::signal::ctrl_c().await.is_ok() {
                     let running = current.lock().ok().and_then(|c| c.clone());
                     match running {
                         Some(token) => token.cancel(),
-                        None => std::process::exit(i32::from(ExitStatus::Interrupted.code())),
+                        None => {
+                            servers.kill();
+                            std::process::exit(i32::from(ExitStatus::Interrupted.code()))
+                        }
                     }
                 }
             });
@@ -112,6 +118,7 @@ pub fn chat(args: ChatArgs) -> CmdResult {
             }
         }
         drop(agent);
+        servers.shutdown().await;
         work.finish(options.json);
         match status {
             ExitStatus::Success | ExitStatus::Budget => Ok(()),

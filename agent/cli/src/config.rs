@@ -81,7 +81,7 @@ concern! {
     pub struct ToolSettings {
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         tools: Vec<String> = Some(vec!["python".into(), "simple_browser".into()]), env "GLM_AGENT_TOOLS",
-            "Tools offered to the model, comma separated; `none` for none";
+            "Tools offered to the model, comma separated: built-ins, MCP servers (NAME: all its tools) or their tools (NAME__TOOL); `none` for none [default: the built-ins and every configured server]";
         #[arg(long = "allow-host", value_name = "HOST")]
         allow_hosts: Vec<String> = Some(Vec::new()), env "GLM_AGENT_ALLOW_HOSTS",
             "A private or loopback host the browser may reach (repeatable)";
@@ -131,6 +131,9 @@ const ALL_KEYS: &[&[crate::settings::Key]] = &[
     TraceSettings::KEYS,
 ];
 
+/// The config file's named tables.
+const TABLES: &[&str] = &["mcp_servers"];
+
 /// The layers below the flags, read once per command.
 pub struct Config {
     layers: Layers,
@@ -144,9 +147,17 @@ impl Config {
     /// Reads the config file (see [`config_path`]) and the environment.
     pub fn load() -> Result<Config, Failure> {
         let path = config_path(|k| std::env::var(k).ok());
-        let layers =
-            Layers::load(&path, ALL_KEYS, |k| std::env::var(k).ok()).map_err(settings_error)?;
+        let layers = Layers::load(&path, ALL_KEYS, TABLES, |k| std::env::var(k).ok())
+            .map_err(settings_error)?;
         Ok(Config { layers })
+    }
+
+    /// The `[mcp_servers.NAME]` tables.
+    pub fn mcp_servers(
+        &self,
+    ) -> Result<Option<std::collections::BTreeMap<String, glm_tools::mcp::McpServerConfig>>, Failure>
+    {
+        self.layers.table("mcp_servers").map_err(settings_error)
     }
 
     /// One concern with `flags` on top.
@@ -299,7 +310,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, text).unwrap();
-        Layers::load(&path, ALL_KEYS, env)
+        Layers::load(&path, ALL_KEYS, TABLES, env)
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use glm_agent::{Event, EventSink};
 use glm_prompts::SpecialToken;
+use serde::Deserialize;
 
 use crate::cli::write_stdout;
 
@@ -146,6 +147,18 @@ impl Display {
                     out.push_str(&format!("  file: {f}\n"));
                 }
                 self.write_err(&out);
+            }
+            Event::Tools { tools, .. } => {
+                self.tools = tools
+                    .iter()
+                    .filter_map(|t| glm_prompts::ToolSpec::deserialize(t).ok())
+                    .map(|t| t.name().to_owned())
+                    .collect();
+                self.write_err(&format!(
+                    "tools changed: {} offered now ({})\n",
+                    self.tools.len(),
+                    short(&self.tools.join(", "), 1, 300)
+                ));
             }
             Event::Budget { detail, .. } => self.write_err(&format!("budget: {detail}\n")),
             Event::Error { message } => self.write_err(&format!("error: {message}\n")),

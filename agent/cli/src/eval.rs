@@ -43,6 +43,10 @@ pub struct EvalArgs {
     suite: Option<String>,
     #[command(flatten)]
     engine: EngineSettings,
+    /// MCP servers whose tools join the built-ins of cases that run tools (only these: the
+    /// config file's servers are not started for evals, so suites stay comparable).
+    #[command(flatten)]
+    mcp: crate::mcp::McpFlags,
     /// Where traces and the report go [default: ./eval-<suite>].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -215,13 +219,28 @@ async fn run_on_engine(
         Some(opened) => EngineChoice::Shared(opened.engine.as_ref()),
         None => EngineChoice::Reference,
     };
+    let mut named = Vec::new();
+    for flag in &args.mcp.mcp {
+        named.push(
+            glm_tools::mcp::parse_flag(flag).map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?,
+        );
+    }
+    let servers = crate::mcp::start(named).await?;
+    let sources: Vec<std::sync::Arc<dyn glm_tools::ToolSource>> = servers
+        .servers()
+        .iter()
+        .map(|s| s.clone() as std::sync::Arc<dyn glm_tools::ToolSource>)
+        .collect();
     let options = SuiteOptions {
         jobs: args.jobs,
+        sources: &sources,
         ..SuiteOptions::new(&encoder, builtins, &settings, out)
     };
-    run_suite(&cases, &choice, &options)
+    let reports = run_suite(&cases, &choice, &options)
         .await
-        .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)));
+    servers.shutdown().await;
+    reports
 }
 
 pub fn run(args: EvalArgs) -> CmdResult {

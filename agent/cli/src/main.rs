@@ -9,6 +9,7 @@ mod display;
 mod engine_opts;
 mod eval;
 mod generate;
+mod mcp;
 mod model;
 mod prompt;
 mod replay;

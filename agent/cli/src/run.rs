@@ -17,6 +17,7 @@ use crate::config::{
 };
 use crate::display::Display;
 use crate::engine_opts::{Opened, resolve};
+use crate::mcp::McpFlags;
 use crate::setup::{CommonOptions, show_progress};
 use crate::workdir::{WorkDir, WorkDirOptions};
 
@@ -32,6 +33,8 @@ pub struct RunOptions {
     sampling: SamplingSettings,
     #[command(flatten)]
     tools: ToolSettings,
+    #[command(flatten)]
+    mcp: McpFlags,
     #[command(flatten)]
     trace: TraceSettings,
     /// Do not write a trace.
@@ -76,6 +79,8 @@ pub struct Prepared {
     pub registry: glm_tools::ToolRegistry,
     /// Where traces go.
     pub trace_dir: PathBuf,
+    /// The MCP servers whose tools are offered (shut down at the end).
+    pub servers: glm_tools::mcp::McpServers,
 }
 
 /// The agent over the opened engine, its tools writing into `work`.
@@ -98,23 +103,28 @@ pub fn new_agent<'a>(
 
 /// The names of the tools offered.
 pub fn tool_names(registry: &glm_tools::ToolRegistry) -> Vec<String> {
-    registry.names().iter().map(|n| (*n).to_owned()).collect()
+    registry.names()
 }
 
 /// Reads every setting, finds the model, readies the tools, then loads the engine: a model that
-/// cannot be had fails (exit 4) before the Python runtime is installed, and a missing runtime
-/// before a model loads for minutes.
+/// cannot be had fails (exit 4) before the Python runtime is installed or an MCP server starts,
+/// and a missing runtime or a server that does not start before a model loads for minutes.
 pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     let config = Config::load()?;
     let engine = config.resolve(&options.engine)?.value;
     let looping = config.resolve(&options.looping)?.value;
     let sampling = config.resolve(&options.sampling)?.value;
-    let tools = config.resolve(&options.tools)?.value;
+    let layered_tools = config.resolve(&options.tools)?;
+    let offered = crate::mcp::offered(
+        &layered_tools,
+        crate::mcp::configured(&config, &options.mcp)?,
+    )?;
+    let tools = layered_tools.value;
     let trace = config.resolve(&options.trace)?.value;
     let common = &options.common;
     let builtin = tools.builtin_options(common.cache()?, common.is_offline())?;
-    let names = tools.names();
-    let registry = if names.is_empty() {
+    let names: Vec<&str> = offered.builtins.iter().map(String::as_str).collect();
+    let mut registry = if names.is_empty() {
         glm_tools::ToolRegistry::new()
     } else {
         builtin_registry(&builtin, &names).map_err(Failure::bad_input)?
@@ -125,6 +135,8 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
             .await
             .map_err(|e| Failure::bad_input(anyhow::anyhow!("the python tool: {e}")))?;
     }
+    let servers = crate::mcp::start(offered.servers).await?;
+    crate::mcp::register(&servers, &mut registry);
     let opened = resolved.open(&engine, common).await?;
     let encoder = match &opened.encoder {
         Some(e) => e.clone(),
@@ -136,6 +148,7 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
         settings: loop_settings(&looping, &sampling),
         registry,
         trace_dir: trace.trace_dir.unwrap_or_else(std::env::temp_dir),
+        servers,
     })
 }
 
@@ -193,11 +206,25 @@ impl EventSink for Shown<'_> {
     }
 }
 
+/// Ctrl-C (and, on Unix, SIGTERM) interrupts the run: the tool call in progress is cancelled,
+/// the trace closed and the MCP servers shut down before the process exits.
 fn interrupt_on_ctrl_c(cancel: &CancellationToken) {
     let cancel = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => if result.is_ok() { cancel.cancel() },
+            () = terminate => cancel.cancel(),
         }
     });
 }
@@ -237,6 +264,7 @@ pub fn run(args: RunArgs) -> CmdResult {
             settings,
             registry,
             trace_dir,
+            servers,
         } = prepare(options).await?;
         let mut display = Display::new(options.json, tool_names(&registry));
         let work = options.work.open("run")?;
@@ -248,6 +276,7 @@ pub fn run(args: RunArgs) -> CmdResult {
             display: &mut display,
         };
         let outcome = agent.run(&args.task, &cancel, &mut shown).await;
+        servers.shutdown().await;
         if let Some(t) = &shown.trace {
             if let Some(e) = t.error() {
                 eprintln!("warning: the trace is incomplete: {e}");

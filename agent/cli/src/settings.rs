@@ -3,8 +3,9 @@
 //! same way for every command: defaults, then the config file, then the environment, then
 //! flags. Each value remembers where it came from (`glm-agent config show`).
 //!
-//! The config file is one flat TOML table whose keys are the fields of every concern; an
-//! unknown key is an error that names it and lists the known ones.
+//! The config file is one flat TOML table whose keys are the fields of every concern, plus the
+//! named tables a command reads itself (`[mcp_servers.NAME]`); an unknown key is an error that
+//! names it and lists the known ones.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -168,14 +169,17 @@ type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
 pub struct Layers {
     path: PathBuf,
     file: Map<String, Value>,
+    tables: Map<String, Value>,
     env: EnvLookup,
 }
 
 impl Layers {
-    /// Reads the config file at `path` (absent is fine) and checks its keys against `known`.
+    /// Reads the config file at `path` (absent is fine) and checks its keys against `known`
+    /// and the names of `tables`.
     pub fn load(
         path: &Path,
         known: &[&[Key]],
+        tables: &[&str],
         env: impl Fn(&str) -> Option<String> + 'static,
     ) -> Result<Layers, SettingsError> {
         let file_error = |message: String| SettingsError::File {
@@ -183,15 +187,23 @@ impl Layers {
             message,
         };
         let mut file = Map::new();
+        let mut named = Map::new();
         if path.exists() {
             let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
             let table: toml::Table = text.parse().map_err(|e| file_error(format!("{e}")))?;
             for (key, value) in table {
+                if tables.contains(&key.as_str()) {
+                    let value =
+                        serde_json::to_value(value).map_err(|e| file_error(e.to_string()))?;
+                    named.insert(key, value);
+                    continue;
+                }
                 if !known.iter().any(|keys| keys.iter().any(|k| k.name == key)) {
-                    let names: Vec<&str> = known
+                    let mut names: Vec<&str> = known
                         .iter()
                         .flat_map(|k| k.iter().map(|k| k.name))
                         .collect();
+                    names.extend(tables.iter().map(|t| *t));
                     return Err(SettingsError::Unknown {
                         path: path.to_path_buf(),
                         key,
@@ -205,8 +217,22 @@ impl Layers {
         Ok(Layers {
             path: path.to_path_buf(),
             file,
+            tables: named,
             env: Box::new(env),
         })
+    }
+
+    /// A named table of the config file (`[mcp_servers.NAME]`), read as `T`.
+    pub fn table<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, SettingsError> {
+        let Some(value) = self.tables.get(name) else {
+            return Ok(None);
+        };
+        serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| SettingsError::File {
+                path: self.path.clone(),
+                message: format!("[{name}]: {e}"),
+            })
     }
 
     /// The config file's path.

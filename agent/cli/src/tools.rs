@@ -8,6 +8,7 @@ use glm_tools::{ToolContext, ToolRegistry};
 
 use crate::cli::{CmdResult, Failure, write_stdout};
 use crate::config::{Config, ToolSettings};
+use crate::mcp::McpFlags;
 use crate::setup::{CommonOptions, show_progress};
 use crate::workdir::WorkDirOptions;
 
@@ -50,6 +51,8 @@ glm-agent tools call simple_browser 'open_url(\"http://127.0.0.1:8000/\")' --all
 pub struct ToolOptions {
     #[command(flatten)]
     tools: ToolSettings,
+    #[command(flatten)]
+    mcp: McpFlags,
     /// Seconds one tool call may take (the python tool's own cell deadline is 60 s).
     #[arg(long, default_value_t = 90, value_name = "SECONDS")]
     tool_timeout: u64,
@@ -60,31 +63,56 @@ pub struct ToolOptions {
 }
 
 impl ToolOptions {
-    /// The built-in tools with the effective settings: those `tools` names for a list, every
-    /// one for a call.
-    fn registry(&self, listing: bool) -> Result<ToolRegistry, Failure> {
-        let settings = Config::load()?.resolve(&self.tools)?.value;
+    /// The tools with the effective settings, and the MCP servers started for them: those
+    /// `tools` offers for a list; for a call, every built-in, or the one server `name` belongs
+    /// to.
+    async fn registry(
+        &self,
+        call: Option<&str>,
+    ) -> Result<(ToolRegistry, glm_tools::mcp::McpServers), Failure> {
+        let config = Config::load()?;
+        let layered = config.resolve(&self.tools)?;
+        let settings = &layered.value;
         let options = settings.builtin_options(self.common.cache()?, self.common.is_offline())?;
-        let names = if listing {
-            settings.names()
-        } else {
-            Vec::new()
+        let servers = crate::mcp::configured(&config, &self.mcp)?;
+        let offered = match call {
+            None => crate::mcp::offered(&layered, servers)?,
+            Some(name) => crate::mcp::Offered {
+                builtins: Vec::new(),
+                servers: servers
+                    .into_iter()
+                    .filter(|(server, _)| {
+                        name.strip_prefix(server.as_str())
+                            .is_some_and(|rest| rest.starts_with(glm_tools::mcp::SEPARATOR))
+                    })
+                    .collect(),
+            },
         };
-        if listing && names.is_empty() {
-            return Ok(ToolRegistry::new());
-        }
-        builtin_registry(&options, &names).map_err(Failure::bad_input)
+        let names: Vec<&str> = offered.builtins.iter().map(String::as_str).collect();
+        let mut registry = if call.is_none() && names.is_empty() {
+            ToolRegistry::new()
+        } else {
+            builtin_registry(&options, &names).map_err(Failure::bad_input)?
+        };
+        let servers = crate::mcp::start(offered.servers).await?;
+        crate::mcp::register(&servers, &mut registry);
+        Ok((registry, servers))
     }
 }
 
 pub fn run(command: ToolsCommand) -> CmdResult {
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     match command {
-        ToolsCommand::List { json, options } => list(&options.registry(true)?, json),
+        ToolsCommand::List { json, options } => {
+            let (registry, servers) = runtime.block_on(options.registry(None))?;
+            runtime.block_on(servers.shutdown());
+            list(&registry, json)
+        }
         ToolsCommand::Call {
             name,
             args,
             options,
-        } => call(&options, &name, args),
+        } => call(&runtime, &options, &name, args),
     }
 }
 
@@ -107,16 +135,32 @@ fn list(registry: &ToolRegistry, json: bool) -> CmdResult {
     write_stdout(text.as_bytes())
 }
 
-fn call(options: &ToolOptions, name: &str, args: Vec<String>) -> CmdResult {
-    let registry = options.registry(false)?;
-    let declared = registry.declared();
+fn call(
+    runtime: &tokio::runtime::Runtime,
+    options: &ToolOptions,
+    name: &str,
+    args: Vec<String>,
+) -> CmdResult {
+    let (registry, servers) = runtime.block_on(options.registry(Some(name)))?;
+    let result = call_with(runtime, &registry, options, name, args);
+    runtime.block_on(servers.shutdown());
+    result
+}
+
+fn call_with(
+    runtime: &tokio::runtime::Runtime,
+    registry: &ToolRegistry,
+    options: &ToolOptions,
+    name: &str,
+    args: Vec<String>,
+) -> CmdResult {
+    let mut declared = registry.declared();
     if declared.kind(name).is_none() {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "unknown tool `{name}`; available: {}",
             registry.names().join(", ")
         )));
     }
-    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     if name == "python" {
         // Install on first use, with progress, before the call's time limit starts.
         let (cache, offline) = (options.common.cache()?, options.common.is_offline());
@@ -130,9 +174,22 @@ fn call(options: &ToolOptions, name: &str, args: Vec<String>) -> CmdResult {
         timeout: std::time::Duration::from_secs(options.tool_timeout),
         ..ToolContext::new(work.path())
     };
+    // Ctrl-C cancels the call in progress (an MCP server is told), then the servers close.
+    let cancel = ctx.cancel.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
     let count = args.len();
     let mut all_ok = true;
     for (i, args) in args.into_iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+        if runtime.block_on(registry.refresh()) {
+            declared = registry.declared();
+        }
         let args = if args == "-" {
             crate::cli::read_stdin()?
         } else {

@@ -32,6 +32,8 @@ pub struct SuiteOptions<'a> {
     pub jobs: usize,
     /// The judge: [`BuiltinScorer`] or one's own.
     pub scorer: &'a (dyn Scorer + Sync),
+    /// Tools from elsewhere (MCP servers) offered beside the built-ins of cases that run tools.
+    pub sources: &'a [std::sync::Arc<dyn glm_tools::ToolSource>],
 }
 
 impl<'a> SuiteOptions<'a> {
@@ -49,6 +51,7 @@ impl<'a> SuiteOptions<'a> {
             out,
             jobs: 1,
             scorer: &BuiltinScorer,
+            sources: &[],
         }
     }
 }
@@ -159,12 +162,20 @@ pub(crate) async fn python_check(
 }
 
 /// The tools a case offers: its functions (declared, never run) or built-in tools.
-fn case_tools(case: &Case, builtins: &BuiltinOptions) -> Result<ToolRegistry, RunnerError> {
+fn case_tools(
+    case: &Case,
+    builtins: &BuiltinOptions,
+    sources: &[std::sync::Arc<dyn glm_tools::ToolSource>],
+) -> Result<ToolRegistry, RunnerError> {
     if case.builtins.is_empty() {
         declared_functions(case)
     } else if case.functions.is_empty() {
         let names: Vec<&str> = case.builtins.iter().map(String::as_str).collect();
-        Ok(builtin_registry(builtins, &names)?)
+        let mut registry = builtin_registry(builtins, &names)?;
+        for source in sources {
+            registry.add_source(source.clone());
+        }
+        Ok(registry)
     } else {
         Err(RunnerError::case(
             &case.id,
@@ -231,7 +242,7 @@ pub async fn run_case(
             format!("the case id {why}; ids name the case's trace and work folder"),
         ));
     }
-    let tools = case_tools(case, builtins)?;
+    let tools = case_tools(case, builtins, options.sources)?;
     let history = case_history(case)?;
     let work = out.join("work").join(&case.id);
     std::fs::create_dir_all(&work).map_err(RunnerError::io(&work))?;
