@@ -11,5 +11,6 @@ mod cli_bfcl;
 mod cli_browser;
 mod cli_help;
 mod cli_hostile;
+mod cli_mcp;
 mod cli_prompt;
 mod cli_tools;

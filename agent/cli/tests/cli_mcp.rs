@@ -1,0 +1,562 @@
+//! MCP servers through the command line, against the protocol's reference server
+//! (`@modelcontextprotocol/server-everything` from npm) and a server written with the official
+//! Python SDK (`mcp` from PyPI), both installed by `tests/mcp/fetch.sh` into the cache folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use glm_test_support::{glm_agent_command, repo_file};
+
+/// The pinned packages' folders: (server-everything's `dist/index.js`, the Python SDK's folder).
+fn packages() -> &'static (PathBuf, PathBuf) {
+    static PACKAGES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    PACKAGES.get_or_init(|| {
+        let script = format!("{}/tests/mcp/fetch.sh", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(glm_test_support::cache_dir())
+            .output()
+            .expect("run tests/mcp/fetch.sh");
+        assert!(
+            out.status.success(),
+            "installing the MCP test servers failed (node, npm and pip are needed): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let everything = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("npm-"))
+            .unwrap()
+            .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        let python = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("py-"))
+            .unwrap();
+        (everything, python)
+    })
+}
+
+/// `--mcp` for the reference server over stdio.
+fn everything_stdio() -> String {
+    format!("ev=node {} stdio", packages().0.display())
+}
+
+/// glm-agent with no config file of the user's.
+fn glm_agent(dir: &Path, args: &[&str]) -> Output {
+    glm_agent_command()
+        .args(args)
+        .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
+        .env("GLM_AGENT_TRACE_DIR", dir.join("traces"))
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process killed when the test ends.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` and waits until `port` accepts connections.
+fn serve(mut command: Command, port: u16) -> Served {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = Served(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the server on {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    served
+}
+
+/// The Python SDK's server over streamable HTTP.
+fn python_server() -> (Served, String) {
+    let port = free_port();
+    let mut command = Command::new("python3");
+    command
+        .arg(format!(
+            "{}/tests/mcp/py_server.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(port.to_string())
+        .env("PYTHONPATH", &packages().1);
+    (
+        serve(command, port),
+        format!("py=http://127.0.0.1:{port}/mcp"),
+    )
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let line = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if line.contains(needle) {
+                found.push(line);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_reference_server_over_stdio_lists_and_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mcp = everything_stdio();
+    let list = glm_agent(
+        dir.path(),
+        &["tools", "list", "--json", "--mcp", &mcp, "--tools", "ev"],
+    );
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let tools: Vec<Value> = serde_json::from_slice(&list.stdout).unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for name in ["ev__echo", "ev__get-sum", "ev__get-tiny-image"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    // Normalised like every tool's schema: plain `type`/`properties`, no `$schema`.
+    let sum = tools.iter().find(|t| t["name"] == "ev__get-sum").unwrap();
+    assert_eq!(sum["parameters"]["type"], "object");
+    assert_eq!(sum["parameters"]["required"], serde_json::json!(["a", "b"]));
+    assert!(sum["parameters"].get("$schema").is_none());
+
+    let call = |tool: &str, args: &str, extra: &[&str]| {
+        let mut all = vec!["tools", "call", tool, args, "--mcp", &mcp];
+        all.extend_from_slice(extra);
+        glm_agent(dir.path(), &all)
+    };
+    let echo = call("ev__echo", r#"{"message": "hi there"}"#, &[]);
+    assert!(echo.status.success(), "{}", text(&echo.stderr));
+    assert_eq!(text(&echo.stdout), "Echo: hi there\n");
+    let sum = call("ev__get-sum", r#"{"a": 2, "b": 3.5}"#, &[]);
+    assert_eq!(text(&sum.stdout), "The sum of 2 and 3.5 is 5.5.\n");
+
+    // An image is saved into the data folder and named, like the notebook's figures.
+    let image = call("ev__get-tiny-image", "{}", &["--keep-files"]);
+    assert!(image.status.success(), "{}", text(&image.stderr));
+    assert!(
+        text(&image.stdout).contains("[Image] /mnt/data/mcp_ev_1_1.png"),
+        "{}",
+        text(&image.stdout)
+    );
+    let stderr = text(&image.stderr);
+    let written = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("wrote "))
+        .expect("the file is reported");
+    let png = std::fs::read(written).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    std::fs::remove_dir_all(Path::new(written).parent().unwrap().parent().unwrap()).unwrap();
+
+    // Resource links are listed; structured content shown once.
+    let links = call("ev__get-resource-links", r#"{"count": 2}"#, &[]);
+    assert!(
+        text(&links.stdout)
+            .contains("[Resource link] Text Resource 2: demo://resource/dynamic/text/2"),
+        "{}",
+        text(&links.stdout)
+    );
+    let structured = call(
+        "ev__get-structured-content",
+        r#"{"location": "Chicago"}"#,
+        &[],
+    );
+    assert_eq!(text(&structured.stdout).matches("temperature").count(), 1);
+
+    // The server's refusal is an error observation the model can act on (exit 1).
+    let bad = call("ev__get-sum", r#"{"a": "x"}"#, &[]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stdout).starts_with("Error: `ev__get-sum` failed:"));
+    assert!(text(&bad.stdout).contains("expected number"));
+
+    // A stdio server sees only PATH, HOME and what its config gives.
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[mcp_servers.ev]\ncommand = \"node\"\nargs = [\"{}\", \"stdio\"]\nenv = {{ GIVEN = \"yes\" }}\n",
+            packages().0.display()
+        ),
+    )
+    .unwrap();
+    let env = glm_agent_command()
+        .args(["tools", "call", "ev__get-env", "{}"])
+        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+        .env("SECRET_TOKEN", "must-not-leak")
+        .output()
+        .unwrap();
+    assert!(env.status.success(), "{}", text(&env.stderr));
+    let shown: Value = serde_json::from_slice(&env.stdout).unwrap();
+    let mut keys: Vec<&str> = shown
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["GIVEN", "HOME", "PATH"]);
+}
+
+#[test]
+fn servers_over_streamable_http_both_sdks() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut command = Command::new("node");
+    command
+        .arg(&packages().0)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string());
+    let _everything = serve(command, port);
+    let mcp = format!("ev=http://127.0.0.1:{port}/mcp");
+    let sum = glm_agent(
+        dir.path(),
+        &[
+            "tools",
+            "call",
+            "ev__get-sum",
+            r#"{"a": 1, "b": 2}"#,
+            "--mcp",
+            &mcp,
+        ],
+    );
+    assert!(sum.status.success(), "{}", text(&sum.stderr));
+    assert_eq!(text(&sum.stdout), "The sum of 1 and 2 is 3.\n");
+
+    let (_python, mcp) = python_server();
+    let product = glm_agent(
+        dir.path(),
+        &[
+            "tools",
+            "call",
+            "py__multiply",
+            r#"{"a": 6, "b": 7}"#,
+            "--mcp",
+            &mcp,
+        ],
+    );
+    assert!(product.status.success(), "{}", text(&product.stderr));
+    assert_eq!(text(&product.stdout), "42\n");
+    let refused = glm_agent(
+        dir.path(),
+        &["tools", "call", "py__refuse", "{}", "--mcp", &mcp],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stdout).starts_with("Error: `py__refuse` failed"));
+}
+
+#[test]
+fn a_run_follows_a_tool_list_change_and_replays_without_the_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (python, mcp_py) = python_server();
+    let outputs = dir.path().join("outputs.json");
+    std::fs::write(
+        &outputs,
+        serde_json::json!([
+            "py__grow\n{}<|observation|>",
+            "py__late\n{\"word\": \"hi\"}<|observation|>",
+            "ev__echo\n{\"message\": \"both\"}<|observation|>",
+            "Done.<|user|>"
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let engine = format!("replay:{}", outputs.display());
+    let tokenizer = repo_file("evals/traces/tokenizer.json");
+    let mcp_ev = everything_stdio();
+    let traces = dir.path().join("traces");
+    let run = glm_agent(
+        dir.path(),
+        &[
+            "run",
+            "--engine",
+            &engine,
+            "--tokenizer",
+            &tokenizer,
+            "--mcp",
+            &mcp_py,
+            "--mcp",
+            &mcp_ev,
+            "--tools",
+            "py,ev__echo",
+            "--json",
+            "go",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let events: Vec<Value> = text(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let observations: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "observation")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        observations,
+        ["added the tool `late`", "late says hi", "Echo: both"]
+    );
+    // The start offers the chosen tools only; the change adds `late` before the next turn.
+    let start = events.iter().find(|e| e["event"] == "start").unwrap();
+    let names = |tools: &Value| -> Vec<String> {
+        tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&start["tools"]),
+        [
+            "ev__echo",
+            "py__grow",
+            "py__multiply",
+            "py__refuse",
+            "py__sleep"
+        ]
+    );
+    let change = events.iter().find(|e| e["event"] == "tools").unwrap();
+    assert_eq!(change["step"], 1);
+    assert!(names(&change["tools"]).contains(&"py__late".to_owned()));
+    drop(python);
+
+    // The servers are gone: the trace replays with the recorded observations, every prompt
+    // (the appended system turn too) identical.
+    let trace = std::fs::read_dir(&traces)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let replay = glm_agent(
+        dir.path(),
+        &[
+            "replay",
+            trace.to_str().unwrap(),
+            "--tokenizer",
+            &tokenizer,
+            "--tools",
+            "recorded",
+        ],
+    );
+    assert!(
+        replay.status.success(),
+        "{}{}",
+        text(&replay.stdout),
+        text(&replay.stderr)
+    );
+    assert!(
+        text(&replay.stdout).contains("no divergence")
+            || text(&replay.stderr).contains("no divergence")
+    );
+}
+
+#[test]
+fn servers_that_fail_are_named_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // A command that does not exist: exit 2, naming the server and the command.
+    let missing = glm_agent(
+        dir.path(),
+        &[
+            "tools",
+            "list",
+            "--mcp",
+            "gone=glm-agent-no-such-command",
+            "--tools",
+            "gone",
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    let err = text(&missing.stderr);
+    assert!(err.contains("MCP server `gone` did not start"), "{err}");
+    assert!(
+        err.contains("`glm-agent-no-such-command` was not found"),
+        "{err}"
+    );
+
+    // A server that never answers the handshake: stopped at its start-up limit, its stderr
+    // shown, its process (and its children) gone.
+    let marker = format!("glm-agent-mute-{}", std::process::id());
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[mcp_servers.mute]\ncommand = \"sh\"\nargs = [\"-c\", \"echo 'set MUTE_KEY first' >&2; sleep 60 # {marker}\"]\nstartup_timeout_s = 2\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mute = glm_agent(dir.path(), &["tools", "list"]);
+    let took = started.elapsed();
+    assert_eq!(mute.status.code(), Some(2));
+    let err = text(&mute.stderr);
+    assert!(
+        err.contains("no answer to the handshake within 2 s"),
+        "{err}"
+    );
+    assert!(err.contains("set MUTE_KEY first"), "{err}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        processes_with(&marker).is_empty(),
+        "{:?}",
+        processes_with(&marker)
+    );
+
+    // Marked optional, the same server is left out with a warning and the rest goes on.
+    let optional =
+        std::fs::read_to_string(dir.path().join("config.toml")).unwrap() + "optional = true\n";
+    std::fs::write(dir.path().join("config.toml"), optional).unwrap();
+    let listed = glm_agent(dir.path(), &["tools", "list", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(text(&listed.stderr).contains("`mute` is optional: left out"));
+    let tools: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(tools.len(), 2);
+    std::fs::remove_file(dir.path().join("config.toml")).unwrap();
+
+    // A call past its limit is cancelled with `notifications/cancelled`; the log of what the
+    // client sent shows it.
+    let sent = dir.path().join("sent.jsonl");
+    let mcp = format!(
+        "ev=sh -c 'tee {} | node {} stdio'",
+        sent.display(),
+        packages().0.display()
+    );
+    let started = Instant::now();
+    let slow = glm_agent(
+        dir.path(),
+        &[
+            "tools",
+            "call",
+            "ev__trigger-long-running-operation",
+            r#"{"duration": 30, "steps": 3}"#,
+            "--tool-timeout",
+            "2",
+            "--mcp",
+            &mcp,
+        ],
+    );
+    assert_eq!(slow.status.code(), Some(1));
+    assert!(text(&slow.stdout).contains("did not finish within 2 s"));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let log = std::fs::read_to_string(&sent).unwrap();
+    assert!(
+        log.contains("\"method\":\"notifications/cancelled\""),
+        "{log}"
+    );
+
+    // A server killed mid-call: the call reports it, the command ends.
+    let marker = format!("glm-agent-killed-{}", std::process::id());
+    let mcp = format!("ev=node {} stdio {marker}", packages().0.display());
+    let call = glm_agent_command()
+        .args([
+            "tools",
+            "call",
+            "ev__trigger-long-running-operation",
+            r#"{"duration": 30, "steps": 3}"#,
+            "--mcp",
+            &mcp,
+        ])
+        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let server = loop {
+        let found: Vec<String> = processes_with(&marker)
+            .into_iter()
+            .filter(|l| l.starts_with("node "))
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(server.len(), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Command::new("pkill")
+        .args(["-f", &format!("^node .*{marker}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = call.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("the MCP server `ev` is no longer running"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn mistakes_in_the_configuration_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[mcp_servers.both]\ncommand = \"x\"\nurl = \"http://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    let both = glm_agent(dir.path(), &["tools", "list"]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(text(&both.stderr).contains("either `command` (stdio) or `url`"));
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[mcp_servers.typo]\ncomand = \"x\"\n",
+    )
+    .unwrap();
+    let typo = glm_agent(dir.path(), &["tools", "list"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        text(&typo.stderr).contains("comand"),
+        "{}",
+        text(&typo.stderr)
+    );
+    std::fs::remove_file(dir.path().join("config.toml")).unwrap();
+    let unknown = glm_agent(
+        dir.path(),
+        &[
+            "tools",
+            "list",
+            "--tools",
+            "nosuch__tool",
+            "--mcp",
+            "ok=true",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown.stderr).contains("unknown tool `nosuch__tool`"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
