@@ -144,9 +144,94 @@ fn kinds(events: &[Event]) -> Vec<&'static str> {
             Event::Budget { .. } => Some("budget"),
             Event::Error { .. } => Some("error"),
             Event::End { .. } => Some("end"),
+            Event::Tools { .. } => Some("tools"),
             Event::Delta { .. } => None,
         })
         .collect()
+}
+
+/// A source that offers `grow`, and `late` once `grow` was called.
+struct Growing {
+    grown: std::sync::atomic::AtomicBool,
+    told: std::sync::atomic::AtomicBool,
+}
+
+impl glm_tools::ToolSource for Growing {
+    fn tools(&self) -> Vec<glm_tools::SourceTool> {
+        let tool = |name: &str| {
+            glm_tools::SourceTool::function(
+                name,
+                format!("The {name} tool"),
+                json!({"type": "object", "properties": {}}),
+            )
+        };
+        let mut tools = vec![tool("srv__grow")];
+        if self.told.load(std::sync::atomic::Ordering::SeqCst) {
+            tools.push(tool("srv__late"));
+        }
+        tools
+    }
+
+    fn call<'a>(
+        &'a self,
+        name: &'a str,
+        _args: serde_json::Value,
+        _ctx: &'a ToolContext,
+    ) -> glm_tools::BoxFuture<'a, Result<glm_tools::ToolOutput, glm_tools::ToolError>> {
+        if name == "srv__grow" {
+            self.grown.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Box::pin(std::future::ready(Ok(format!("{name} ran").into())))
+    }
+
+    fn refresh(&self) -> glm_tools::BoxFuture<'_, bool> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let changed = self.grown.load(SeqCst) && !self.told.swap(true, SeqCst);
+        Box::pin(std::future::ready(changed))
+    }
+}
+
+#[tokio::test]
+async fn a_changed_tool_list_is_told_in_an_appended_system_turn() {
+    let engine = Recording::new(&[
+        "srv__grow\n{}<|observation|>",
+        "srv__late\n{}<|observation|>",
+        "Done.<|user|>",
+    ]);
+    let mut tools = ToolRegistry::new();
+    tools.add_source(std::sync::Arc::new(Growing {
+        grown: false.into(),
+        told: false.into(),
+    }));
+    let (outcome, events) = run_with(&engine, tools, settings(), "Grow.").await;
+    assert_eq!(outcome.end, End::Answered);
+    assert_eq!(
+        kinds(&events),
+        [
+            "start",
+            "model",
+            "call",
+            "observation",
+            "tools",
+            "model",
+            "call",
+            "observation",
+            "model",
+            "answer",
+            "end"
+        ]
+    );
+    let prompts = engine.prompts.lock().unwrap().clone();
+    // Still append-only, and the new turn is a system turn declaring both tools.
+    assert_eq!(&prompts[1][..prompts[0].len()], prompts[0].as_slice());
+    let encoder = tiny_encoder();
+    let added = encoder.decode(&prompts[1][prompts[0].len()..]).unwrap();
+    let system = added.find("<|system|>").expect("a system turn");
+    assert!(added[system..].contains("## srv__late"), "{added}");
+    assert!(added.ends_with("<|assistant|>"), "{added}");
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Observation { text, error: false, .. } if text == "srv__late ran")
+    ));
 }
 
 #[tokio::test]

@@ -203,7 +203,7 @@ impl Layers {
                         .iter()
                         .flat_map(|k| k.iter().map(|k| k.name))
                         .collect();
-                    names.extend(tables.iter().map(|t| *t));
+                    names.extend(tables.iter().copied());
                     return Err(SettingsError::Unknown {
                         path: path.to_path_buf(),
                         key,
