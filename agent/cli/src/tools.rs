@@ -101,9 +101,13 @@ impl ToolOptions {
 }
 
 pub fn run(command: ToolsCommand) -> CmdResult {
-    let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     match command {
         ToolsCommand::List { json, options } => {
+            // Listing runs nothing long: one thread drives the servers' start and shutdown.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(Failure::bad_input)?;
             let (registry, servers) = runtime.block_on(options.registry(None))?;
             runtime.block_on(servers.shutdown());
             list(&registry, json)
@@ -112,7 +116,10 @@ pub fn run(command: ToolsCommand) -> CmdResult {
             name,
             args,
             options,
-        } => call(&runtime, &options, &name, args),
+        } => {
+            let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
+            call(&runtime, &options, &name, args)
+        }
     }
 }
 
