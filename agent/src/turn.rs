@@ -513,6 +513,7 @@ impl<'t, 'a> Turn<'t, 'a> {
             sampling: self.agent.settings.sampling.clone(),
             max_new_tokens: max_new.max(1),
             stop_ids: self.stop_ids.clone(),
+            starts_with: Vec::new(),
         };
         let mut stream = self.agent.engine.generate(request);
         let mut ids = Vec::new();

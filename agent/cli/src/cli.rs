@@ -1,6 +1,6 @@
 //! Command-line definitions and dispatch. Only the binary prints.
 
-use crate::{chat, config, eval, generate, model, prompt, replay, run, setup, tools};
+use crate::{chat, config, eval, generate, model, prompt, replay, run, serve, setup, tools};
 
 use std::io::Write;
 
@@ -68,6 +68,9 @@ enum Command {
         #[command(subcommand)]
         command: config::ConfigCommand,
     },
+    /// Serve GLM-4 over the OpenAI API (chat completions with tools, completions), for any
+    /// OpenAI client.
+    Serve(serve::ServeArgs),
     /// Generate from prompt token ids with an engine, without any chat template.
     Generate(generate::GenerateArgs),
     /// Prepare model folders for the engine.
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Replay(args) => replay::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Config { command } => config::show(command),
+        Command::Serve(args) => serve::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Model { command } => model::run(command),
         Command::Prompt { command } => prompt::run(command),

@@ -31,6 +31,9 @@ concern! {
         #[arg(long, value_name = "PATH")]
         tokenizer: PathBuf = None, env "GLM_AGENT_TOKENIZER",
             "The model's tokenizer.json, for the openai and replay engines [default: the model folder's]";
+        #[arg(long, value_name = "N")]
+        max_sequences: usize = None, env "GLM_AGENT_MAX_SEQUENCES",
+            "Requests the embedded engine runs at once, batched [default: 4 with a GPU, 1 on CPU]";
     }
 }
 

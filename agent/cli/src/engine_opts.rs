@@ -226,6 +226,13 @@ async fn open_embedded(
         verbose: std::io::stderr().is_terminal(),
         ..EmbeddedConfig::new(dir)
     };
+    let config = EmbeddedConfig {
+        max_sequences: settings
+            .max_sequences
+            .unwrap_or(config.max_sequences)
+            .max(1),
+        ..config
+    };
     let engine = EmbeddedEngine::load(config).await.map_err(engine_failed)?;
     let report = engine.report();
     eprintln!(

@@ -77,6 +77,7 @@ async fn generate(args: GenerateArgs) -> CmdResult {
         },
         max_new_tokens: args.max_tokens,
         stop_ids: stops,
+        starts_with: Vec::new(),
     };
     let engine_failed = |e: glm_agent::engine::EngineError| Failure::new(ExitStatus::Engine, e);
     if args.json {

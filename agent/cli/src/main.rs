@@ -14,6 +14,7 @@ mod model;
 mod prompt;
 mod replay;
 mod run;
+mod serve;
 mod settings;
 mod setup;
 mod tools;

@@ -75,6 +75,11 @@ pub fn run(args: ReplayArgs) -> CmdResult {
         },
     };
     let encoder = Encoder::from_file(&tokenizer).map_err(Failure::bad_input)?;
+    if let Some(found) = crate::serve::replay_serve_trace(&trace, &encoder)
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?
+    {
+        return report_serve(&args, found.divergences);
+    }
     let live = match args.tools {
         Tools::Recorded => None,
         Tools::Live => {
@@ -147,6 +152,35 @@ pub fn run(args: ReplayArgs) -> CmdResult {
         )?;
     }
     if report.divergences.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::silent(ExitStatus::ToolFailed))
+    }
+}
+
+/// The report of a server trace's replay: one request, one model turn.
+fn report_serve(args: &ReplayArgs, divergences: Vec<glm_agent::replay::Divergence>) -> CmdResult {
+    if args.json {
+        let value = serde_json::json!({
+            "recorded_steps": 1, "replayed_steps": 1, "divergences": divergences,
+        });
+        write_stdout(format!("{value}\n").as_bytes())?;
+    } else if let Some(first) = divergences.first() {
+        write_stdout(
+            format!(
+                "diverged: {}\n{}\n({} divergence(s) in the server request)\n",
+                first.what,
+                first.diff,
+                divergences.len()
+            )
+            .as_bytes(),
+        )?;
+    } else {
+        write_stdout(
+            b"no divergence: the server request renders to the recorded prompt and its output reads as the recorded answer\n",
+        )?;
+    }
+    if divergences.is_empty() {
         Ok(())
     } else {
         Err(Failure::silent(ExitStatus::ToolFailed))

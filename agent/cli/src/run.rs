@@ -153,7 +153,7 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
 }
 
 /// The tokenizer of `model` when it is a local folder or in the Hugging Face cache.
-fn tokenizer_for(model: &str) -> Result<Encoder, Failure> {
+pub(crate) fn tokenizer_for(model: &str) -> Result<Encoder, Failure> {
     let dir = if std::path::Path::new(model).is_dir() {
         Some(PathBuf::from(model))
     } else {

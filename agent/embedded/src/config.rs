@@ -72,6 +72,8 @@ pub(crate) struct Shape {
     pub(crate) vocab_size: usize,
     pub(crate) kv_bytes_per_token: u64,
     pub(crate) params: u64,
+    /// The most positions the model was trained for, when config.json says.
+    pub(crate) context: Option<usize>,
 }
 
 impl Shape {
@@ -98,6 +100,11 @@ impl Shape {
             // Keys and values, every layer, f32 on CPU.
             kv_bytes_per_token: 2 * layers * kv_heads * head_dim * 4,
             params: dims.params(),
+            context: ["max_position_embeddings", "seq_length"]
+                .iter()
+                .find_map(|k| c.get(*k).and_then(Value::as_u64))
+                .filter(|&n| n > 0)
+                .map(|n| n as usize),
         })
     }
 }

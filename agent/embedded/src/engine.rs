@@ -50,7 +50,7 @@ struct Inner {
 /// GLM-4 (or any model mistral.rs loads) running in this process.
 pub struct EmbeddedEngine {
     pub(crate) config: EmbeddedConfig,
-    shape: Shape,
+    pub(crate) shape: Shape,
     isq: Option<IsqType>,
     sentinel: u32,
     served: PathBuf,
@@ -343,6 +343,7 @@ impl EmbeddedEngine {
             sampling: request.sampling.clone(),
             rng: Rng::new(seed),
             stop_ids: request.stop_ids.clone(),
+            starts_with: request.starts_with.clone(),
             max_new: request.max_new_tokens.max(1) as usize,
             prompt_len: request.prompt.len(),
             sentinel: self.sentinel,
@@ -387,24 +388,35 @@ impl EmbeddedEngine {
         {
             return Err(dead("the request channel is closed"));
         }
-        loop {
-            match rx.recv().await {
-                Some(Response::CompletionDone(done)) => return Ok(done.usage),
-                Some(Response::CompletionModelError(msg, _)) => {
-                    return Err(EngineError::fatal(format!("the model failed: {msg}")));
+        // mistral.rs's engine thread panics when a response cannot be delivered, so the answers
+        // are read to the end by a task of their own: a caller that goes away (a cancelled
+        // stream) closes its picks channel, the picker ends the sequence at its next step, and
+        // this task takes the last answers.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let outcome = loop {
+                match rx.recv().await {
+                    Some(Response::CompletionDone(done)) => break Ok(done.usage),
+                    Some(Response::CompletionModelError(msg, _)) => {
+                        break Err(EngineError::fatal(format!("the model failed: {msg}")));
+                    }
+                    Some(Response::InternalError(e)) => {
+                        break Err(EngineError::fatal(format!("engine error: {e}")));
+                    }
+                    Some(Response::ValidationError(e)) => {
+                        break Err(EngineError::fatal(format!(
+                            "the engine refused the request: {e}"
+                        )));
+                    }
+                    Some(_) => continue,
+                    None => break Err(dead("the engine stopped answering")),
                 }
-                Some(Response::InternalError(e)) => {
-                    return Err(EngineError::fatal(format!("engine error: {e}")));
-                }
-                Some(Response::ValidationError(e)) => {
-                    return Err(EngineError::fatal(format!(
-                        "the engine refused the request: {e}"
-                    )));
-                }
-                Some(_) => continue,
-                None => return Err(dead("the engine stopped answering")),
-            }
-        }
+            };
+            let _ = done_tx.send(outcome);
+        });
+        done_rx
+            .await
+            .unwrap_or_else(|_| Err(dead("the engine stopped answering")))
     }
 
     /// Drops a model whose engine thread died, so the next request loads a fresh one.

@@ -136,6 +136,8 @@ pub struct PickerState {
     pub rng: Rng,
     /// Ids that end a generation.
     pub stop_ids: Vec<u32>,
+    /// The generation must begin with one of these sequences (none: free).
+    pub starts_with: Vec<Vec<u32>>,
     /// The most tokens to generate.
     pub max_new: usize,
     /// The prompt's length: the context beyond it is what was generated.
@@ -181,8 +183,21 @@ impl PickerState {
             self.send(Picked::Sentinel);
             return self.sentinel;
         }
-        let id =
-            pick(logits, &self.sampling, &mut self.rng, &[self.sentinel]).unwrap_or(self.sentinel);
+        let id = match self.allowed_next() {
+            Some(allowed) => {
+                let mut masked = vec![f32::NEG_INFINITY; logits.len()];
+                for &a in &allowed {
+                    if let (Some(m), Some(&v)) =
+                        (masked.get_mut(a as usize), logits.get(a as usize))
+                    {
+                        *m = v;
+                    }
+                }
+                pick(&masked, &self.sampling, &mut self.rng, &[self.sentinel])
+            }
+            None => pick(logits, &self.sampling, &mut self.rng, &[self.sentinel]),
+        }
+        .unwrap_or(self.sentinel);
         if id == self.sentinel {
             // Every logit was NaN or -inf: nothing can be picked.
             self.mismatch = Some("the model produced no finite logits".into());
@@ -194,6 +209,25 @@ impl PickerState {
         let logits = self.capture_logits.then(|| logits.to_vec());
         self.send(Picked::Token { id, logits });
         id
+    }
+
+    /// The ids the next pick may take while [`PickerState::starts_with`] is not yet met; `None`
+    /// when any id may follow.
+    pub fn allowed_next(&self) -> Option<Vec<u32>> {
+        let k = self.picked.len();
+        let done = |c: &Vec<u32>| c.len() <= k && self.picked[..c.len()] == c[..];
+        if self.starts_with.is_empty() || self.starts_with.iter().any(done) {
+            return None;
+        }
+        let mut next: Vec<u32> = self
+            .starts_with
+            .iter()
+            .filter(|c| c.len() > k && c[..k] == self.picked[..])
+            .map(|c| c[k])
+            .collect();
+        next.sort_unstable();
+        next.dedup();
+        (!next.is_empty()).then_some(next)
     }
 
     fn send(&mut self, picked: Picked) {
@@ -297,15 +331,15 @@ mod tests {
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![0, 1]);
     }
 
-    #[test]
-    fn the_sentinel_follows_a_stop_or_the_length_limit() {
-        let new = |max_new| PickerState {
+    fn picker_state(max_new: usize) -> PickerState {
+        PickerState {
             sampling: Sampling {
                 greedy: true,
                 ..Sampling::default()
             },
             rng: Rng::new(0),
             stop_ids: vec![3],
+            starts_with: Vec::new(),
             max_new,
             prompt_len: 2,
             sentinel: 9,
@@ -315,7 +349,12 @@ mod tests {
             cancelled: false,
             events: None,
             mismatch: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_sentinel_follows_a_stop_or_the_length_limit() {
+        let new = picker_state;
         let stop = [0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 99.0];
         let mut s = new(10);
         assert_eq!(s.step(&stop, &[1, 2]), 3, "the sentinel is never picked");
@@ -331,5 +370,30 @@ mod tests {
         s.step(&other, &[1, 2]);
         assert_eq!(s.step(&other, &[1, 2, 7]), 9, "a foreign context ends it");
         assert!(s.mismatch.is_some());
+    }
+
+    #[test]
+    fn a_required_start_is_followed_then_decoding_is_free() {
+        let mut s = PickerState {
+            starts_with: vec![vec![4, 5], vec![4, 6, 7], vec![8]],
+            ..picker_state(10)
+        };
+        // Token 0 is by far the likeliest everywhere.
+        let logits = [9.0, 0.0, 0.0, 0.0, 1.0, 0.5, 2.0, 0.0, 0.5, 0.0];
+        let mut context = vec![1, 2];
+        for _ in 0..5 {
+            let id = s.step(&logits, &context);
+            context.push(id);
+        }
+        assert_eq!(s.picked, vec![4, 6, 7, 0, 0]);
+        // A constraint no logit allows ends the generation with an error, never a foreign id.
+        let mut s = PickerState {
+            starts_with: vec![vec![5]],
+            ..picker_state(10)
+        };
+        let mut blocked = logits;
+        blocked[5] = f32::NEG_INFINITY;
+        assert_eq!(s.step(&blocked, &[1, 2]), 9);
+        assert!(s.picked.is_empty() && s.mismatch.is_some());
     }
 }

@@ -16,6 +16,15 @@ impl Engine for EmbeddedEngine {
         )
     }
 
+    fn context_length(&self) -> Option<usize> {
+        self.shape.context
+    }
+
+    /// The sampler masks every id that would leave [`GenerateRequest::starts_with`].
+    fn constrains(&self) -> bool {
+        true
+    }
+
     fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
         let (picks, run) = self.start(request, false);
         let state = StreamState {

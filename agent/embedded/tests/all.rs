@@ -10,4 +10,5 @@
 mod embedded;
 mod folder_fuzz;
 mod model_map;
+mod serve;
 mod suites;

@@ -67,6 +67,7 @@ fn prompt(n: usize, salt: usize) -> Vec<u32> {
 fn greedy(prompt: Vec<u32>, max: u32, stops: Vec<u32>) -> GenerateRequest {
     GenerateRequest {
         stop_ids: stops,
+        starts_with: Vec::new(),
         ..GenerateRequest::greedy(prompt, max)
     }
 }
@@ -208,6 +209,7 @@ fn sampling_is_reproducible_with_a_seed_and_stops_at_stop_ids() {
         },
         max_new_tokens: 16,
         stop_ids: vec![],
+        starts_with: Vec::new(),
     };
     let a = rt.block_on(engine.collect(sampled(5))).unwrap();
     let b = rt.block_on(engine.collect(sampled(5))).unwrap();

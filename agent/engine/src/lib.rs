@@ -60,6 +60,11 @@ pub struct GenerateRequest {
     pub max_new_tokens: u32,
     /// Generation ends after any of these ids (which are included in the output).
     pub stop_ids: Vec<u32>,
+    /// When not empty, the generated ids must begin with one of these sequences (a forced tool
+    /// name, say). Only engines whose [`Engine::constrains`] is true honour it; callers put a
+    /// single forced sequence in the prompt instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub starts_with: Vec<Vec<u32>>,
 }
 
 impl GenerateRequest {
@@ -73,6 +78,7 @@ impl GenerateRequest {
             },
             max_new_tokens,
             stop_ids: Vec::new(),
+            starts_with: Vec::new(),
         }
     }
 }
@@ -174,6 +180,16 @@ pub trait Engine: Send + Sync {
 
     /// Streams the continuation of `request.prompt`.
     fn generate(&self, request: GenerateRequest) -> EventStream<'_>;
+
+    /// The most tokens a sequence may hold (prompt and generation), when the engine knows it.
+    fn context_length(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether [`GenerateRequest::starts_with`] is enforced while decoding.
+    fn constrains(&self) -> bool {
+        false
+    }
 
     /// Runs [`Engine::generate`] to the end and gathers the result.
     fn collect(

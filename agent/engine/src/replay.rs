@@ -71,6 +71,11 @@ impl Engine for ReplayEngine {
         format!("replay ({} outputs)", self.outputs.len())
     }
 
+    /// A recording answers what it recorded: a constraint is accepted and has nothing to do.
+    fn constrains(&self) -> bool {
+        true
+    }
+
     fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
         let index = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());

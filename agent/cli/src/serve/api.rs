@@ -1,0 +1,452 @@
+//! The request bodies of the OpenAI API, read strictly enough to say which field is wrong, and
+//! the error objects OpenAI clients expect.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// An error as OpenAI returns it: `{"error": {"message", "type", "param", "code"}}` with a status.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `server_error`, ...
+    pub kind: &'static str,
+    /// The request field at fault.
+    pub param: Option<String>,
+    /// A machine-readable code.
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    /// A 400 about `param`.
+    pub fn invalid(param: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: param.into(),
+            code: None,
+        }
+    }
+
+    /// Sets the code.
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// A failure on this side.
+    pub fn server(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        json!({"error": {
+            "message": self.message, "type": self.kind, "param": self.param, "code": self.code,
+        }})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+/// A request made of the fields every endpoint shares and its own.
+pub trait WithCommon: serde::de::DeserializeOwned {
+    /// Puts the shared fields in.
+    fn set_common(&mut self, common: Common);
+}
+
+/// Reads a JSON value into `T`, naming the field that does not fit.
+fn read_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let param = (path != ".").then_some(path);
+        ApiError::invalid(param, e.into_inner().to_string())
+    })
+}
+
+/// Reads a JSON body into a request, naming the field that does not fit.
+pub fn read_body<T: WithCommon>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(
+            None,
+            "the request has no body: send a JSON object",
+        ));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::invalid(
+            None,
+            format!("the body is not valid JSON ({e}); send a JSON object"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(None, "the body must be a JSON object"));
+    }
+    let common: Common = read_value(value.clone())?;
+    let mut request: T = read_value(value)?;
+    request.set_common(common);
+    Ok(request)
+}
+
+/// `stop`: one string or up to four.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    /// One stop string.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Stop {
+    /// The non-empty stop strings, at most four.
+    pub fn strings(stop: &Option<Stop>) -> Result<Vec<String>, ApiError> {
+        let all = match stop {
+            None => Vec::new(),
+            Some(Stop::One(s)) => vec![s.clone()],
+            Some(Stop::Many(v)) => v.clone(),
+        };
+        if all.len() > 4 {
+            return Err(ApiError::invalid(
+                Some("stop".into()),
+                format!("stop has {} strings; at most 4 are allowed", all.len()),
+            ));
+        }
+        Ok(all.into_iter().filter(|s| !s.is_empty()).collect())
+    }
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StreamOptions {
+    /// Send a last chunk with the usage.
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+/// What both endpoints share: sampling, limits and streaming.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Common {
+    /// The model's name, as `/v1/models` lists it.
+    pub model: String,
+    /// Stream chunks as server-sent events.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Streaming options.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    /// The most tokens to generate (older name).
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// The most tokens to generate.
+    #[serde(default)]
+    pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature, 0 to 2; 0 is greedy.
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// Seed for reproducible sampling.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Strings that end the generation (not included in the output).
+    #[serde(default)]
+    pub stop: Option<Stop>,
+    /// Choices to generate; only 1.
+    #[serde(default)]
+    pub n: Option<u32>,
+    /// Log probabilities are not offered.
+    #[serde(default)]
+    pub logprobs: Option<Value>,
+}
+
+impl Common {
+    /// Checks the fields every request shares.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(ApiError::invalid(
+                Some("n".into()),
+                "only n = 1 is supported: send one request per choice",
+            ));
+        }
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(ApiError::invalid(
+                Some("temperature".into()),
+                format!("temperature {t} is outside 0 to 2"),
+            ));
+        }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(ApiError::invalid(
+                Some("top_p".into()),
+                format!("top_p {p} must be above 0 and at most 1"),
+            ));
+        }
+        if matches!(self.logprobs, Some(Value::Bool(true)))
+            || matches!(self.logprobs, Some(Value::Number(_)))
+        {
+            return Err(ApiError::invalid(
+                Some("logprobs".into()),
+                "log probabilities are not offered by this server",
+            ));
+        }
+        if self.max_limit() == Some(0) {
+            return Err(ApiError::invalid(
+                Some(self.max_field().into()),
+                "the token limit must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub fn max_limit(&self) -> Option<u32> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+
+    fn max_field(&self) -> &'static str {
+        if self.max_completion_tokens.is_some() {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        }
+    }
+
+    /// Whether to stream.
+    pub fn streaming(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    /// Whether a streamed answer ends with a usage chunk.
+    pub fn usage_chunk(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+}
+
+/// `POST /v1/chat/completions`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatRequest {
+    /// What every request has (read separately, so errors name their field).
+    #[serde(skip)]
+    pub common: Common,
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Function tools.
+    #[serde(default)]
+    pub tools: Option<Vec<ToolDef>>,
+    /// `auto`, `none`, `required` or `{"type": "function", "function": {"name": ...}}`.
+    #[serde(default)]
+    pub tool_choice: Option<Value>,
+    /// Only `{"type": "text"}`.
+    #[serde(default)]
+    pub response_format: Option<Value>,
+}
+
+impl WithCommon for ChatRequest {
+    fn set_common(&mut self, common: Common) {
+        self.common = common;
+    }
+}
+
+impl WithCommon for CompletionRequest {
+    fn set_common(&mut self, common: Common) {
+        self.common = common;
+    }
+}
+
+/// One message of the conversation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum ChatMessage {
+    /// Instructions.
+    System {
+        /// Text, or text parts.
+        content: Value,
+    },
+    /// Instructions (the newer name).
+    Developer {
+        /// Text, or text parts.
+        content: Value,
+    },
+    /// The person.
+    User {
+        /// Text, or text parts.
+        content: Value,
+    },
+    /// The model's earlier turn.
+    Assistant {
+        /// Text, or text parts, or null with `tool_calls`.
+        #[serde(default)]
+        content: Option<Value>,
+        /// The calls it made.
+        #[serde(default)]
+        tool_calls: Option<Vec<ToolCallIn>>,
+    },
+    /// A tool's result.
+    Tool {
+        /// Text, or text parts (the call it answers, `tool_call_id`, is not needed: results
+        /// follow their calls in order).
+        content: Value,
+    },
+}
+
+/// A call in an earlier assistant message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolCallIn {
+    /// The function and its arguments.
+    pub function: FunctionCallIn,
+}
+
+/// The function of a call.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FunctionCallIn {
+    /// Its name.
+    pub name: String,
+    /// Its arguments as JSON text (an object is accepted too).
+    #[serde(default)]
+    pub arguments: Value,
+}
+
+impl FunctionCallIn {
+    /// The arguments as the text the model wrote.
+    pub fn arguments_text(&self) -> String {
+        match &self.arguments {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolDef {
+    /// Only `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `{"name", "description", "parameters", ...}`, rendered as given.
+    #[serde(default)]
+    pub function: Option<Map<String, Value>>,
+}
+
+/// The text of a message's `content`: a string, or an array of `{"type": "text", "text": ...}`.
+pub fn content_text(content: &Value, param: &str) -> Result<String, ApiError> {
+    match content {
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok(String::new()),
+        Value::Array(parts) => {
+            let mut out = String::new();
+            for (i, part) in parts.iter().enumerate() {
+                match (
+                    part.get("type").and_then(Value::as_str),
+                    part.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(text)) => out.push_str(text),
+                    (Some(kind), _) if kind != "text" => {
+                        return Err(ApiError::invalid(
+                            Some(format!("{param}[{i}].type")),
+                            format!(
+                                "content parts of type `{kind}` are not supported: GLM-4-9B-Chat reads text only"
+                            ),
+                        ));
+                    }
+                    _ => {
+                        return Err(ApiError::invalid(
+                            Some(format!("{param}[{i}]")),
+                            "a content part needs \"type\": \"text\" and a string \"text\"",
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(ApiError::invalid(
+            Some(param.to_owned()),
+            "content must be a string or an array of text parts",
+        )),
+    }
+}
+
+/// `POST /v1/completions`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompletionRequest {
+    /// What every request has (read separately, so errors name their field).
+    #[serde(skip)]
+    pub common: Common,
+    /// Text (control tokens spelled out are read as control tokens) or token ids.
+    pub prompt: Value,
+    /// Echoing the prompt is not offered.
+    #[serde(default)]
+    pub echo: Option<bool>,
+}
+
+/// A valid function name: what OpenAI accepts.
+pub fn valid_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named() {
+        let err = read_body::<ChatRequest>(
+            br#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "ten"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("max_tokens"), "{err:?}");
+        let err = read_body::<ChatRequest>(br#"{"model": "m", "messages": [{"role": "robot"}]}"#)
+            .unwrap_err();
+        assert!(err.param.unwrap().starts_with("messages[0]"));
+        let err = read_body::<ChatRequest>(b"{not json").unwrap_err();
+        assert!(err.message.contains("not valid JSON"));
+        // Unknown fields are ignored, as OpenAI's own server does for forward compatibility.
+        let ok = read_body::<ChatRequest>(
+            br#"{"model": "m", "messages": [], "frequency_penalty": 0, "user": "u"}"#,
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn content_parts_are_text_only() {
+        let parts = json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]);
+        assert_eq!(content_text(&parts, "messages[0].content").unwrap(), "ab");
+        let image = json!([{"type": "image_url", "image_url": {"url": "x"}}]);
+        let err = content_text(&image, "messages[0].content").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("messages[0].content[0].type"));
+    }
+
+    #[test]
+    fn function_names_follow_openai() {
+        assert!(valid_function_name("get_weather-2"));
+        assert!(!valid_function_name(""));
+        assert!(!valid_function_name("a b"));
+        assert!(!valid_function_name("../x"));
+        assert!(!valid_function_name(&"a".repeat(65)));
+    }
+}

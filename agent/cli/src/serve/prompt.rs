@@ -1,0 +1,340 @@
+//! OpenAI messages -> GLM-4 prompt ids, token-exact across requests.
+//!
+//! A client sends the whole conversation each turn, with the assistant's earlier answers as
+//! content and calls. Re-encoding those from text can give other ids than the ones the model
+//! generated (a tokenizer need not round-trip), which would break the prefix cache from that point.
+//! The server therefore remembers the exact ids it generated for each answer it returned, keyed
+//! by the prompt that produced the answer and the answer as returned; a later prompt that repeats
+//! both gets the remembered ids, so it extends the earlier prompt exactly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use glm_prompts::{Encoder, FunctionSpec, Message, Role, SpecialToken, ToolSpec, render_message};
+use sha2::{Digest, Sha256};
+
+use super::api::{ApiError, ChatMessage, content_text};
+
+/// The key of a remembered answer.
+pub type Key = [u8; 32];
+
+/// A running hash of prompt ids, so that each assistant message's key costs only its own ids.
+#[derive(Clone, Default)]
+pub struct PrefixHash(Sha256);
+
+impl PrefixHash {
+    fn add(&mut self, ids: &[u32]) {
+        for id in ids {
+            self.0.update(id.to_le_bytes());
+        }
+    }
+
+    /// The key of an answer `content` with `calls` after this prefix.
+    pub fn key(&self, content: &str, calls: &[(String, String)]) -> Key {
+        let mut h = self.0.clone();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(content.as_bytes());
+        for (name, arguments) in calls {
+            field(name.as_bytes());
+            field(arguments.as_bytes());
+        }
+        h.finalize().into()
+    }
+}
+
+struct Entry {
+    ids: Vec<u32>,
+    stamp: u64,
+}
+
+/// The answers' ids, least recently used dropped first, bounded in entries and in ids.
+pub struct Memory {
+    inner: Mutex<MemoryInner>,
+    max_entries: usize,
+    max_ids: usize,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    entries: HashMap<Key, Entry>,
+    by_age: BTreeMap<u64, Key>,
+    clock: u64,
+    ids: usize,
+}
+
+impl Memory {
+    /// A memory of at most `max_entries` answers and `max_ids` ids in all.
+    pub fn new(max_entries: usize, max_ids: usize) -> Self {
+        Memory {
+            inner: Mutex::new(MemoryInner::default()),
+            max_entries: max_entries.max(1),
+            max_ids,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The ids remembered under `key`, marked as used.
+    pub fn get(&self, key: &Key) -> Option<Vec<u32>> {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        let entry = inner.entries.get_mut(key)?;
+        let old = std::mem::replace(&mut entry.stamp, now);
+        let ids = entry.ids.clone();
+        inner.by_age.remove(&old);
+        inner.by_age.insert(now, *key);
+        Some(ids)
+    }
+
+    /// Remembers `ids` under `key`.
+    pub fn put(&self, key: Key, ids: Vec<u32>) {
+        if ids.len() > self.max_ids {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let stamp = inner.clock;
+        inner.ids += ids.len();
+        if let Some(old) = inner.entries.insert(key, Entry { ids, stamp }) {
+            inner.ids -= old.ids.len();
+            inner.by_age.remove(&old.stamp);
+        }
+        inner.by_age.insert(stamp, key);
+        while inner.entries.len() > self.max_entries || inner.ids > self.max_ids {
+            let Some((_, oldest)) = inner.by_age.pop_first() else {
+                break;
+            };
+            if let Some(gone) = inner.entries.remove(&oldest) {
+                inner.ids -= gone.ids.len();
+            }
+        }
+    }
+
+    /// Answers and ids held.
+    #[cfg(test)]
+    pub fn size(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.entries.len(), inner.ids)
+    }
+}
+
+/// A built chat prompt.
+pub struct ChatPrompt {
+    /// The ids, ending with `<|assistant|>` (the forced start, if any, is not included).
+    pub ids: Vec<u32>,
+    /// The hash of `ids`, for remembering the answer.
+    pub hash: PrefixHash,
+    /// Assistant messages whose ids came from memory: their index and ids.
+    pub remembered: Vec<(usize, Vec<u32>)>,
+    /// The GLM-4 messages, as rendered where nothing was remembered (for traces).
+    pub messages: Vec<Message>,
+}
+
+/// The tool section of a request, checked.
+pub fn tool_specs(tools: &[super::api::ToolDef]) -> Result<Vec<ToolSpec>, ApiError> {
+    let mut specs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, tool) in tools.iter().enumerate() {
+        let param = format!("tools[{i}]");
+        if tool.kind != "function" {
+            return Err(ApiError::invalid(
+                Some(format!("{param}.type")),
+                format!(
+                    "tool type `{}` is not supported: use \"function\"",
+                    tool.kind
+                ),
+            ));
+        }
+        let Some(function) = &tool.function else {
+            return Err(ApiError::invalid(
+                Some(format!("{param}.function")),
+                "a function tool needs a \"function\" object",
+            ));
+        };
+        let name = function.get("name").and_then(|v| v.as_str()).unwrap_or("");
+        if !super::api::valid_function_name(name) {
+            return Err(ApiError::invalid(
+                Some(format!("{param}.function.name")),
+                format!(
+                    "`{name}` is not a valid function name: use 1 to 64 letters, digits, underscores or dashes"
+                ),
+            ));
+        }
+        if !seen.insert(name.to_owned()) {
+            return Err(ApiError::invalid(
+                Some(format!("{param}.function.name")),
+                format!("two tools are named `{name}`"),
+            ));
+        }
+        if let Some(p) = function.get("parameters")
+            && !p.is_object()
+        {
+            return Err(ApiError::invalid(
+                Some(format!("{param}.function.parameters")),
+                "parameters must be a JSON Schema object",
+            ));
+        }
+        if let Some(d) = function.get("description")
+            && !d.is_string()
+        {
+            return Err(ApiError::invalid(
+                Some(format!("{param}.function.description")),
+                "description must be a string",
+            ));
+        }
+        let spec = FunctionSpec::try_from(function.clone())
+            .map_err(|e| ApiError::invalid(Some(format!("{param}.function")), e))?;
+        specs.push(ToolSpec::Function { function: spec });
+    }
+    Ok(specs)
+}
+
+/// Builds the prompt of a chat request: the tool section (when there are tools) first, then
+/// every message in order (system prompts always kept), then `<|assistant|>`. `remembered` gives
+/// the ids of an assistant message (by index and key) when they are known.
+pub fn chat_prompt(
+    encoder: &Encoder,
+    remembered: &mut dyn FnMut(usize, &Key) -> Option<Vec<u32>>,
+    tools: Vec<ToolSpec>,
+    messages: &[ChatMessage],
+) -> Result<ChatPrompt, ApiError> {
+    let special = *encoder.special_ids();
+    let mut out = ChatPrompt {
+        ids: Vec::new(),
+        hash: PrefixHash::default(),
+        remembered: Vec::new(),
+        messages: Vec::new(),
+    };
+    let encode = |m: &Message| {
+        encoder
+            .encode(&render_message(m).0)
+            .map_err(|e| ApiError::server(format!("cannot encode the prompt: {e}")))
+    };
+    let push = |out: &mut ChatPrompt, ids: &[u32]| {
+        out.hash.add(ids);
+        out.ids.extend_from_slice(ids);
+    };
+    push(
+        &mut out,
+        &[
+            special.id(SpecialToken::GMask),
+            special.id(SpecialToken::Sop),
+        ],
+    );
+    if !tools.is_empty() {
+        let m = Message::system_with_tools(tools, "");
+        push(&mut out, &encode(&m)?);
+        out.messages.push(m);
+    }
+    for (i, message) in messages.iter().enumerate() {
+        let param = format!("messages[{i}].content");
+        let plain = |role: Role, content: &serde_json::Value| -> Result<Message, ApiError> {
+            Ok(Message::new(role, content_text(content, &param)?))
+        };
+        match message {
+            ChatMessage::System { content } | ChatMessage::Developer { content } => {
+                let m = plain(Role::System, content)?;
+                push(&mut out, &encode(&m)?);
+                out.messages.push(m);
+            }
+            ChatMessage::User { content } => {
+                let m = plain(Role::User, content)?;
+                push(&mut out, &encode(&m)?);
+                out.messages.push(m);
+            }
+            ChatMessage::Tool { content } => {
+                let m = plain(Role::Observation, content)?;
+                push(&mut out, &encode(&m)?);
+                out.messages.push(m);
+            }
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } => {
+                let text = match content {
+                    Some(c) => content_text(c, &param)?,
+                    None => String::new(),
+                };
+                let calls: Vec<(String, String)> = tool_calls
+                    .iter()
+                    .flatten()
+                    .map(|c| (c.function.name.clone(), c.function.arguments_text()))
+                    .collect();
+                let assistant = special.id(SpecialToken::Assistant);
+                let mut after = out.hash.clone();
+                after.add(&[assistant]);
+                if let Some(ids) = remembered(i, &after.key(&text, &calls)) {
+                    push(&mut out, &[assistant]);
+                    push(&mut out, &ids);
+                    out.remembered.push((i, ids));
+                    continue;
+                }
+                let mut turns = Vec::new();
+                if !text.is_empty() {
+                    turns.push(Message::new(Role::Assistant, text));
+                }
+                for (name, arguments) in calls {
+                    turns.push(Message::new(Role::Assistant, arguments).with_metadata(name));
+                }
+                for m in turns {
+                    // A call with empty arguments still names its tool.
+                    let ids = if m.content.is_empty() && m.metadata.is_some() {
+                        let mut ids = vec![assistant];
+                        ids.extend(
+                            encoder
+                                .encode_text(&format!("{}\n", m.metadata.as_deref().unwrap_or("")))
+                                .map_err(|e| ApiError::server(format!("cannot encode: {e}")))?,
+                        );
+                        ids
+                    } else {
+                        encode(&m)?
+                    };
+                    push(&mut out, &ids);
+                    out.messages.push(m);
+                }
+            }
+        }
+    }
+    push(&mut out, &[special.id(SpecialToken::Assistant)]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_stays_within_its_bounds_and_keeps_what_is_used() {
+        let m = Memory::new(3, 10);
+        let h = PrefixHash::default();
+        let key = |i: u32| h.key(&i.to_string(), &[]);
+        m.put(key(1), vec![1; 4]);
+        m.put(key(2), vec![2; 4]);
+        assert!(m.get(&key(1)).is_some());
+        // Over 10 ids: the least recently used (2) goes.
+        m.put(key(3), vec![3; 4]);
+        assert_eq!(m.size(), (2, 8));
+        assert!(m.get(&key(2)).is_none());
+        assert_eq!(m.get(&key(1)), Some(vec![1; 4]));
+        m.put(key(4), vec![4; 11]);
+        assert!(
+            m.get(&key(4)).is_none(),
+            "an answer over the whole bound is not kept"
+        );
+    }
+
+    #[test]
+    fn keys_tell_content_from_calls() {
+        let h = PrefixHash::default();
+        assert_ne!(h.key("ab", &[]), h.key("a", &[("b".into(), String::new())]));
+        let mut other = h.clone();
+        other.add(&[7]);
+        assert_ne!(h.key("x", &[]), other.key("x", &[]));
+    }
+}

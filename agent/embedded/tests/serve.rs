@@ -1,0 +1,268 @@
+//! `glm-agent serve` driven by the official OpenAI Python client (`openai` from PyPI, installed
+//! by `tests/serve/fetch.sh` into the cache folder): recorded GLM-4 outputs for the protocol's
+//! exact shapes, and the tiny generated model on the embedded engine for enforcement,
+//! cancellation, concurrency and the prefix cache.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::embedded::fixture;
+
+/// The pinned client's folder, for PYTHONPATH.
+fn openai_client() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = format!("{}/tests/serve/fetch.sh", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(glm_test_support::cache_dir())
+            .output()
+            .expect("run tests/serve/fetch.sh");
+        assert!(
+            out.status.success(),
+            "installing the openai client failed (python3 and pip are needed): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
+/// A running server: its address and everything it wrote on stderr.
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(args: &[&str], dir: &Path) -> Server {
+        let mut child = glm_test_support::glm_agent_command()
+            .arg("serve")
+            .args(["--port", "0"])
+            .args(args)
+            .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
+            .env("GLM_AGENT_OFFLINE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("on http://") {
+                    let rest = &line[at + 3..];
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the server did not start: {}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Server { child, base, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Runs one scenario of `tests/serve/client.py`; returns its findings.
+    fn client(&self, scenario: &str, key: &str) -> Value {
+        let script = format!("{}/tests/serve/client.py", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new("python3")
+            .arg(&script)
+            .args([scenario, &self.base, key])
+            .env("PYTHONPATH", openai_client())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "scenario {scenario} failed:\n{}\n{stdout}\nserver:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn model_event(trace: &Path) -> Value {
+    std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event"] == "model")
+        .unwrap()
+}
+
+#[test]
+fn serve_answers_openai_clients_with_recorded_glm4_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = dir.path().join("tokenizer.json");
+    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+    // What GLM-4 writes, in the order client.py asks.
+    let outputs = json!([
+        "get_weather\n{\"city\": \"Beijing\"}<|observation|>",
+        "get_weather\n```json\n{\"city\": \"Beijing\"}\n```<|observation|>",
+        "\nIt is 23 °C in Beijing.<|user|>",
+        "I will check both.<|assistant|>get_weather\n{\"city\": \"Oslo\"}<|assistant|>get_time\n{\"tz\": \"CET\"}<|observation|>",
+        "I will check both.<|assistant|>get_weather\n{\"city\": \"Oslo\"}<|assistant|>get_time\n{\"tz\": \"CET\"}<|observation|>",
+        "{\"tz\": \"UTC\"}<|observation|>",
+        "\nSunny, then STOP rain.<|user|>",
+    ]);
+    let recorded = dir.path().join("outputs.json");
+    std::fs::write(&recorded, outputs.to_string()).unwrap();
+    let traces = dir.path().join("traces");
+    let server = Server::start(
+        &[
+            "--engine",
+            &format!("replay:{}", recorded.display()),
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--trace-dir",
+            traces.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    server.client("replayed", "none");
+    drop(server);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&traces)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 7, "one trace per request");
+    // The first request's prompt: the tool section, then the system prompt, kept.
+    let first = model_event(&files[0]);
+    let ids: Vec<u32> = serde_json::from_value(first["prompt_delta"].clone()).unwrap();
+    let prompt = glm_test_support::tiny_encoder().decode(&ids).unwrap();
+    let tools_at = prompt.find("## get_weather").unwrap();
+    let system_at = prompt.find("<|system|>\nAnswer in one sentence.").unwrap();
+    assert!(tools_at < system_at, "{prompt}");
+    assert!(prompt.ends_with("<|user|>\nWhat is the weather in Beijing?<|assistant|>"));
+    // The named tool_choice forced the name into the prompt.
+    let named = model_event(&files[5]);
+    let ids: Vec<u32> = serde_json::from_value(named["prompt_delta"].clone()).unwrap();
+    assert!(
+        glm_test_support::tiny_encoder()
+            .decode(&ids)
+            .unwrap()
+            .ends_with("<|assistant|>get_time\n")
+    );
+    // Every request replays: the request renders to the recorded prompt again.
+    for file in &files {
+        let out = glm_test_support::glm_agent_command()
+            .args(["replay", file.to_str().unwrap()])
+            .args(["--tokenizer", tokenizer.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("no divergence"),
+            "{}: {stdout}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A trace whose request was edited diverges.
+    let text = std::fs::read_to_string(&files[2]).unwrap().replace(
+        "What is the weather in Beijing?",
+        "What is the weather in Paris?",
+    );
+    let edited = dir.path().join("edited.jsonl");
+    std::fs::write(&edited, text).unwrap();
+    let out = glm_test_support::glm_agent_command()
+        .args(["replay", edited.to_str().unwrap()])
+        .args(["--tokenizer", tokenizer.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the prompt differs"));
+}
+
+#[test]
+fn serve_on_the_embedded_engine_enforces_cancels_batches_and_caches() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let server = Server::start(
+        &[
+            "--model",
+            fx.mapped.to_str().unwrap(),
+            "--isq",
+            "none",
+            "--max-sequences",
+            "8",
+            "--max-model-len",
+            "2048",
+            "--api-key",
+            "test-key",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let errors = server.client("errors", "test-key");
+    println!("errors: {errors}");
+    let choices = server.client("choices", "test-key");
+    println!("tool_choice: {choices}");
+    let left = server.client("disconnect", "test-key");
+    println!("disconnect: {left}");
+    // The generation stopped when the client left, long before its 1900 tokens.
+    let log = server.log();
+    let cancelled = log
+        .lines()
+        .find(|l| l.contains("cancelled: the client went away"))
+        .unwrap_or_else(|| panic!("no cancellation in the log:\n{log}"));
+    let generated: usize = cancelled
+        .split("after ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(generated < 1900, "{cancelled}");
+    let concurrent = server.client("concurrent", "test-key");
+    println!("8 clients: {concurrent}");
+    let conversation = server.client("conversation", "test-key");
+    println!("conversation: {conversation}");
+    server.client("completions", "test-key");
+}
+
+#[test]
+fn serve_refuses_an_open_address_without_a_key() {
+    let out = glm_test_support::glm_agent(
+        &[
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--engine",
+            "replay:/nonexistent",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--allow-unauthenticated"), "{stderr}");
+}
