@@ -68,8 +68,7 @@ enum Command {
         #[command(subcommand)]
         command: config::ConfigCommand,
     },
-    /// Serve GLM-4 over the OpenAI API (chat completions with tools, completions), for any
-    /// OpenAI client.
+    /// Serve GLM-4 over the OpenAI API, tool calls included.
     Serve(serve::ServeArgs),
     /// Generate from prompt token ids with an engine, without any chat template.
     Generate(generate::GenerateArgs),

@@ -58,7 +58,7 @@ pub struct EmbeddedEngine {
     pub(crate) tokenizer: Arc<tokenizers::Tokenizer>,
     inner: RwLock<Inner>,
     /// The prefix-cache account, held only to read or update it.
-    book: Mutex<CacheBook>,
+    book: Arc<Mutex<CacheBook>>,
     /// Requests that may run at once (see [`EmbeddedConfig::max_sequences`]).
     sequences: tokio::sync::Semaphore,
     pub(crate) report: LoadReport,
@@ -121,7 +121,7 @@ impl EmbeddedEngine {
                 }),
                 restarts: 0,
             }),
-            book: Mutex::new(CacheBook::default()),
+            book: Arc::new(Mutex::new(CacheBook::default())),
             sequences: tokio::sync::Semaphore::new(max_sequences),
             report,
             next_id: std::sync::atomic::AtomicUsize::new(1),
@@ -376,7 +376,7 @@ impl EmbeddedEngine {
             None,
         );
         normal.constraint = Constraint::None;
-        normal.logits_processors = Some(vec![picker]);
+        normal.logits_processors = Some(vec![picker.clone()]);
         let sender = model
             .inner()
             .get_sender(None)
@@ -393,6 +393,15 @@ impl EmbeddedEngine {
         // stream) closes its picks channel, the picker ends the sequence at its next step, and
         // this task takes the last answers.
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        // When the caller is gone, the sequence mistral.rs cached is still put in the account.
+        let account = self.config.prefix_cache.then(|| {
+            (
+                self.book.clone(),
+                request.prompt.clone(),
+                picker.clone(),
+                self.sentinel,
+            )
+        });
         tokio::spawn(async move {
             let outcome = loop {
                 match rx.recv().await {
@@ -412,7 +421,21 @@ impl EmbeddedEngine {
                     None => break Err(dead("the engine stopped answering")),
                 }
             };
-            let _ = done_tx.send(outcome);
+            let finished = outcome.is_ok();
+            if done_tx.send(outcome).is_err()
+                && finished
+                && let Some((book, mut key, picker, sentinel)) = account
+            {
+                let (picked, closed) = {
+                    let s = picker.0.lock().unwrap_or_else(|p| p.into_inner());
+                    (s.picked.clone(), s.closed)
+                };
+                key.extend(picked);
+                if closed {
+                    key.push(sentinel);
+                }
+                book.lock().unwrap_or_else(|p| p.into_inner()).add(key);
+            }
         });
         done_rx
             .await

@@ -631,6 +631,11 @@ async fn run(shared: Arc<Shared>, job: Job, place: Place, tx: mpsc::Sender<Out>,
             .encode(&output_segments(&raw))
             .unwrap_or_default();
     }
+    let mut usage = usage;
+    if usage.generated_tokens == 0 {
+        // A backend that does not count (a recording).
+        usage.generated_tokens = ids.len();
+    }
     if let Some(r) = reader.as_mut() {
         pieces.extend(r.finish());
     }
