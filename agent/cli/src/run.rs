@@ -211,22 +211,33 @@ impl EventSink for Shown<'_> {
 fn interrupt_on_ctrl_c(cancel: &CancellationToken) {
     let cancel = cancel.clone();
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => if result.is_ok() { cancel.cancel() },
-            () = terminate => cancel.cancel(),
-        }
+        interrupted().await;
+        cancel.cancel();
     });
+}
+
+/// Resolves at Ctrl-C or, on Unix, SIGTERM (what a service manager sends to stop a process).
+pub(crate) async fn interrupted() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }
 
 fn outcome_result(outcome: &Outcome) -> CmdResult {

@@ -15,18 +15,10 @@ use glm_test_support::{glm_agent_command, repo_file};
 fn packages() -> &'static (PathBuf, PathBuf) {
     static PACKAGES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     PACKAGES.get_or_init(|| {
-        let script = format!("{}/tests/mcp/fetch.sh", env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(glm_test_support::cache_dir())
-            .output()
-            .expect("run tests/mcp/fetch.sh");
-        assert!(
-            out.status.success(),
-            "installing the MCP test servers failed (node, npm and pip are needed): {}",
-            String::from_utf8_lossy(&out.stderr)
+        let root = glm_test_support::fetched(
+            &format!("{}/tests/mcp/fetch.sh", env!("CARGO_MANIFEST_DIR")),
+            "node, npm and pip",
         );
-        let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         let everything = std::fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().path())

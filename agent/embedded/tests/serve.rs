@@ -17,18 +17,10 @@ use crate::embedded::fixture;
 fn openai_client() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let script = format!("{}/tests/serve/fetch.sh", env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(glm_test_support::cache_dir())
-            .output()
-            .expect("run tests/serve/fetch.sh");
-        assert!(
-            out.status.success(),
-            "installing the openai client failed (python3 and pip are needed): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        glm_test_support::fetched(
+            &format!("{}/tests/serve/fetch.sh", env!("CARGO_MANIFEST_DIR")),
+            "python3 and pip",
+        )
     })
 }
 

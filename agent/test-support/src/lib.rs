@@ -136,6 +136,22 @@ pub fn cache_dir() -> PathBuf {
         .expect(glm_engine::paths::NO_CACHE_DIR)
 }
 
+/// Runs a test's install script (`fetch.sh CACHE`: pinned packages into the cache folder, never
+/// into the repository) and returns the folder it prints; `needs` says what it takes when it fails.
+pub fn fetched(script: &str, needs: &str) -> PathBuf {
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(cache_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed ({needs} are needed): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// The tiny GLM-4 tokenizer (GLM-4's control tokens at their real ids, a byte-level vocabulary).
 pub fn tiny_encoder() -> glm_prompts::Encoder {
     glm_prompts::Encoder::new(glm_prompts::tiny::tiny_tokenizer().unwrap()).unwrap()

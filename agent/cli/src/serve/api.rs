@@ -68,10 +68,13 @@ impl IntoResponse for ApiError {
 pub trait WithCommon: serde::de::DeserializeOwned {
     /// Puts the shared fields in.
     fn set_common(&mut self, common: Common);
+
+    /// The shared fields.
+    fn common(&self) -> &Common;
 }
 
 /// Reads a JSON value into `T`, naming the field that does not fit.
-fn read_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+fn read_value<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let param = (path != ".").then_some(path);
@@ -79,8 +82,8 @@ fn read_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiErro
     })
 }
 
-/// Reads a JSON body into a request, naming the field that does not fit.
-pub fn read_body<T: WithCommon>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Reads a JSON body into a request, naming the field that does not fit; the body's JSON too.
+pub fn read_body<T: WithCommon>(bytes: &[u8]) -> Result<(T, Value), ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::invalid(
             None,
@@ -96,10 +99,10 @@ pub fn read_body<T: WithCommon>(bytes: &[u8]) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::invalid(None, "the body must be a JSON object"));
     }
-    let common: Common = read_value(value.clone())?;
-    let mut request: T = read_value(value)?;
+    let common: Common = read_value(&value)?;
+    let mut request: T = read_value(&value)?;
     request.set_common(common);
-    Ok(request)
+    Ok((request, value))
 }
 
 /// `stop`: one string or up to four.
@@ -267,11 +270,19 @@ impl WithCommon for ChatRequest {
     fn set_common(&mut self, common: Common) {
         self.common = common;
     }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
 impl WithCommon for CompletionRequest {
     fn set_common(&mut self, common: Common) {
         self.common = common;
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
     }
 }
 

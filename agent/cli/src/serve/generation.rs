@@ -166,7 +166,7 @@ fn limit(shared: &Shared, prompt_len: usize, common: &Common) -> Result<u32, Api
 pub(crate) fn chat_job(
     shared: &Shared,
     request: ChatRequest,
-    body: &[u8],
+    body: Value,
 ) -> Result<Job, ApiError> {
     request.common.check()?;
     if request.messages.is_empty() {
@@ -187,10 +187,15 @@ pub(crate) fn chat_job(
     let specs = tool_specs(request.tools.as_deref().unwrap_or(&[]))?;
     let names: Vec<String> = specs.iter().map(|s| s.name().to_owned()).collect();
     let choice = tool_choice(&request.tool_choice, &names)?;
-    let tools: Vec<Value> = specs
-        .iter()
-        .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
-        .collect();
+    let tracing = shared.trace_dir.is_some();
+    let tools: Vec<Value> = if tracing {
+        specs
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let built = chat_prompt(
         &shared.encoder,
         &mut |_, key| shared.memory.get(key),
@@ -225,24 +230,9 @@ pub(crate) fn chat_job(
         .iter()
         .map(|s| encode(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut ids = built.ids.clone();
+    let mut ids = built.ids;
     ids.extend(&prefill_ids);
     let max_new = limit(shared, ids.len(), &request.common)?;
-    let task = request
-        .messages
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            super::api::ChatMessage::User { content } => super::api::content_text(content, "").ok(),
-            _ => None,
-        })
-        .unwrap_or_default();
-    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let remembered: Vec<Value> = built
-        .remembered
-        .iter()
-        .map(|(i, ids)| json!({"message": i, "ids": ids}))
-        .collect();
     // Under `none` no segment of the answer is read as a call.
     let readable = if choice == Choice::None {
         Vec::new()
@@ -250,10 +240,32 @@ pub(crate) fn chat_job(
         names
     };
     let stops = Stop::strings(&request.common.stop)?;
-    let trace = json!({
-        "endpoint": "chat.completions", "request": body, "remembered": remembered,
-        "prefill": prefill, "calls_read": readable, "stop": stops,
-    });
+    // What a trace records: the request as received and the ids remembered for it.
+    let (task, trace) = if tracing {
+        let task = request
+            .messages
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                super::api::ChatMessage::User { content } => {
+                    super::api::content_text(content, "").ok()
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let remembered: Vec<Value> = built
+            .remembered
+            .iter()
+            .map(|(i, ids)| json!({"message": i, "ids": ids}))
+            .collect();
+        let trace = json!({
+            "endpoint": "chat.completions", "request": body, "remembered": remembered,
+            "prefill": prefill, "calls_read": readable, "stop": stops,
+        });
+        (task, trace)
+    } else {
+        (String::new(), Value::Null)
+    };
     let generate = generate_request(shared, &request.common, ids, max_new, starts_with);
     Ok(Job {
         tools,
@@ -274,7 +286,11 @@ pub(crate) fn chat_job(
 }
 
 /// Checks a raw completion request.
-pub(crate) fn completion_job(shared: &Shared, request: CompletionRequest) -> Result<Job, ApiError> {
+pub(crate) fn completion_job(
+    shared: &Shared,
+    request: CompletionRequest,
+    _body: Value,
+) -> Result<Job, ApiError> {
     request.common.check()?;
     if request.echo == Some(true) {
         return Err(ApiError::invalid(
@@ -315,7 +331,11 @@ pub(crate) fn completion_job(shared: &Shared, request: CompletionRequest) -> Res
     }
     let max_new = limit(shared, ids.len(), &request.common)?;
     let stops = Stop::strings(&request.common.stop)?;
-    let trace = json!({"endpoint": "completions", "prompt": ids});
+    let trace = if shared.trace_dir.is_some() {
+        json!({"endpoint": "completions", "prompt": ids})
+    } else {
+        Value::Null
+    };
     let generate = generate_request(shared, &request.common, ids, max_new, Vec::new());
     Ok(Job::new(
         shared,

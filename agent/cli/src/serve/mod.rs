@@ -198,7 +198,7 @@ async fn serve(args: ServeArgs) -> CmdResult {
         shared.engine.describe()
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(crate::run::interrupted())
         .await
         .map_err(Failure::bad_input)?;
     eprintln!("Stopped.");
@@ -218,28 +218,6 @@ fn served_name(model: &str, engine: &str) -> String {
             .unwrap_or_else(|| trimmed.to_owned());
     }
     trimmed.to_owned()
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -335,20 +313,14 @@ fn take_place(shared: &Shared) -> Result<Place, ApiError> {
 }
 
 async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let started = Instant::now();
-    let result = async {
-        authorize(&shared, &headers)?;
-        let request: api::ChatRequest = api::read_body(&body)?;
-        check_model(&shared, &request.common.model)?;
-        let job = generation::chat_job(&shared, request, &body)?;
-        let place = take_place(&shared)?;
-        Ok::<_, ApiError>(generation::respond(shared.clone(), job, place, started).await)
-    }
-    .await;
-    result.unwrap_or_else(|e| {
-        log_refusal("/v1/chat/completions", &e);
-        e.into_response()
-    })
+    answer(
+        shared,
+        headers,
+        body,
+        "/v1/chat/completions",
+        generation::chat_job,
+    )
+    .await
 }
 
 async fn completions(
@@ -356,22 +328,37 @@ async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = Instant::now();
-    let result = async {
-        authorize(&shared, &headers)?;
-        let request: api::CompletionRequest = api::read_body(&body)?;
-        check_model(&shared, &request.common.model)?;
-        let job = generation::completion_job(&shared, request)?;
-        let place = take_place(&shared)?;
-        Ok::<_, ApiError>(generation::respond(shared.clone(), job, place, started).await)
-    }
-    .await;
-    result.unwrap_or_else(|e| {
-        log_refusal("/v1/completions", &e);
-        e.into_response()
-    })
+    answer(
+        shared,
+        headers,
+        body,
+        "/v1/completions",
+        generation::completion_job,
+    )
+    .await
 }
 
-fn log_refusal(path: &str, e: &ApiError) {
-    eprintln!("POST {path} {} {}", e.status.as_u16(), e.message);
+/// One request of either endpoint: checked, queued, then generated.
+async fn answer<R: api::WithCommon>(
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+    path: &str,
+    job: fn(&Shared, R, serde_json::Value) -> Result<generation::Job, ApiError>,
+) -> Response {
+    let started = Instant::now();
+    let prepared = (|| {
+        authorize(&shared, &headers)?;
+        let (request, json) = api::read_body::<R>(&body)?;
+        check_model(&shared, &request.common().model)?;
+        let job = job(&shared, request, json)?;
+        Ok::<_, ApiError>((job, take_place(&shared)?))
+    })();
+    match prepared {
+        Ok((job, place)) => generation::respond(shared.clone(), job, place, started).await,
+        Err(e) => {
+            eprintln!("POST {path} {} {}", e.status.as_u16(), e.message);
+            e.into_response()
+        }
+    }
 }

@@ -132,8 +132,6 @@ pub struct ChatPrompt {
     pub hash: PrefixHash,
     /// Assistant messages whose ids came from memory: their index and ids.
     pub remembered: Vec<(usize, Vec<u32>)>,
-    /// The GLM-4 messages, as rendered where nothing was remembered (for traces).
-    pub messages: Vec<Message>,
 }
 
 /// The tool section of a request, checked.
@@ -209,16 +207,6 @@ pub fn chat_prompt(
         ids: Vec::new(),
         hash: PrefixHash::default(),
         remembered: Vec::new(),
-        messages: Vec::new(),
-    };
-    let encode = |m: &Message| {
-        encoder
-            .encode(&render_message(m).0)
-            .map_err(|e| ApiError::server(format!("cannot encode the prompt: {e}")))
-    };
-    let push = |out: &mut ChatPrompt, ids: &[u32]| {
-        out.hash.add(ids);
-        out.ids.extend_from_slice(ids);
     };
     push(
         &mut out,
@@ -229,30 +217,16 @@ pub fn chat_prompt(
     );
     if !tools.is_empty() {
         let m = Message::system_with_tools(tools, "");
-        push(&mut out, &encode(&m)?);
-        out.messages.push(m);
+        push(&mut out, &encode(encoder, &m)?);
     }
     for (i, message) in messages.iter().enumerate() {
         let param = format!("messages[{i}].content");
-        let plain = |role: Role, content: &serde_json::Value| -> Result<Message, ApiError> {
-            Ok(Message::new(role, content_text(content, &param)?))
-        };
-        match message {
+        let (role, content) = match message {
             ChatMessage::System { content } | ChatMessage::Developer { content } => {
-                let m = plain(Role::System, content)?;
-                push(&mut out, &encode(&m)?);
-                out.messages.push(m);
+                (Role::System, content)
             }
-            ChatMessage::User { content } => {
-                let m = plain(Role::User, content)?;
-                push(&mut out, &encode(&m)?);
-                out.messages.push(m);
-            }
-            ChatMessage::Tool { content } => {
-                let m = plain(Role::Observation, content)?;
-                push(&mut out, &encode(&m)?);
-                out.messages.push(m);
-            }
+            ChatMessage::User { content } => (Role::User, content),
+            ChatMessage::Tool { content } => (Role::Observation, content),
             ChatMessage::Assistant {
                 content,
                 tool_calls,
@@ -266,43 +240,68 @@ pub fn chat_prompt(
                     .flatten()
                     .map(|c| (c.function.name.clone(), c.function.arguments_text()))
                     .collect();
-                let assistant = special.id(SpecialToken::Assistant);
-                let mut after = out.hash.clone();
-                after.add(&[assistant]);
-                if let Some(ids) = remembered(i, &after.key(&text, &calls)) {
-                    push(&mut out, &[assistant]);
-                    push(&mut out, &ids);
-                    out.remembered.push((i, ids));
-                    continue;
-                }
-                let mut turns = Vec::new();
-                if !text.is_empty() {
-                    turns.push(Message::new(Role::Assistant, text));
-                }
-                for (name, arguments) in calls {
-                    turns.push(Message::new(Role::Assistant, arguments).with_metadata(name));
-                }
-                for m in turns {
-                    // A call with empty arguments still names its tool.
-                    let ids = if m.content.is_empty() && m.metadata.is_some() {
-                        let mut ids = vec![assistant];
-                        ids.extend(
-                            encoder
-                                .encode_text(&format!("{}\n", m.metadata.as_deref().unwrap_or("")))
-                                .map_err(|e| ApiError::server(format!("cannot encode: {e}")))?,
-                        );
-                        ids
-                    } else {
-                        encode(&m)?
-                    };
-                    push(&mut out, &ids);
-                    out.messages.push(m);
-                }
+                assistant_turns(encoder, &mut out, remembered, i, text, calls)?;
+                continue;
             }
-        }
+        };
+        let m = Message::new(role, content_text(content, &param)?);
+        push(&mut out, &encode(encoder, &m)?);
     }
     push(&mut out, &[special.id(SpecialToken::Assistant)]);
     Ok(out)
+}
+
+fn encode(encoder: &Encoder, m: &Message) -> Result<Vec<u32>, ApiError> {
+    encoder
+        .encode(&render_message(m).0)
+        .map_err(|e| ApiError::server(format!("cannot encode the prompt: {e}")))
+}
+
+fn push(out: &mut ChatPrompt, ids: &[u32]) {
+    out.hash.add(ids);
+    out.ids.extend_from_slice(ids);
+}
+
+/// An earlier answer: its remembered ids, else its content and calls rendered as GLM-4 turns.
+fn assistant_turns(
+    encoder: &Encoder,
+    out: &mut ChatPrompt,
+    remembered: &mut dyn FnMut(usize, &Key) -> Option<Vec<u32>>,
+    index: usize,
+    text: String,
+    calls: Vec<(String, String)>,
+) -> Result<(), ApiError> {
+    let assistant = encoder.special_ids().id(SpecialToken::Assistant);
+    let mut after = out.hash.clone();
+    after.add(&[assistant]);
+    if let Some(ids) = remembered(index, &after.key(&text, &calls)) {
+        push(out, &[assistant]);
+        push(out, &ids);
+        out.remembered.push((index, ids));
+        return Ok(());
+    }
+    if !text.is_empty() {
+        push(out, &encode(encoder, &Message::new(Role::Assistant, text))?);
+    }
+    for (name, arguments) in calls {
+        let ids = if arguments.is_empty() {
+            // An empty turn renders nothing; a call with no arguments still names its tool.
+            let mut ids = vec![assistant];
+            ids.extend(
+                encoder
+                    .encode_text(&format!("{name}\n"))
+                    .map_err(|e| ApiError::server(format!("cannot encode: {e}")))?,
+            );
+            ids
+        } else {
+            encode(
+                encoder,
+                &Message::new(Role::Assistant, arguments).with_metadata(name),
+            )?
+        };
+        push(out, &ids);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
