@@ -227,8 +227,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/health", get(|| async { "ok" }))
         .fallback(not_found)
-        // A whole 1M-token conversation is a few MiB of text.
-        .layer(DefaultBodyLimit::max(64 << 20))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
 }
 
@@ -312,7 +311,13 @@ fn take_place(shared: &Shared) -> Result<Place, ApiError> {
         })
 }
 
-async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+/// A body, or why it could not be read (over the size limit, a broken upload).
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+/// The most bytes a request body may have: a whole 1M-token conversation is a few MiB of text.
+const MAX_BODY: usize = 64 << 20;
+
+async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     answer(
         shared,
         headers,
@@ -326,7 +331,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 async fn completions(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     answer(
         shared,
@@ -342,13 +347,24 @@ async fn completions(
 async fn answer<R: api::WithCommon>(
     shared: Arc<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
     path: &str,
     job: fn(&Shared, R, serde_json::Value) -> Result<generation::Job, ApiError>,
 ) -> Response {
     let started = Instant::now();
     let prepared = (|| {
         authorize(&shared, &headers)?;
+        let body = body.map_err(|rejection| ApiError {
+            status: rejection.status(),
+            message: format!(
+                "the request body cannot be read ({}); bodies of up to {} MiB are accepted",
+                rejection.body_text(),
+                MAX_BODY >> 20
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("body_not_read"),
+        })?;
         let (request, json) = api::read_body::<R>(&body)?;
         check_model(&shared, &request.common().model)?;
         let job = job(&shared, request, json)?;
