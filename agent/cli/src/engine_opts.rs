@@ -7,7 +7,7 @@ use std::time::Instant;
 use glm_agent::engine::{Engine, OpenAiConfig, OpenAiEngine, ReplayEngine};
 use glm_agent::exit::ExitStatus;
 use glm_agent::trace::Trace;
-use glm_engine_mistralrs::model::hub::locate;
+use glm_engine_mistralrs::model::hub::{DEFAULT_MODEL, locate};
 use glm_engine_mistralrs::model::{Layout, ModelError, prepare, read_dims};
 use glm_engine_mistralrs::{EmbeddedConfig, EmbeddedEngine, Isq};
 use glm_prompts::{Encoder, SpecialIds, SpecialToken};
@@ -147,19 +147,28 @@ impl Resolved {
 async fn open_openai(settings: &EngineSettings, target: &str) -> Result<Opened, Failure> {
     let (ids, encoder) = ids_from_flag(settings)?;
     let config = OpenAiConfig {
-        model: settings.model.clone(),
+        // The default model is a repo for the embedded engine; a server is asked what it serves
+        // unless a model is named.
+        model: settings.model.clone().filter(|m| m != DEFAULT_MODEL),
         api_key: std::env::var("OPENAI_API_KEY")
             .ok()
             .filter(|k| !k.is_empty()),
         ..OpenAiConfig::new(target)
     };
-    let control = [SpecialToken::GMask, SpecialToken::Sop, SpecialToken::User].map(|t| ids.id(t));
+    let control = SpecialToken::ALL
+        .iter()
+        .map(|t| (t.as_str().to_owned(), ids.id(*t)))
+        .collect();
     let engine = OpenAiEngine::connect(config, control)
         .await
         .map_err(engine_failed)?;
+    if let Some(warning) = engine.warning() {
+        eprintln!("warning: {warning}");
+    }
     let model = serde_json::json!({
         "server": glm_agent::engine::redact_url(target),
         "engine": engine.describe(),
+        "dialect": engine.dialect().name(),
     });
     Ok(Opened {
         engine: Box::new(engine),

@@ -18,8 +18,8 @@ use crate::setup::CommonOptions;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Engines: embedded (the default: mistral.rs in this process, with --model a local \
-folder or a Hugging Face repo id), openai:URL (a vLLM or SGLang server serving GLM-4; key in \
-OPENAI_API_KEY) or replay:FILE (a JSON array of recorded outputs).\n\n\
+folder or a Hugging Face repo id), openai:URL (a server serving GLM-4: vLLM, SGLang, llama.cpp's \
+llama-server or glm-agent serve; key in OPENAI_API_KEY) or replay:FILE (a JSON array of recorded outputs).\n\n\
 Examples:\n  glm-agent generate --model ~/models/glm-4-9b-chat-1m-hf --prompt-ids 151331,151333,151336,10,9703,151337 --greedy --json\n  \
 glm-agent generate --engine openai:http://gpu-box:8000 --prompt-file prompt.json\n  \
 glm-agent generate --engine replay:outputs.json --prompt-file prompt.json"

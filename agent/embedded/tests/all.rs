@@ -9,6 +9,7 @@
 
 mod embedded;
 mod folder_fuzz;
+mod llamacpp;
 mod model_map;
 mod serve;
 mod suites;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-pub use openai::{OpenAiConfig, OpenAiEngine, redact_url};
+pub use openai::{ControlToken, Dialect, OpenAiConfig, OpenAiEngine, redact_url};
 pub use replay::{Recorded, ReplayEngine};
 
 /// Sampling settings.

@@ -1,8 +1,18 @@
-//! An OpenAI-compatible completions server (vLLM, SGLang) as an engine.
+//! An OpenAI-compatible completions server as an engine, in the dialect the server speaks.
 //!
-//! Prompts go to `/v1/completions` as token ids, streamed back over server-sent events with
-//! control tokens kept (`skip_special_tokens: false`) and token ids reported
-//! (`return_tokens_as_token_ids`, a vLLM extension; servers without it give text only).
+//! Prompts go as token ids and come back streamed over server-sent events with control tokens
+//! kept. What a server offers beyond OpenAI's API is found when connecting ([`Dialect`]):
+//!
+//! - vLLM (and SGLang, which follows it): `/v1/completions` with `skip_special_tokens: false`,
+//!   `stop_token_ids`, and the generated ids through `return_tokens_as_token_ids`; `/tokenize`
+//!   with `prompt`; cached tokens in `usage.prompt_tokens_details`.
+//! - llama.cpp's `llama-server`: `/completion` with `return_tokens`, `cache_prompt` and the
+//!   control tokens as `preserved_tokens` (so their text is shown); `/tokenize` with `content`
+//!   and `parse_special`; cached tokens from `timings.cache_n`. The endpoint takes stop strings,
+//!   not ids: the stop tokens' text is sent, and the stream is ended here at the first stop id.
+//! - `glm-agent serve`: `/v1/completions` with `return_token_ids`; `/tokenize` as vLLM's.
+//! - Any other server: text only (ids are re-tokenized by the caller), said once as a warning.
+//!
 //! Requests that fail before any token arrives are retried with backoff on 429, 5xx and
 //! dropped connections.
 
@@ -45,21 +55,71 @@ impl OpenAiConfig {
     }
 }
 
+/// What a server speaks beyond OpenAI's completions API, found when connecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// vLLM or SGLang: generated ids through `return_tokens_as_token_ids`.
+    Vllm,
+    /// llama.cpp's `llama-server`: its own `/completion` endpoint with `return_tokens`.
+    LlamaCpp,
+    /// `glm-agent serve`: generated ids through `return_token_ids`.
+    GlmAgent,
+    /// Any other OpenAI-compatible server: text only.
+    Generic,
+}
+
+impl Dialect {
+    /// The name used in descriptions and traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Vllm => "vllm",
+            Dialect::LlamaCpp => "llama.cpp",
+            Dialect::GlmAgent => "glm-agent",
+            Dialect::Generic => "openai",
+        }
+    }
+
+    /// Whether the server reports the ids it generated.
+    pub fn exact(self) -> bool {
+        self != Dialect::Generic
+    }
+
+    /// The dialect a server names as the owner of its models (`/v1/models`).
+    fn from_owner(owner: &str) -> Option<Dialect> {
+        match owner {
+            "vllm" | "sglang" => Some(Dialect::Vllm),
+            "llamacpp" => Some(Dialect::LlamaCpp),
+            "glm-agent" => Some(Dialect::GlmAgent),
+            _ => None,
+        }
+    }
+}
+
+/// A control token: its text and its id in the model's tokenizer.
+pub type ControlToken = (String, u32);
+
 /// The engine.
 #[derive(Debug, Clone)]
 pub struct OpenAiEngine {
     config: OpenAiConfig,
     client: reqwest::Client,
     model: String,
+    dialect: Dialect,
+    control: Vec<ControlToken>,
 }
 
+/// The text whose encoding tells a GLM-4 tokenizer from another.
+const PROBE: [&str; 3] = ["[gMASK]", "<sop>", "<|user|>"];
+
 impl OpenAiEngine {
-    /// Connects: finds the model name when not given, and checks that the server tokenizes
-    /// GLM-4's control tokens to `expected_ids` (`[gMASK]`, `<sop>`, `<|user|>`), so a server
-    /// running another model is caught before the first step.
+    /// Connects: finds the model name when not given and the server's [`Dialect`], and checks
+    /// that the server tokenizes GLM-4's control tokens (`[gMASK]<sop><|user|>`) to the ids
+    /// `control` gives them, so a server running another model is caught before the first
+    /// step. A server whose tokenizer endpoint is missing or not understood is not refused.
+    /// `control` lists every control token of the model (text and id).
     pub async fn connect(
         config: OpenAiConfig,
-        expected_ids: [u32; 3],
+        control: Vec<ControlToken>,
     ) -> Result<Self, EngineError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10).min(config.read_timeout))
@@ -70,13 +130,39 @@ impl OpenAiEngine {
             config,
             client,
             model: String::new(),
+            dialect: Dialect::Generic,
+            control,
         };
-        engine.model = match engine.config.model.clone() {
-            Some(model) => model,
-            None => engine.served_model().await?,
+        // The list says who serves (vLLM, llama.cpp and glm-agent name themselves).
+        let (listed, owner) = engine.served_model().await?.unzip();
+        engine.model = match (engine.config.model.clone(), listed) {
+            (Some(model), _) | (None, Some(model)) => model,
+            (None, None) => {
+                return Err(EngineError::fatal(format!(
+                    "{} lists no model: name the served model with --model",
+                    redact_url(&engine.url("/v1/models"))
+                )));
+            }
         };
-        engine.check_tokenizer(expected_ids).await?;
+        let (dialect, tokens) = engine.detect(owner.flatten().as_deref()).await?;
+        engine.dialect = dialect;
+        engine.check_tokenizer(tokens)?;
         Ok(engine)
+    }
+
+    /// The dialect found when connecting.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// What a user should know about this server, once: a server that reports no token ids.
+    pub fn warning(&self) -> Option<String> {
+        (!self.dialect.exact()).then(|| {
+            format!(
+                "the server at {} reports text only (not vLLM, SGLang, llama.cpp's llama-server or glm-agent serve): generated ids are re-tokenized from the text, so the prefix cache may miss and replays may not be exact",
+                redact_url(&self.config.base_url)
+            )
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -92,12 +178,31 @@ impl OpenAiEngine {
         }
     }
 
-    async fn served_model(&self) -> Result<String, EngineError> {
-        let body = self.get_json(&self.url("/v1/models")).await?;
-        body["data"][0]["id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| EngineError::fatal(format!("{} lists no model", self.url("/v1/models"))))
+    /// The first model `/v1/models` lists, and who it says owns it; `None` when the server
+    /// answers without a list. Only a server that cannot be reached is an error.
+    async fn served_model(&self) -> Result<Option<(String, Option<String>)>, EngineError> {
+        let url = self.url("/v1/models");
+        let response = self
+            .request(self.client.get(&url))
+            .send()
+            .await
+            .map_err(|e| not_reached(&url, e))?;
+        let status = response.status();
+        if matches!(status.as_u16(), 401 | 403) {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            return Err(http_error(&url, status.as_u16(), &body));
+        }
+        if !status.is_success() {
+            return Ok(None);
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let first = &body["data"][0];
+        Ok(first["id"].as_str().map(|model| {
+            (
+                model.to_owned(),
+                first["owned_by"].as_str().map(str::to_owned),
+            )
+        }))
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, EngineError> {
@@ -105,7 +210,7 @@ impl OpenAiEngine {
             .request(self.client.get(url))
             .send()
             .await
-            .map_err(|e| EngineError::transient(format!("cannot reach {url}: {e}")))?;
+            .map_err(|e| not_reached(url, e))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -114,52 +219,146 @@ impl OpenAiEngine {
         Ok(body)
     }
 
-    async fn check_tokenizer(&self, expected: [u32; 3]) -> Result<(), EngineError> {
+    /// The dialect, and what the server's tokenizer made of the probe when it was asked.
+    async fn detect(
+        &self,
+        owner: Option<&str>,
+    ) -> Result<(Dialect, Option<Vec<u64>>), EngineError> {
+        let dialect = match owner.and_then(Dialect::from_owner) {
+            Some(dialect) => dialect,
+            // llama-server forks may not name themselves; its settings endpoint tells.
+            None if self
+                .get_json(&self.url("/props"))
+                .await
+                .is_ok_and(|p| p.get("default_generation_settings").is_some()) =>
+            {
+                Dialect::LlamaCpp
+            }
+            None => {
+                // vLLM-shaped servers that do not name themselves: their tokenizer answers.
+                let tokens = self.tokenize(Dialect::Vllm).await?;
+                let dialect = if tokens.is_some() {
+                    Dialect::Vllm
+                } else {
+                    Dialect::Generic
+                };
+                return Ok((dialect, tokens));
+            }
+        };
+        Ok((dialect, self.tokenize(dialect).await?))
+    }
+
+    /// The server's encoding of the probe; `None` when it has no tokenizer endpoint this
+    /// dialect knows, or answers in a shape it does not.
+    async fn tokenize(&self, dialect: Dialect) -> Result<Option<Vec<u64>>, EngineError> {
+        let text = PROBE.concat();
+        let request = match dialect {
+            Dialect::Vllm | Dialect::GlmAgent => {
+                json!({"model": self.model, "prompt": text, "add_special_tokens": false})
+            }
+            Dialect::LlamaCpp => {
+                json!({"content": text, "add_special": false, "parse_special": true})
+            }
+            Dialect::Generic => return Ok(None),
+        };
         let url = self.url("/tokenize");
-        let request = json!({
-            "model": self.model, "prompt": "[gMASK]<sop><|user|>", "add_special_tokens": false
-        });
         let response = self
             .request(self.client.post(&url).json(&request))
             .send()
             .await
-            .map_err(|e| EngineError::transient(format!("cannot reach {url}: {e}")))?;
-        if response.status().as_u16() == 404 {
-            // Not vLLM: the check is not available; the model name is all there is.
-            return Ok(());
+            .map_err(|e| not_reached(&url, e))?;
+        if !response.status().is_success() {
+            return Ok(None);
         }
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        let got: Vec<u64> = body["tokens"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
-        let want: Vec<u64> = expected.iter().map(|id| u64::from(*id)).collect();
+        // llama.cpp answers `[id, ...]`, or `[{"id", "piece"}, ...]` when asked for pieces.
+        let tokens: Option<Vec<u64>> = body["tokens"].as_array().and_then(|a| {
+            a.iter()
+                .map(|t| t.as_u64().or_else(|| t["id"].as_u64()))
+                .collect()
+        });
+        Ok(tokens.filter(|t| !t.is_empty()))
+    }
+
+    fn check_tokenizer(&self, got: Option<Vec<u64>>) -> Result<(), EngineError> {
+        let want: Option<Vec<u64>> = PROBE
+            .iter()
+            .map(|text| self.control_id(text).map(u64::from))
+            .collect();
+        let (Some(got), Some(want)) = (got, want) else {
+            return Ok(());
+        };
         if got != want {
             return Err(EngineError::fatal(format!(
                 "the server at {} serves `{}`, whose tokenizer encodes GLM-4's control tokens as {got:?} instead of {want:?}; it is not running GLM-4 (serve THUDM/glm-4-9b-chat-1m-hf, or point --engine at a server that does)",
-                self.config.base_url, self.model
+                redact_url(&self.config.base_url),
+                self.model
             )));
         }
         Ok(())
     }
 
+    fn control_id(&self, text: &str) -> Option<u32> {
+        self.control.iter().find(|(t, _)| t == text).map(|c| c.1)
+    }
+
+    fn endpoint(&self) -> &'static str {
+        match self.dialect {
+            Dialect::LlamaCpp => "/completion",
+            _ => "/v1/completions",
+        }
+    }
+
     fn body(&self, request: &GenerateRequest) -> Value {
         let s = &request.sampling;
-        let mut body = json!({
-            "model": self.model,
-            "prompt": request.prompt,
-            "max_tokens": request.max_new_tokens,
-            "temperature": if s.greedy { 0.0 } else { s.temperature },
-            "top_p": if s.greedy { 1.0 } else { s.top_p },
-            "stream": true,
-            "stream_options": {"include_usage": true},
-            "stop_token_ids": request.stop_ids,
-            "skip_special_tokens": false,
-            "include_stop_str_in_output": true,
-            "logprobs": 1,
-            "return_tokens_as_token_ids": true,
-        });
-        if let Some(k) = s.top_k.filter(|_| !s.greedy) {
+        let temperature = if s.greedy { 0.0 } else { s.temperature };
+        let top_p = if s.greedy { 1.0 } else { s.top_p };
+        let top_k = s.top_k.filter(|_| !s.greedy);
+        let mut body = match self.dialect {
+            Dialect::LlamaCpp => json!({
+                "prompt": request.prompt,
+                "n_predict": request.max_new_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+                // llama.cpp's own defaults (top_k 40, min_p 0.05) would change the sampling.
+                "top_k": top_k.unwrap_or(0),
+                "min_p": 0.0,
+                "stream": true,
+                "return_tokens": true,
+                "cache_prompt": true,
+                "timings_per_token": true,
+                "preserved_tokens": self.control.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+                // The stop tokens' text, so the server ends where the stop id is seen here.
+                "stop": request
+                    .stop_ids
+                    .iter()
+                    .filter_map(|id| self.control.iter().find(|c| c.1 == *id))
+                    .map(|c| c.0.as_str())
+                    .collect::<Vec<_>>(),
+            }),
+            Dialect::Vllm | Dialect::GlmAgent | Dialect::Generic => {
+                let mut body = json!({
+                    "model": self.model,
+                    "prompt": request.prompt,
+                    "max_tokens": request.max_new_tokens,
+                    "temperature": temperature,
+                    "top_p": top_p,
+                    "stream": true,
+                    "stream_options": {"include_usage": true},
+                });
+                if self.dialect == Dialect::GlmAgent {
+                    body["return_token_ids"] = json!(true);
+                } else {
+                    body["stop_token_ids"] = json!(request.stop_ids);
+                    body["skip_special_tokens"] = json!(false);
+                    body["include_stop_str_in_output"] = json!(true);
+                    body["logprobs"] = json!(1);
+                    body["return_tokens_as_token_ids"] = json!(true);
+                }
+                body
+            }
+        };
+        if let Some(k) = top_k.filter(|_| self.dialect != Dialect::LlamaCpp) {
             body["top_k"] = json!(k);
         }
         if let Some(seed) = s.seed {
@@ -170,7 +369,7 @@ impl OpenAiEngine {
 
     /// Sends the request, retrying failures that happen before streaming starts.
     async fn open(&self, body: &Value) -> Result<reqwest::Response, EngineError> {
-        let url = self.url("/v1/completions");
+        let url = self.url(self.endpoint());
         let mut backoff = self.config.backoff;
         let mut attempt = 1;
         loop {
@@ -190,7 +389,7 @@ impl OpenAiEngine {
                     }
                     http_error(&url, status, &body)
                 }
-                Err(e) => EngineError::transient(format!("cannot reach {url}: {e}")),
+                Err(e) => not_reached(&url, e),
             };
             if !error.retryable || attempt >= self.config.attempts {
                 return Err(error);
@@ -202,13 +401,25 @@ impl OpenAiEngine {
     }
 }
 
+/// A server that could not be reached: the address (without credentials) and every cause.
+fn not_reached(url: &str, error: reqwest::Error) -> EngineError {
+    let error = error.without_url();
+    let mut message = format!("cannot reach {}: {error}", redact_url(url));
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    EngineError::transient(message)
+}
+
 fn http_error(url: &str, status: u16, body: &Value) -> EngineError {
     let detail = body["error"]["message"]
         .as_str()
         .or_else(|| body["message"].as_str())
         .or_else(|| body["detail"].as_str())
         .unwrap_or("");
-    let message = format!("{url} answered HTTP {status} {detail}")
+    let message = format!("{} answered HTTP {status} {detail}", redact_url(url))
         .trim_end()
         .to_owned();
     if status == 429 || status >= 500 {
@@ -218,15 +429,21 @@ fn http_error(url: &str, status: u16, body: &Value) -> EngineError {
     }
 }
 
-/// Reads `token_id:N` entries of a chunk's logprobs.
+/// The ids of an OpenAI-shaped chunk's choice: `token_ids` (vLLM's `return_token_ids`, and
+/// glm-agent's), else `token_id:N` entries of its logprobs (`return_tokens_as_token_ids`).
 fn chunk_ids(choice: &Value) -> Vec<u32> {
+    let ids = |values: &[Value], read: fn(&Value) -> Option<u32>| -> Vec<u32> {
+        values.iter().filter_map(read).collect()
+    };
+    if let Some(values) = choice["token_ids"].as_array() {
+        return ids(values, |v| v.as_u64().and_then(|n| u32::try_from(n).ok()));
+    }
     choice["logprobs"]["tokens"]
         .as_array()
         .map(|tokens| {
-            tokens
-                .iter()
-                .filter_map(|t| t.as_str()?.strip_prefix("token_id:")?.parse().ok())
-                .collect()
+            ids(tokens, |t| {
+                t.as_str()?.strip_prefix("token_id:")?.parse().ok()
+            })
         })
         .unwrap_or_default()
 }
@@ -234,9 +451,10 @@ fn chunk_ids(choice: &Value) -> Vec<u32> {
 impl Engine for OpenAiEngine {
     fn describe(&self) -> String {
         format!(
-            "openai:{} model={}",
+            "openai:{} model={} dialect={}",
             redact_url(&self.config.base_url),
-            self.model
+            self.model,
+            self.dialect.name()
         )
     }
 
@@ -251,22 +469,24 @@ fn async_stream(
     request: GenerateRequest,
 ) -> impl futures::Stream<Item = Result<EngineEvent, EngineError>> + Send + '_ {
     let body = engine.body(&request);
-    let prompt_tokens = request.prompt.len();
+    let state = SseState::new(engine, &request);
     futures::stream::once(async move {
         let started = Instant::now();
         let response = engine.open(&body).await?;
         Ok::<_, EngineError>((response, started))
     })
-    .flat_map(move |opened| {
-        let state = SseState::new(prompt_tokens);
-        match opened {
-            Err(e) => futures::stream::iter(vec![Err(e)]).boxed(),
-            Ok((response, started)) => sse_events(response, started, state).boxed(),
-        }
+    .flat_map(move |opened| match opened {
+        Err(e) => futures::stream::iter(vec![Err(e)]).boxed(),
+        Ok((response, started)) => sse_events(response, started, state.clone()).boxed(),
     })
 }
 
+#[derive(Clone)]
 struct SseState {
+    dialect: Dialect,
+    /// Control tokens, for llama.cpp's chunks that carry an id without its text.
+    control: Vec<ControlToken>,
+    stop_ids: Vec<u32>,
     buffer: String,
     usage: Usage,
     reason: Option<FinishReason>,
@@ -275,11 +495,14 @@ struct SseState {
 }
 
 impl SseState {
-    fn new(prompt_tokens: usize) -> Self {
+    fn new(engine: &OpenAiEngine, request: &GenerateRequest) -> Self {
         SseState {
+            dialect: engine.dialect,
+            control: engine.control.clone(),
+            stop_ids: request.stop_ids.clone(),
             buffer: String::new(),
             usage: Usage {
-                prompt_tokens,
+                prompt_tokens: request.prompt.len(),
                 ..Usage::default()
             },
             reason: None,
@@ -302,16 +525,28 @@ impl SseState {
                 "the server failed mid-stream: {message}"
             )));
         }
+        let (text, ids) = match self.dialect {
+            Dialect::LlamaCpp => self.llama_chunk(&chunk),
+            _ => self.openai_chunk(&chunk),
+        };
+        if text.is_empty() && ids.is_empty() {
+            return Ok(None);
+        }
+        self.first_token.get_or_insert_with(Instant::now);
+        Ok(Some(EngineEvent::Delta { ids, text }))
+    }
+
+    fn openai_chunk(&mut self, chunk: &Value) -> (String, Vec<u32>) {
         if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
-            let n = |v: &Value| v.as_u64().map(|n| n as usize);
             self.usage.prompt_tokens =
-                n(&usage["prompt_tokens"]).unwrap_or(self.usage.prompt_tokens);
+                count(&usage["prompt_tokens"]).unwrap_or(self.usage.prompt_tokens);
             self.usage.generated_tokens =
-                n(&usage["completion_tokens"]).unwrap_or(self.usage.generated_tokens);
-            self.usage.cached_prompt_tokens = n(&usage["prompt_tokens_details"]["cached_tokens"]);
+                count(&usage["completion_tokens"]).unwrap_or(self.usage.generated_tokens);
+            self.usage.cached_prompt_tokens =
+                count(&usage["prompt_tokens_details"]["cached_tokens"]);
         }
         let Some(choice) = chunk["choices"].get(0) else {
-            return Ok(None);
+            return (String::new(), Vec::new());
         };
         match choice["finish_reason"].as_str() {
             Some("length") => self.reason = Some(FinishReason::Length),
@@ -319,13 +554,53 @@ impl SseState {
             None => {}
         }
         let text = choice["text"].as_str().unwrap_or_default().to_owned();
-        let ids = chunk_ids(choice);
-        if text.is_empty() && ids.is_empty() {
-            return Ok(None);
-        }
-        self.first_token.get_or_insert_with(Instant::now);
-        Ok(Some(EngineEvent::Delta { ids, text }))
+        (text, chunk_ids(choice))
     }
+
+    /// A chunk of llama.cpp's `/completion` stream: `content`, `tokens`, and on the last one
+    /// `stop: true` with `stop_type`. Generation ends here at the first stop id.
+    fn llama_chunk(&mut self, chunk: &Value) -> (String, Vec<u32>) {
+        self.usage.prompt_tokens =
+            count(&chunk["tokens_evaluated"]).unwrap_or(self.usage.prompt_tokens);
+        if let Some(cached) = count(&chunk["timings"]["cache_n"]) {
+            self.usage.cached_prompt_tokens = Some(cached);
+        }
+        let mut text = chunk["content"].as_str().unwrap_or_default().to_owned();
+        let mut ids: Vec<u32> = chunk["tokens"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(at) = ids.iter().position(|id| self.stop_ids.contains(id)) {
+            ids.truncate(at + 1);
+            self.reason = Some(FinishReason::Stop);
+            self.done = true;
+        } else if chunk["stop"].as_bool() == Some(true) {
+            self.reason = Some(match chunk["stop_type"].as_str() {
+                Some("limit") => FinishReason::Length,
+                _ => FinishReason::Stop,
+            });
+            self.done = true;
+        }
+        // A control token the server does not render (an end-of-generation token, or one it
+        // was not asked to keep) gets its text here, after what came with it.
+        for id in &ids {
+            if let Some((token, _)) = self.control.iter().find(|c| c.1 == *id)
+                && !text.contains(token.as_str())
+            {
+                text.push_str(token);
+            }
+        }
+        self.usage.generated_tokens += ids.len();
+        (text, ids)
+    }
+}
+
+fn count(v: &Value) -> Option<usize> {
+    v.as_u64().and_then(|n| usize::try_from(n).ok())
 }
 
 fn sse_events(
@@ -365,7 +640,11 @@ fn sse_events(
                     Some(Ok(chunk)) => {
                         state.buffer.push_str(&String::from_utf8_lossy(&chunk));
                         let mut events = Vec::new();
-                        while let Some(end) = state.buffer.find('\n') {
+                        // Lines after the end (llama.cpp's final chunk, a stop id seen here)
+                        // are not read: the stream is dropped with the response.
+                        while !state.done
+                            && let Some(end) = state.buffer.find('\n')
+                        {
                             let line: String = state.buffer.drain(..=end).collect();
                             let Some(data) = line.trim_end().strip_prefix("data:") else {
                                 continue;

@@ -410,6 +410,9 @@ pub struct CompletionRequest {
     /// Echoing the prompt is not offered.
     #[serde(default)]
     pub echo: Option<bool>,
+    /// Send the generated token ids with the text (`choices[0].token_ids`), as vLLM does.
+    #[serde(default)]
+    pub return_token_ids: Option<bool>,
 }
 
 /// A valid function name: what OpenAI accepts.

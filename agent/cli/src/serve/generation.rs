@@ -96,8 +96,12 @@ pub(crate) enum Kind {
         /// The forced start: its text (read as the answer's beginning) and its ids.
         prefill: (String, Vec<u32>),
     },
-    /// A raw completion.
-    Completion,
+    /// A raw completion; `token_ids` asks for the generated ids beside the text (vLLM's
+    /// `return_token_ids`), so a client can keep them exactly.
+    Completion {
+        /// Whether the ids are sent.
+        token_ids: bool,
+    },
 }
 
 /// A checked request, ready to run.
@@ -341,7 +345,9 @@ pub(crate) fn completion_job(
         shared,
         &request.common,
         generate,
-        Kind::Completion,
+        Kind::Completion {
+            token_ids: request.return_token_ids == Some(true),
+        },
         stops,
         trace,
     ))
@@ -374,7 +380,7 @@ impl Job {
     ) -> Job {
         let endpoint = match kind {
             Kind::Chat { .. } => "/v1/chat/completions",
-            Kind::Completion => "/v1/completions",
+            Kind::Completion { .. } => "/v1/completions",
         };
         Job {
             kind,
@@ -474,12 +480,17 @@ fn chat_chunk(job: &Job, delta: Value, finish: Option<&str>) -> Value {
     })
 }
 
-fn completion_chunk(job: &Job, text: &str, finish: Option<&str>) -> Value {
-    json!({
+/// A completion chunk; `ids` are the generated ids it carries, when the client asked for them.
+fn completion_chunk(job: &Job, text: &str, ids: Option<&[u32]>, finish: Option<&str>) -> Value {
+    let mut chunk = json!({
         "id": format!("cmpl-{:016x}", job.number), "object": "text_completion",
         "created": job.created, "model": job.model, "system_fingerprint": null,
         "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}],
-    })
+    });
+    if let Some(ids) = ids {
+        chunk["choices"][0]["token_ids"] = json!(ids);
+    }
+    chunk
 }
 
 fn call_id(job: &Job, index: usize) -> String {
@@ -516,8 +527,11 @@ async fn run(shared: Arc<Shared>, job: Job, place: Place, tx: mpsc::Sender<Out>,
     };
     let mut reader = match &job.kind {
         Kind::Chat { names, .. } => Some(Reader::new(names)),
-        Kind::Completion => None,
+        Kind::Completion { .. } => None,
     };
+    let token_ids = matches!(job.kind, Kind::Completion { token_ids: true });
+    // Generated ids already sent in a chunk, when the client asked for them.
+    let mut ids_sent = 0;
     if job.stream && reader.is_some() {
         send(Out::Chunk(chat_chunk(
             &job,
@@ -593,11 +607,12 @@ async fn run(shared: Arc<Shared>, job: Job, place: Place, tx: mpsc::Sender<Out>,
         sent = ready;
         if let Some(r) = reader.as_mut() {
             pieces.extend(r.push(&fresh));
-        } else if job.stream
-            && !fresh.is_empty()
-            && !send(Out::Chunk(completion_chunk(&job, &fresh, None))).await
-        {
-            gone = true;
+        } else if job.stream && (!fresh.is_empty() || (token_ids && ids.len() > ids_sent)) {
+            let new_ids = token_ids.then(|| &ids[ids_sent..]);
+            if !send(Out::Chunk(completion_chunk(&job, &fresh, new_ids, None))).await {
+                gone = true;
+            }
+            ids_sent = ids.len();
         }
         if hit {
             by_string = true;
@@ -715,13 +730,18 @@ async fn run(shared: Arc<Shared>, job: Job, place: Place, tx: mpsc::Sender<Out>,
         }
         let last = match &job.kind {
             Kind::Chat { .. } => chat_chunk(&job, json!({}), Some(finish)),
-            Kind::Completion => completion_chunk(&job, "", Some(finish)),
+            Kind::Completion { .. } => completion_chunk(
+                &job,
+                "",
+                token_ids.then(|| ids.get(ids_sent..).unwrap_or(&[])),
+                Some(finish),
+            ),
         };
         send(Out::Chunk(last)).await;
         if job.usage_chunk {
             let mut chunk = match &job.kind {
                 Kind::Chat { .. } => chat_chunk(&job, json!({}), None),
-                Kind::Completion => completion_chunk(&job, "", None),
+                Kind::Completion { .. } => completion_chunk(&job, "", None, None),
             };
             chunk["choices"] = json!([]);
             chunk["usage"] = usage_json(&usage);
@@ -754,12 +774,16 @@ async fn run(shared: Arc<Shared>, job: Job, place: Place, tx: mpsc::Sender<Out>,
                 "usage": usage_json(&usage),
             })
         }
-        _ => json!({
-            "id": format!("cmpl-{:016x}", job.number), "object": "text_completion",
-            "created": job.created, "model": job.model, "system_fingerprint": null,
-            "choices": [{"index": 0, "text": raw[..sent].to_owned(), "logprobs": null, "finish_reason": finish}],
-            "usage": usage_json(&usage),
-        }),
+        _ => {
+            let mut body = completion_chunk(
+                &job,
+                &raw[..sent],
+                token_ids.then_some(ids.as_slice()),
+                Some(finish),
+            );
+            body["usage"] = usage_json(&usage);
+            body
+        }
     };
     send(Out::Body(body)).await;
 }

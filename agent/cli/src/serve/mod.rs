@@ -225,6 +225,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/tokenize", post(tokenize))
         .route("/health", get(|| async { "ok" }))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -234,7 +235,7 @@ fn router(shared: Arc<Shared>) -> Router {
 async fn not_found() -> Response {
     ApiError {
         status: StatusCode::NOT_FOUND,
-        message: "no such endpoint: this server offers GET /v1/models, POST /v1/chat/completions and POST /v1/completions".into(),
+        message: "no such endpoint: this server offers GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /tokenize".into(),
         kind: "invalid_request_error",
         param: None,
         code: Some("not_found"),
@@ -292,6 +293,39 @@ async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         }],
     }))
     .into_response()
+}
+
+/// `POST /tokenize` as vLLM answers it: `{"prompt": TEXT}` to `{"tokens", "count",
+/// "max_model_len"}`, control tokens spelled out read as control tokens. Clients check with it
+/// that they talk to the model they render prompts for.
+async fn tokenize(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let answer = (|| {
+        authorize(&shared, &headers)?;
+        let body = body.map_err(|e| ApiError::invalid(None, e.body_text()))?;
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::invalid(
+                None,
+                format!("the body is not valid JSON ({e}); send a JSON object"),
+            )
+        })?;
+        if let Some(model) = value["model"].as_str() {
+            check_model(&shared, model)?;
+        }
+        let text = value["prompt"]
+            .as_str()
+            .ok_or_else(|| ApiError::invalid(Some("prompt".into()), "prompt must be a string"))?;
+        let tokens = shared
+            .encoder
+            .encode(&glm_agent::output_segments(text))
+            .map_err(|e| ApiError::server(format!("cannot encode the prompt: {e}")))?;
+        Ok::<_, ApiError>(json!({
+            "count": tokens.len(), "max_model_len": shared.engine.context_length(), "tokens": tokens,
+        }))
+    })();
+    match answer {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// A queue place: held by a request until its generation ends.

@@ -1,0 +1,376 @@
+//! `--engine openai:` against real servers: llama.cpp's server (the `llama-server` API of the
+//! PyPI package `xllamacpp`, installed by `tests/llamacpp/fetch.sh` into the cache folder)
+//! serving the tiny GLM-4 checkpoint converted to GGUF, and `glm-agent serve` on the embedded
+//! engine. The ids each gives must equal the embedded engine's on the same weights, a run's
+//! tool call must go through, and every step after the first must find its prompt cached.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use glm_prompts::tiny::TINY_VOCAB_SIZE;
+use glm_test_support::checkpoint::{Tensors, weights, write_checkpoint};
+use serde_json::Value;
+
+use crate::embedded::fixture;
+
+/// The pinned packages' folder, for PYTHONPATH.
+fn packages() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        glm_test_support::fetched(
+            &format!("{}/tests/llamacpp/fetch.sh", env!("CARGO_MANIFEST_DIR")),
+            "python3 and pip",
+        )
+    })
+}
+
+fn script(name: &str) -> String {
+    format!("{}/tests/llamacpp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Converts a Qwen2-layout folder (what glm-agent maps GLM-4 to) to one f32 GGUF file.
+fn to_gguf(model: &Path, out: &Path) {
+    let done = Command::new("python3")
+        .arg(script("to_gguf.py"))
+        .args([model, out])
+        .env("PYTHONPATH", packages())
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "to_gguf.py failed: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+/// A server process and the address it printed (`... on http://ADDRESS`).
+struct Listening {
+    child: Child,
+    base: String,
+}
+
+impl Listening {
+    /// Starts `command` and waits for the line naming its address on stdout, or on stderr when
+    /// `on_stderr`; both streams are kept in `log`.
+    fn start(mut command: Command, log: &Path, on_stderr: bool) -> Listening {
+        let file = std::fs::File::create(log).unwrap();
+        let mut child = if on_stderr {
+            command.stdout(file).stderr(Stdio::piped())
+        } else {
+            command.stderr(file).stdout(Stdio::piped())
+        }
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let stream: Box<dyn std::io::Read + Send> = match on_stderr {
+            true => Box::new(child.stderr.take().unwrap()),
+            false => Box::new(child.stdout.take().unwrap()),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut copy = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = writeln!(copy, "{line}");
+                if let Some(at) = line.find("on http://") {
+                    let url = line[at + 3..].split_whitespace().next().unwrap_or("");
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(base) => Listening { child, base },
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the server did not start:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// llama.cpp's server on `gguf`.
+fn llama_server(gguf: &Path, log: &Path) -> Listening {
+    let mut command = Command::new("python3");
+    command
+        .arg(script("serve.py"))
+        .arg(gguf)
+        .args(["0", "8192"])
+        .env("PYTHONPATH", packages());
+    Listening::start(command, log, false)
+}
+
+/// `glm-agent serve` on the embedded engine with `model`.
+fn glm_agent_server(model: &Path, dir: &Path) -> Listening {
+    let mut command = glm_test_support::glm_agent_command();
+    command
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--isq",
+            "none",
+            "--max-model-len",
+            "8192",
+        ])
+        .arg("--model")
+        .arg(model)
+        .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
+        .env("GLM_AGENT_OFFLINE", "1");
+    Listening::start(command, &dir.join("serve.log"), true)
+}
+
+/// Runs glm-agent with a config file of no settings, offline.
+fn glm_agent(args: &[&str], dir: &Path) -> Output {
+    glm_test_support::glm_agent_command()
+        .args(args)
+        .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
+        .env("GLM_AGENT_OFFLINE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `generate --json` with `engine_args`: the generated ids, and the whole answer.
+fn generate(engine_args: &[&str], prompt: &str, dir: &Path) -> (Vec<u64>, Value) {
+    let mut args = vec!["generate"];
+    args.extend(engine_args);
+    args.extend([
+        "--prompt-ids",
+        prompt,
+        "--greedy",
+        "--json",
+        "--max-tokens",
+        "24",
+    ]);
+    let out = glm_agent(&args, dir);
+    assert!(
+        out.status.success(),
+        "generate {engine_args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids = value["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    (ids, value)
+}
+
+/// The ids `llama-server` generates on the tiny checkpoint are the embedded engine's, and so
+/// are those `glm-agent serve` passes on; both report what they served from their cache.
+#[test]
+fn servers_generate_the_embedded_engines_ids() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("glm-4-tiny.gguf");
+    to_gguf(&fx.mapped, &gguf);
+    let llama = llama_server(&gguf, &dir.path().join("llama.log"));
+    let served = glm_agent_server(&fx.mapped, dir.path());
+    let tokenizer = fx.mapped.join("tokenizer.json");
+    let tokenizer = tokenizer.to_str().unwrap();
+    let model = fx.mapped.to_str().unwrap();
+
+    for prompt in [
+        "151331,151333,151336,10,104,105,151337",
+        "151331,151333,151336,10,9703,3020,77,151337",
+    ] {
+        // A first turn, then a second that extends it by what was generated and a new turn, as
+        // an agent's next step does.
+        let (first, _) = generate(&["--model", model, "--isq", "none"], prompt, dir.path());
+        assert_eq!(first.len(), 24);
+        let mut next: Vec<String> = prompt.split(',').map(str::to_owned).collect();
+        next.extend(first.iter().map(u64::to_string));
+        next.extend(["151336", "10", "104", "151337"].map(str::to_owned));
+        let next = next.join(",");
+        let (second, _) = generate(&["--model", model, "--isq", "none"], &next, dir.path());
+        for base in [&llama.base, &served.base] {
+            let engine = format!("openai:{base}");
+            let remote = ["--engine", &engine, "--tokenizer", tokenizer];
+            let (ids, _) = generate(&remote, prompt, dir.path());
+            assert_eq!(ids, first, "{engine} on {prompt}");
+            let (ids, value) = generate(&remote, &next, dir.path());
+            assert_eq!(ids, second, "{engine}, second turn after {prompt}");
+            // The server kept the first turn's prompt and output.
+            let before = (prompt.split(',').count() + first.len()) as u64;
+            let cached = value["usage"]["cached_prompt_tokens"].as_u64().unwrap();
+            println!(
+                "{engine}: {cached} of {} prompt tokens cached",
+                next.split(',').count()
+            );
+            assert!(cached + 1 >= before, "{engine}: {value}");
+        }
+    }
+}
+
+/// A Qwen2-layout checkpoint whose next token depends on the last one only, written so that
+/// after `<|assistant|>` it writes `python\n1+2<|observation|>`: attention and MLP outputs are
+/// kept small, the embedding of each token of that chain is a unit vector, and the output row
+/// of its successor points the same way. The rest of the weights are random.
+fn python_caller(dir: &Path) {
+    const HIDDEN: usize = 64;
+    const HEADS: usize = 4;
+    const KV: usize = 2;
+    const FFN: usize = 96;
+    let head_dim = HIDDEN / HEADS;
+    let chain: Vec<u32> = std::iter::once(151_337)
+        .chain("python\n1+2".bytes().map(u32::from))
+        .chain(std::iter::once(151_338))
+        .collect();
+    let mut embed = weights(1, TINY_VOCAB_SIZE * HIDDEN, 0.02);
+    let mut head = weights(2, TINY_VOCAB_SIZE * HIDDEN, 0.02);
+    for (n, pair) in chain.windows(2).enumerate() {
+        let v = weights(100 + n as u64, HIDDEN, 1.0);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let (from, to) = (pair[0] as usize, pair[1] as usize);
+        for i in 0..HIDDEN {
+            embed[from * HIDDEN + i] = v[i] / norm;
+            head[to * HIDDEN + i] = 10.0 * v[i] / norm;
+        }
+    }
+    let mut tensors = Tensors::new();
+    let mut put = |name: String, shape: Vec<usize>, values: Vec<f32>| {
+        tensors.insert(name, (shape, values));
+    };
+    put(
+        "model.embed_tokens.weight".into(),
+        vec![TINY_VOCAB_SIZE, HIDDEN],
+        embed,
+    );
+    put("lm_head.weight".into(), vec![TINY_VOCAB_SIZE, HIDDEN], head);
+    put("model.norm.weight".into(), vec![HIDDEN], vec![1.0; HIDDEN]);
+    for layer in 0..2u64 {
+        let p = format!("model.layers.{layer}.");
+        let seed = 10 + layer * 20;
+        let kv = KV * head_dim;
+        for (name, rows, cols, scale, n) in [
+            ("self_attn.q_proj", HIDDEN, HIDDEN, 0.1, 0),
+            ("self_attn.k_proj", kv, HIDDEN, 0.1, 1),
+            ("self_attn.v_proj", kv, HIDDEN, 0.1, 2),
+            ("self_attn.o_proj", HIDDEN, HIDDEN, 0.01, 3),
+            ("mlp.gate_proj", FFN, HIDDEN, 0.1, 4),
+            ("mlp.up_proj", FFN, HIDDEN, 0.1, 5),
+            ("mlp.down_proj", HIDDEN, FFN, 0.01, 6),
+        ] {
+            put(
+                format!("{p}{name}.weight"),
+                vec![rows, cols],
+                weights(seed + n, rows * cols, scale),
+            );
+            if name.ends_with("q_proj") || name.ends_with("k_proj") || name.ends_with("v_proj") {
+                put(
+                    format!("{p}{name}.bias"),
+                    vec![rows],
+                    weights(seed + 10 + n, rows, 0.1),
+                );
+            }
+        }
+        for norm in ["input_layernorm", "post_attention_layernorm"] {
+            put(format!("{p}{norm}.weight"), vec![HIDDEN], vec![1.0; HIDDEN]);
+        }
+    }
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture().mapped.join("config.json")).unwrap(),
+    )
+    .unwrap();
+    write_checkpoint(dir, &tensors, config);
+}
+
+/// The model turns of a run's trace.
+fn model_events(traces: &Path) -> Vec<Value> {
+    let trace = std::fs::read_dir(traces)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap_or_else(|| panic!("no trace in {}", traces.display()));
+    std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "model")
+        .collect()
+}
+
+/// A run without a recording: the model calls python through each server, gets the result,
+/// calls again until the step budget ends the run; every turn's ids are the embedded engine's,
+/// and each turn after the first finds all that came before its new turn cached on the server.
+#[test]
+fn a_run_calls_a_tool_through_each_server_with_its_prompt_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("python-caller");
+    python_caller(&model);
+    let gguf = dir.path().join("python-caller.gguf");
+    to_gguf(&model, &gguf);
+    let llama = llama_server(&gguf, &dir.path().join("llama.log"));
+    let served = glm_agent_server(&model, dir.path());
+    let tokenizer = model.join("tokenizer.json");
+    let tokenizer = tokenizer.to_str().unwrap();
+    let model_arg = model.to_str().unwrap();
+
+    let run = |name: &str, engine_args: &[&str]| -> Vec<Value> {
+        let traces = dir.path().join(name);
+        let mut args = vec![
+            "run",
+            "Add one and two.",
+            "--tools",
+            "python",
+            "--max-steps",
+            "3",
+        ];
+        args.extend(["--temperature", "0", "--max-step-tokens", "32", "--json"]);
+        args.extend(["--trace-dir", traces.to_str().unwrap()]);
+        args.extend(engine_args);
+        let out = glm_agent(&args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Calls and no answer: the step budget ends the run.
+        assert_eq!(out.status.code(), Some(3), "{name}: {stderr}");
+        model_events(&traces)
+    };
+    let embedded = run("embedded", &["--model", model_arg, "--isq", "none"]);
+    assert!(embedded.len() >= 3, "{embedded:?}");
+    for event in &embedded {
+        assert_eq!(event["text"], "python\n1+2<|observation|>", "{event}");
+    }
+    for (name, base) in [("llama.cpp", &llama.base), ("glm-agent", &served.base)] {
+        let engine = format!("openai:{base}");
+        let events = run(name, &["--engine", &engine, "--tokenizer", tokenizer]);
+        assert_eq!(events.len(), embedded.len(), "{name}");
+        for (step, (got, want)) in events.iter().zip(&embedded).enumerate() {
+            assert_eq!(got["ids"], want["ids"], "{name} step {step}");
+            assert_eq!(got["text"], want["text"], "{name} step {step}");
+            assert_eq!(
+                got["prompt_tokens"], want["prompt_tokens"],
+                "{name} step {step}"
+            );
+            let prompt = got["prompt_tokens"].as_u64().unwrap();
+            let cached = got["cached_tokens"].as_u64().unwrap_or(0);
+            println!("{name} step {step}: {cached} of {prompt} prompt tokens cached");
+            if step > 0 {
+                // Everything before this step's new turn: the last prompt and its output (but
+                // the last generated token, which llama.cpp never ran through the model).
+                let last = &events[step - 1];
+                let before = last["prompt_tokens"].as_u64().unwrap()
+                    + last["ids"].as_array().unwrap().len() as u64;
+                assert!(
+                    cached + 1 >= before,
+                    "{name} step {step}: {cached} of {prompt} cached, {before} before its turn"
+                );
+            }
+        }
+    }
+}
