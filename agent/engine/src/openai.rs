@@ -487,7 +487,8 @@ struct SseState {
     /// Control tokens, for llama.cpp's chunks that carry an id without its text.
     control: Vec<ControlToken>,
     stop_ids: Vec<u32>,
-    buffer: String,
+    /// Bytes of the line being received (a character may be split between network reads).
+    buffer: Vec<u8>,
     usage: Usage,
     reason: Option<FinishReason>,
     first_token: Option<Instant>,
@@ -500,7 +501,7 @@ impl SseState {
             dialect: engine.dialect,
             control: engine.control.clone(),
             stop_ids: request.stop_ids.clone(),
-            buffer: String::new(),
+            buffer: Vec::new(),
             usage: Usage {
                 prompt_tokens: request.prompt.len(),
                 ..Usage::default()
@@ -603,6 +604,9 @@ fn count(v: &Value) -> Option<usize> {
     v.as_u64().and_then(|n| usize::try_from(n).ok())
 }
 
+/// The longest server-sent line read: llama.cpp's last event repeats the prompt's text.
+const MAX_LINE: usize = 64 << 20;
+
 fn sse_events(
     response: reqwest::Response,
     started: Instant,
@@ -638,14 +642,15 @@ fn sse_events(
                 }
                 match bytes.next().await {
                     Some(Ok(chunk)) => {
-                        state.buffer.push_str(&String::from_utf8_lossy(&chunk));
+                        state.buffer.extend_from_slice(&chunk);
                         let mut events = Vec::new();
                         // Lines after the end (llama.cpp's final chunk, a stop id seen here)
                         // are not read: the stream is dropped with the response.
                         while !state.done
-                            && let Some(end) = state.buffer.find('\n')
+                            && let Some(end) = state.buffer.iter().position(|b| *b == b'\n')
                         {
-                            let line: String = state.buffer.drain(..=end).collect();
+                            let bytes_of_line: Vec<u8> = state.buffer.drain(..=end).collect();
+                            let line = String::from_utf8_lossy(&bytes_of_line);
                             let Some(data) = line.trim_end().strip_prefix("data:") else {
                                 continue;
                             };
@@ -653,14 +658,23 @@ fn sse_events(
                                 Ok(Some(event)) => events.push(Ok(event)),
                                 Ok(None) => {}
                                 Err(e) => {
+                                    // What came before the error, then the error, then the end.
                                     events.push(Err(e));
                                     state.done = false;
                                     pending = events.into_iter().rev().collect();
-                                    return pending
-                                        .pop()
-                                        .map(|e| (e, (bytes, state, Vec::new(), true)));
+                                    let first = pending.pop();
+                                    return first.map(|e| (e, (bytes, state, pending, true)));
                                 }
                             }
+                        }
+                        if state.buffer.len() > MAX_LINE {
+                            events.push(Err(EngineError::transient(format!(
+                                "the server sent over {} MiB without ending a line",
+                                MAX_LINE >> 20
+                            ))));
+                            pending = events.into_iter().rev().collect();
+                            let first = pending.pop();
+                            return first.map(|e| (e, (bytes, state, pending, true)));
                         }
                         pending = events.into_iter().rev().collect();
                     }
@@ -714,7 +728,59 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::*;
+
+    /// The events of a stream whose body arrives in `chunks`.
+    async fn events_of(chunks: Vec<Vec<u8>>) -> Vec<Result<EngineEvent, EngineError>> {
+        let reads = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let response =
+            reqwest::Response::from(http::Response::new(reqwest::Body::wrap_stream(reads)));
+        let state = SseState {
+            dialect: Dialect::Vllm,
+            control: Vec::new(),
+            stop_ids: Vec::new(),
+            buffer: Vec::new(),
+            usage: Usage::default(),
+            reason: None,
+            first_token: None,
+            done: false,
+        };
+        sse_events(response, Instant::now(), state).collect().await
+    }
+
+    #[tokio::test]
+    async fn a_character_split_between_reads_arrives_whole() {
+        let body = "data: {\"choices\": [{\"text\": \"北京\", \"finish_reason\": \"stop\"}]}\n\ndata: [DONE]\n\n";
+        let cut = body.find('京').unwrap() + 1;
+        let events = events_of(vec![
+            body.as_bytes()[..cut].to_vec(),
+            body.as_bytes()[cut..].to_vec(),
+        ])
+        .await;
+        assert!(
+            matches!(&events[0], Ok(EngineEvent::Delta { text, .. }) if text == "北京"),
+            "{events:?}"
+        );
+        assert!(matches!(events[1], Ok(EngineEvent::Finished { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_line_without_end_is_cut_and_events_before_an_error_are_kept() {
+        let mut chunks = vec![b"data: {\"choices\": [{\"text\": \"a\"}]}\n".to_vec()];
+        chunks.extend((0..65).map(|_| vec![b'x'; 1 << 20]));
+        let events = events_of(chunks).await;
+        assert!(matches!(&events[0], Ok(EngineEvent::Delta { text, .. }) if text == "a"));
+        let last = events.last().unwrap().as_ref().unwrap_err();
+        assert!(last.message.contains("without ending a line"), "{last}");
+
+        let events = events_of(vec![
+            b"data: {\"choices\": [{\"text\": \"a\"}]}\ndata: {\"error\": {\"message\": \"gone\"}}\n"
+                .to_vec(),
+        ])
+        .await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[1].as_ref().unwrap_err().message.contains("gone"));
+    }
 
     #[test]
     fn credentials_never_reach_a_trace() {
