@@ -1,8 +1,11 @@
 //! Sandbox figures: compile, cached load, session start, per-cell overhead, a CPU-bound workload
-//! against native `python3`, and memory per session.
+//! against native `python3`, and memory per session; with `--peers`, the sandbox, native
+//! `python3` and Pyodide (npm `pyodide`, installed by the benchmark into the cache folder, run on
+//! node) on the same cells, pair by pair, with the ratios.
 //!
 //!     cargo run --release -- setup python
 //!     cargo bench -p glm-sandbox --bench python            # add `-- --compile` to time a compile
+//!     cargo bench -p glm-sandbox --bench python -- --peers # needs node and npm
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,
@@ -33,8 +36,18 @@ fn ms(d: Duration) -> String {
 
 const WORKLOAD: &str = "import time\n_t = time.perf_counter()\ns = 0\nfor i in range(3_000_000):\n    s += i * i % 7\nprint(time.perf_counter() - _t)";
 
+/// String and dict heavy code: formatting, slicing, joins, splits, lookups, a sort.
+const STRINGS: &str = "import time\n_t = time.perf_counter()\nd = {}\nfor i in range(300_000):\n    k = f'key{i % 5000}'\n    d[k] = d.get(k, '')[-8:] + str(i)\nwords = ' '.join(d.values()).split()\nc = {}\nfor w in words * 40:\n    c[w[:3]] = c.get(w[:3], 0) + 1\ns = sorted(c.items(), key=lambda kv: -kv[1])\nprint(time.perf_counter() - _t)";
+
+const IMPORTS: &str =
+    "import time\n_t = time.perf_counter()\nimport numpy, pandas\nprint(time.perf_counter() - _t)";
+
 fn main() {
     let cache = cache_dir();
+    if std::env::args().any(|a| a == "--peers") {
+        peers::run(&cache);
+        return;
+    }
     if std::env::args().any(|a| a == "--compile") {
         // A scratch cache that shares the installed runtime but has no compiled module.
         let scratch = tempfile::tempdir().unwrap();
@@ -128,4 +141,215 @@ fn main() {
         "linear memory after a plot               {:>9} MiB (x2 with the rollback snapshot)",
         peak >> 20
     );
+}
+
+/// The sandbox beside native CPython and Pyodide.
+mod peers {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    use glm_sandbox::{Limits, Python};
+    use serde_json::{Value, json};
+
+    const PYODIDE_VERSION: &str = "314.0.7";
+    const ROUNDS: usize = 3;
+    const TRIVIAL: u32 = 50;
+
+    /// Pyodide's folder, installed from npm into the cache folder when missing.
+    fn pyodide(cache: &Path) -> Option<PathBuf> {
+        let prefix = cache.join("pyodide").join(PYODIDE_VERSION);
+        let dir = prefix.join("node_modules").join("pyodide");
+        if !dir.join("pyodide.mjs").exists() {
+            let installed = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg(format!("pyodide@{PYODIDE_VERSION}"))
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !installed {
+                println!("Pyodide: `npm install pyodide@{PYODIDE_VERSION}` failed; left out");
+                return None;
+            }
+        }
+        Some(dir)
+    }
+
+    /// Seconds a self-timed cell printed last.
+    fn seconds(output: &str) -> Option<f64> {
+        output.lines().last()?.trim().parse().ok()
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+
+    /// One round of Pyodide: ready time (ms) and per cell the runs' wall ms and last output.
+    fn pyodide_round(dir: &Path, cells: &Value) -> Option<Value> {
+        let script = format!("{}/benches/peers/pyodide.mjs", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        child
+            .stdin
+            .take()?
+            .write_all(cells.to_string().as_bytes())
+            .ok()?;
+        let out = child.wait_with_output().ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Seconds native python3 reports for a self-timed cell, in a fresh process.
+    fn native(code: &str) -> Option<f64> {
+        let out = Command::new("python3").arg("-c").arg(code).output().ok()?;
+        out.status
+            .success()
+            .then(|| seconds(&String::from_utf8_lossy(&out.stdout)))
+            .flatten()
+    }
+
+    struct Row {
+        name: &'static str,
+        native: Vec<f64>,
+        pyodide: Vec<f64>,
+        sandbox: Vec<f64>,
+    }
+
+    pub fn run(cache: &Path) {
+        let python = Python::load(cache, &mut || {
+            panic!("not compiled: run `glm-agent setup python`")
+        })
+        .unwrap();
+        let pyodide_dir = pyodide(cache);
+        let timed = [
+            ("CPU loop (3M iterations), s", super::WORKLOAD),
+            ("strings and dicts, s", super::STRINGS),
+            ("import numpy, pandas, s", super::IMPORTS),
+        ];
+        let cells: Value = timed
+            .iter()
+            .map(|(name, code)| json!({"name": name, "code": code, "repeat": 1}))
+            .chain([json!({"name": "trivial", "code": "pass", "repeat": TRIVIAL})])
+            .collect();
+        let mut rows: Vec<Row> = timed
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(["a trivial cell (`pass`), ms", "a new session, ms"])
+            .map(|name| Row {
+                name,
+                native: Vec::new(),
+                pyodide: Vec::new(),
+                sandbox: Vec::new(),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..ROUNDS {
+            // The sandbox.
+            let t = Instant::now();
+            let mut session = python
+                .session(&dir.path().join(format!("data{round}")), Limits::default())
+                .unwrap();
+            let start_ms = t.elapsed().as_secs_f64() * 1e3;
+            for (row, (_, code)) in rows.iter_mut().zip(&timed) {
+                if let Some(s) = seconds(&session.run_cell(code).unwrap().output) {
+                    row.sandbox.push(s);
+                }
+            }
+            let t = Instant::now();
+            for _ in 0..TRIVIAL {
+                session.run_cell("pass").unwrap();
+            }
+            rows[3]
+                .sandbox
+                .push(t.elapsed().as_secs_f64() * 1e3 / f64::from(TRIVIAL));
+            rows[4].sandbox.push(start_ms);
+            drop(session);
+            // Native CPython, a fresh process per cell; its start as the new session.
+            for (row, (_, code)) in rows.iter_mut().zip(&timed) {
+                if let Some(s) = native(code) {
+                    row.native.push(s);
+                }
+            }
+            let t = Instant::now();
+            if native("print(0)").is_some() {
+                rows[4].native.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            // Pyodide.
+            if let Some(result) = pyodide_dir
+                .as_deref()
+                .and_then(|d| pyodide_round(d, &cells))
+            {
+                for cell in result["cells"].as_array().unwrap() {
+                    let name = cell["name"].as_str().unwrap();
+                    let output = cell["output"].as_str().unwrap_or("");
+                    if name == "trivial" {
+                        let runs: Vec<f64> = cell["ms"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .filter_map(Value::as_f64)
+                            .collect();
+                        rows[3]
+                            .pyodide
+                            .push(runs.iter().sum::<f64>() / runs.len() as f64);
+                    } else if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
+                        match seconds(output) {
+                            Some(s) => row.pyodide.push(s),
+                            None if round == 0 => println!("Pyodide, {name}: {output}"),
+                            None => {}
+                        }
+                    }
+                }
+                rows[4].pyodide.push(result["ready_ms"].as_f64().unwrap());
+            }
+        }
+        let figure = |v: &[f64]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.3}", median(v.to_vec()))
+            }
+        };
+        let ratio = |a: &[f64], b: &[f64]| {
+            if a.is_empty() || b.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.2}x", median(a.to_vec()) / median(b.to_vec()))
+            }
+        };
+        println!(
+            "medians of {ROUNDS} rounds; each round runs the sandbox, native python3, then Pyodide \
+             {PYODIDE_VERSION}"
+        );
+        println!(
+            "{:<30} {:>10} {:>10} {:>10} {:>15} {:>15} {:>16}",
+            "workload",
+            "native",
+            "pyodide",
+            "sandbox",
+            "pyodide/native",
+            "sandbox/native",
+            "sandbox/pyodide"
+        );
+        for row in &rows {
+            println!(
+                "{:<30} {:>10} {:>10} {:>10} {:>15} {:>15} {:>16}",
+                row.name,
+                figure(&row.native),
+                figure(&row.pyodide),
+                figure(&row.sandbox),
+                ratio(&row.pyodide, &row.native),
+                ratio(&row.sandbox, &row.native),
+                ratio(&row.sandbox, &row.pyodide)
+            );
+        }
+    }
 }

@@ -344,7 +344,7 @@ impl Session {
 
     fn setup(&mut self) -> Result<()> {
         let setup = "__import__('os').chdir('/mnt/data')";
-        let result = self.run_raw(setup)?;
+        let result = self.run_raw(setup, true)?;
         match result.outcome {
             Outcome::Completed => Ok(()),
             other => Err(Error::Wasm {
@@ -356,15 +356,24 @@ impl Session {
 
     /// Runs one cell. Traps, deadlines and exits are outcomes, not errors; an error means
     /// the sandbox itself is broken.
+    ///
+    /// The cell and the turn that saves its open figures are one step of the notebook: linear
+    /// memory is copied once, after both, and a failure of either restores the notebook to the
+    /// last good cell (a cell whose figures cannot be saved in time is rolled back with them).
     pub fn run_cell(&mut self, code: &str) -> Result<CellResult> {
         self.cells += 1;
-        let mut result = self.run_raw(code)?;
+        let mut result = self.run_raw(code, false)?;
         if result.outcome == Outcome::Completed {
             let saver = format!(
                 "def __glm_save_figures(k):\n    import sys\n    plt = sys.modules.get('matplotlib.pyplot')\n    if plt is None:\n        return\n    for n in plt.get_fignums():\n        path = f'/mnt/data/figure_{{k}}_{{n}}.png'\n        plt.figure(n).savefig(path)\n        print(path)\n    plt.close('all')\n__glm_save_figures({}); del __glm_save_figures\n",
                 self.cells
             );
-            let saved = self.run_raw(&saver)?;
+            let saved = self.run_raw(&saver, true)?;
+            if saved.outcome != Outcome::Completed {
+                // Restored to the last good cell, which was before this one.
+                result.outcome = saved.outcome;
+                return Ok(result);
+            }
             // The guest prints what it saved and can print anything: only names of this
             // cell's figures are taken, as regular files directly in the data folder.
             let prefix = format!("/mnt/data/figure_{}_", self.cells);
@@ -392,7 +401,9 @@ impl Session {
         Ok(result)
     }
 
-    fn run_raw(&mut self, code: &str) -> Result<CellResult> {
+    /// Runs `code` in one guest turn; when it completes and `keep`, its memory becomes the
+    /// rollback point. A turn that does not complete restores the last rollback point.
+    fn run_raw(&mut self, code: &str, keep: bool) -> Result<CellResult> {
         let before = disk::scan(&self.data_dir, self.limits.disk_entries, true);
         let deadline = Instant::now() + self.limits.deadline;
         let stop = Arc::new(AtomicBool::new(false));
@@ -422,10 +433,12 @@ impl Session {
             .collect();
         let outcome = match ran {
             Some((live, Ok(_status))) if !over_quota => {
-                // Reuse the buffer: a fresh 40+ MiB allocation per cell costs page faults.
-                let data = live.memory.data(&live.store);
-                self.snapshot.clear();
-                self.snapshot.extend_from_slice(data);
+                if keep {
+                    // Reuse the buffer: a fresh 40+ MiB allocation per cell costs page faults.
+                    let data = live.memory.data(&live.store);
+                    self.snapshot.clear();
+                    self.snapshot.extend_from_slice(data);
+                }
                 self.live = Some(live);
                 Outcome::Completed
             }

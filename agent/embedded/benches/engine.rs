@@ -4,6 +4,10 @@
 //!     cargo bench -p glm-engine-mistralrs --bench engine            # BENCH_DIR=/big/disk
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --jobs  # eval --jobs 1 against 4
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --serve # glm-agent serve
+//!     cargo bench -p glm-engine-mistralrs --bench engine -- --speed none,q4k,q8_0
+//!
+//! `--speed LIST` measures only prefill and decode, for each quantisation named (`none` for
+//! f32, else the names `--isq` takes), one after another in one run.
 //!
 //! `--jobs` runs 8 cases of the function-calling suite through the eval runner on a smaller
 //! model (hidden 512, 4 layers, GLM-4's vocabulary), one case at a time and then 4 at a time,
@@ -298,6 +302,10 @@ fn main() {
         serve_bench::run(base);
         return;
     }
+    let speed_only: Option<Vec<Isq>> = std::env::args()
+        .skip_while(|a| a != "--speed")
+        .nth(1)
+        .map(|list| list.split(',').map(|t| t.parse().unwrap()).collect());
     let dir = tempfile::tempdir_in(base).unwrap();
     let model = dir.path().join("glm-4-9b-widths-2-layers");
     let t = Instant::now();
@@ -320,6 +328,17 @@ fn main() {
         println!("loaded ({:?}) in {:.1} s", isq, t.elapsed().as_secs_f64());
         e
     };
+    if let Some(types) = speed_only {
+        for isq in types {
+            let engine = load(isq, true);
+            let label = match isq {
+                Isq::Type(t) => glm_engine_mistralrs::isq_name(t),
+                _ => "f32".into(),
+            };
+            speed(&rt, &engine, &label);
+        }
+        return;
+    }
     {
         let f32_engine = load(Isq::None, true);
         speed(&rt, &f32_engine, "f32");
