@@ -15,6 +15,7 @@ use glm_test_support::checkpoint::{Tensors, weights, write_checkpoint};
 use serde_json::Value;
 
 use crate::embedded::fixture;
+use crate::serve::Server;
 
 /// The pinned packages' folder, for PYTHONPATH.
 fn packages() -> &'static PathBuf {
@@ -47,15 +48,16 @@ fn to_gguf(model: &Path, out: &Path) {
 }
 
 /// A server process and the address it printed (`... on http://ADDRESS`).
-struct Listening {
+pub(crate) struct Listening {
     child: Child,
-    base: String,
+    pub(crate) base: String,
+    log: PathBuf,
 }
 
 impl Listening {
     /// Starts `command` and waits for the line naming its address on stdout, or on stderr when
     /// `on_stderr`; both streams are kept in `log`.
-    fn start(mut command: Command, log: &Path, on_stderr: bool) -> Listening {
+    pub(crate) fn start(mut command: Command, log: &Path, on_stderr: bool) -> Listening {
         let file = std::fs::File::create(log).unwrap();
         let mut child = if on_stderr {
             command.stdout(file).stderr(Stdio::piped())
@@ -82,7 +84,11 @@ impl Listening {
             }
         });
         match rx.recv_timeout(Duration::from_secs(180)) {
-            Ok(base) => Listening { child, base },
+            Ok(base) => Listening {
+                child,
+                base,
+                log: log.to_owned(),
+            },
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -91,6 +97,13 @@ impl Listening {
                 );
             }
         }
+    }
+}
+
+impl Listening {
+    /// Everything the server wrote so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -113,23 +126,10 @@ fn llama_server(gguf: &Path, log: &Path) -> Listening {
 }
 
 /// `glm-agent serve` on the embedded engine with `model`.
-fn glm_agent_server(model: &Path, dir: &Path) -> Listening {
-    let mut command = glm_test_support::glm_agent_command();
-    command
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--isq",
-            "none",
-            "--max-model-len",
-            "8192",
-        ])
-        .arg("--model")
-        .arg(model)
-        .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
-        .env("GLM_AGENT_OFFLINE", "1");
-    Listening::start(command, &dir.join("serve.log"), true)
+fn glm_agent_server(model: &Path, dir: &Path) -> Server {
+    let model = model.to_str().unwrap();
+    let args = ["--isq", "none", "--max-model-len", "8192", "--model", model];
+    Server::start(&args, dir)
 }
 
 /// Runs glm-agent with a config file of no settings, offline.
@@ -198,7 +198,7 @@ fn servers_generate_the_embedded_engines_ids() {
         next.extend(["151336", "10", "104", "151337"].map(str::to_owned));
         let next = next.join(",");
         let (second, _) = generate(&["--model", model, "--isq", "none"], &next, dir.path());
-        for base in [&llama.base, &served.base] {
+        for base in [llama.base.as_str(), served.base()] {
             let engine = format!("openai:{base}");
             let remote = ["--engine", &engine, "--tokenizer", tokenizer];
             let (ids, _) = generate(&remote, prompt, dir.path());
@@ -346,7 +346,10 @@ fn a_run_calls_a_tool_through_each_server_with_its_prompt_cached() {
     for event in &embedded {
         assert_eq!(event["text"], "python\n1+2<|observation|>", "{event}");
     }
-    for (name, base) in [("llama.cpp", &llama.base), ("glm-agent", &served.base)] {
+    for (name, base) in [
+        ("llama.cpp", llama.base.as_str()),
+        ("glm-agent", served.base()),
+    ] {
         let engine = format!("openai:{base}");
         let events = run(name, &["--engine", &engine, "--tokenizer", tokenizer]);
         assert_eq!(events.len(), embedded.len(), "{name}");

@@ -3,15 +3,14 @@
 //! exact shapes, and the tiny generated model on the embedded engine for enforcement,
 //! cancellation, concurrency and the prefix cache.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::process::Command;
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
 use crate::embedded::fixture;
+use crate::llamacpp::Listening;
 
 /// The pinned client's folder, for PYTHONPATH.
 fn openai_client() -> &'static PathBuf {
@@ -24,53 +23,32 @@ fn openai_client() -> &'static PathBuf {
     })
 }
 
-/// A running server: its address and everything it wrote on stderr.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
+/// A running `glm-agent serve`; what it writes goes to `serve.log` in its folder.
+pub(crate) struct Server {
+    listening: Listening,
 }
 
 impl Server {
-    fn start(args: &[&str], dir: &Path) -> Server {
-        let mut child = glm_test_support::glm_agent_command()
+    pub(crate) fn start(args: &[&str], dir: &Path) -> Server {
+        let mut command = glm_test_support::glm_agent_command();
+        command
             .arg("serve")
             .args(["--port", "0"])
             .args(args)
             .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
-            .env("GLM_AGENT_OFFLINE", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("on http://") {
-                    let rest = &line[at + 3..];
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(base) => base,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "the server did not start: {}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
-        Server { child, base, log }
+            .env("GLM_AGENT_OFFLINE", "1");
+        Server {
+            listening: Listening::start(command, &dir.join("serve.log"), true),
+        }
+    }
+
+    /// The address it listens on.
+    pub(crate) fn base(&self) -> &str {
+        &self.listening.base
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.listening.log()
     }
 
     /// Runs one scenario of `tests/serve/client.py`; returns its findings.
@@ -78,7 +56,7 @@ impl Server {
         let script = format!("{}/tests/serve/client.py", env!("CARGO_MANIFEST_DIR"));
         let out = Command::new("python3")
             .arg(&script)
-            .args([scenario, &self.base, key])
+            .args([scenario, self.base(), key])
             .env("PYTHONPATH", openai_client())
             .output()
             .unwrap();
@@ -90,13 +68,6 @@ impl Server {
             self.log()
         );
         serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
