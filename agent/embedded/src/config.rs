@@ -72,6 +72,8 @@ pub(crate) struct Shape {
     pub(crate) vocab_size: usize,
     pub(crate) kv_bytes_per_token: u64,
     pub(crate) params: u64,
+    /// Columns of the FFN down projection (`intermediate_size`).
+    pub(crate) ffn: usize,
     /// The most positions the model was trained for, when config.json says.
     pub(crate) context: Option<usize>,
 }
@@ -97,6 +99,7 @@ impl Shape {
         );
         Ok(Shape {
             vocab_size: dims.vocab,
+            ffn: dims.ffn,
             // Keys and values, every layer, f32 on CPU.
             kv_bytes_per_token: 2 * layers * kv_heads * head_dim * 4,
             params: dims.params(),

@@ -24,7 +24,7 @@ use tokio::sync::{RwLock, mpsc};
 
 use crate::book::CacheBook;
 use crate::config::{EmbeddedConfig, LoadReport, Shape};
-use crate::isq::{available_memory, choose_isq, isq_name, uses_gpu};
+use crate::isq::{available_memory, choose_isq, down_projection_isq, isq_name, uses_gpu};
 use crate::load::build;
 use crate::overlay::{overlay, sentinel_for};
 use crate::picker::{Picked, Picker, PickerState, Rng};
@@ -90,7 +90,14 @@ impl EmbeddedEngine {
             .map_err(|e| EngineError::fatal(format!("cannot load {}: {e}", tok_path.display())))?;
         let sentinel = sentinel_for(&tokenizer)?;
         let available = available_memory();
-        let (isq, reason) = choose_isq(config.isq, shape.params, available, uses_gpu());
+        let (isq, mut reason) = choose_isq(config.isq, shape.params, available, uses_gpu());
+        if let Some(d) = isq.and_then(|t| down_projection_isq(t, shape.ffn)) {
+            reason.push_str(&format!(
+                "; FFN down projection in {} ({} columns is not a multiple of 256)",
+                isq_name(d),
+                shape.ffn
+            ));
+        }
         let budget = config.cache_budget.unwrap_or_else(|| {
             available
                 .map(|a| a / 4)
@@ -98,7 +105,7 @@ impl EmbeddedEngine {
                 .clamp(256 << 20, 8 << 30)
         });
         let served = overlay(&config.model_dir, &config.work_dir, sentinel)?;
-        let (model, from_saved) = build(&config, &served, isq).await?;
+        let (model, from_saved) = build(&config, &served, isq, shape.ffn).await?;
         let report = LoadReport {
             isq: isq.map(isq_name),
             reason,
@@ -460,7 +467,7 @@ impl EmbeddedEngine {
         }
         let mut inner = self.inner.write().await;
         if inner.loaded.is_none() {
-            let (model, _) = build(&self.config, &self.served, self.isq).await?;
+            let (model, _) = build(&self.config, &self.served, self.isq, self.shape.ffn).await?;
             inner.loaded = Some(Loaded {
                 model: Arc::new(model),
             });

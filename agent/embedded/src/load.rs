@@ -3,20 +3,28 @@
 use std::path::{Path, PathBuf};
 
 use glm_engine::EngineError;
-use mistralrs::{IsqType, Model, ModelDType, TextModelBuilder, UqffTextModelBuilder};
+use mistralrs::{IsqType, Model, ModelDType, TextModelBuilder, Topology, UqffTextModelBuilder};
 
 use crate::config::EmbeddedConfig;
-use crate::isq::{isq_name, uses_gpu};
+use crate::isq::{down_projection_isq, isq_name, uses_gpu};
 
 /// Builds a mistral.rs model, reading saved quantised weights when there are some.
 pub(crate) async fn build(
     config: &EmbeddedConfig,
     dir: &Path,
     isq: Option<IsqType>,
+    ffn: usize,
 ) -> Result<(Model, bool), EngineError> {
     let id = dir.to_string_lossy().into_owned();
+    let down = isq.and_then(|t| down_projection_isq(t, ffn));
+    let saved_name = |t: IsqType| match down {
+        // Saved weights name both types, so weights saved with another down projection are
+        // not read back as these.
+        Some(d) => format!("{}-down-{}", isq_name(t), isq_name(d)),
+        None => isq_name(t),
+    };
     let saved = isq.map(|t| {
-        let file = PathBuf::from("uqff").join(format!("{}-0.uqff", isq_name(t)));
+        let file = PathBuf::from("uqff").join(format!("{}-0.uqff", saved_name(t)));
         (t, dir.join(&file).exists(), file)
     });
     let mut builder = match &saved {
@@ -38,14 +46,27 @@ pub(crate) async fn build(
         Some((_, true, _)) => from_saved = true,
         Some((t, false, _)) => {
             builder = builder.with_isq(t);
+            if let Some(d) = down {
+                let topology = Topology::from_str(&format!(
+                    "'/mlp\\.down_proj\\./':\n  isq: {}\n",
+                    isq_name(d)
+                ))
+                .map_err(|e| EngineError::fatal(format!("down projection type: {e:#}")))?;
+                builder = builder.with_topology(topology);
+            }
             if config.save_quantized && std::fs::create_dir_all(dir.join("uqff")).is_ok() {
                 builder =
-                    builder.write_uqff(dir.join("uqff").join(format!("{}.uqff", isq_name(t))));
+                    builder.write_uqff(dir.join("uqff").join(format!("{}.uqff", saved_name(t))));
             }
         }
         None => {}
     }
-    let model = builder.build().await.map_err(|e| {
+    // mistral.rs 0.8.1 sets the quantisation of a load in a thread-local it never clears: a
+    // full-precision load after a quantised one on this thread would be quantised too.
+    mistralrs_quant::clear_immediate_isq();
+    let model = builder.build().await;
+    mistralrs_quant::clear_immediate_isq();
+    let model = model.map_err(|e| {
         EngineError::fatal(format!(
             "mistral.rs could not load {}: {e:#}",
             dir.display()

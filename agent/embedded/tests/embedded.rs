@@ -286,6 +286,47 @@ fn the_engine_recovers_when_its_thread_panics() {
 }
 
 #[test]
+fn a_full_precision_load_after_a_quantised_one_stays_full_precision() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    // Every load on this thread, as a program that loads several engines one after another.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let load = |isq| {
+        rt.block_on(EmbeddedEngine::load(EmbeddedConfig {
+            isq,
+            save_quantized: false,
+            work_dir: dir.path().join("engine"),
+            ..EmbeddedConfig::new(&fx.mapped)
+        }))
+        .unwrap()
+    };
+    let tokens = prompt(24, 5);
+    let logits = |engine: &EmbeddedEngine| rt.block_on(engine.next_token_logits(&tokens)).unwrap();
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let before = logits(&load(Isq::None));
+    let quantised = logits(&load(Isq::Type(glm_engine_mistralrs::IsqType::Q8_0)));
+    let after = logits(&load(Isq::None));
+    let q = max_diff(&before, &quantised);
+    let f = max_diff(&before, &after);
+    assert!(
+        q > 1e-4,
+        "q8_0 logits should differ from f32 ones (by {q:e})"
+    );
+    assert!(
+        f < 1e-6,
+        "f32 after q8_0 differs from f32 by {f:e}: it was quantised"
+    );
+}
+
+#[test]
 fn quantised_weights_are_saved_and_reused() {
     let fx = fixture();
     let dir = tempfile::tempdir().unwrap();

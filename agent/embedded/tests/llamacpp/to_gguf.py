@@ -1,7 +1,14 @@
 """Writes a Qwen2-layout model folder (config.json, safetensors, tokenizer.json), as
 glm-agent maps GLM-4 for mistral.rs, as one f32 GGUF file that llama.cpp loads as `qwen2`.
 
-Usage: to_gguf.py MODEL_DIR OUT.gguf
+Usage: to_gguf.py MODEL_DIR OUT.gguf [--q4_k_m]
+
+With `--q4_k_m` the weights are quantised the way llama.cpp's `llama-quantize ... Q4_K_M` does
+for this architecture: Q4_K, with the value projection and the FFN down projection of every
+third layer (and the last eighth) in Q6_K, the output layer in Q6_K, and a row width that is not
+a multiple of 256 (GLM-4's FFN down projection, 13,696) falling back as llama.cpp falls back
+(Q4_K to Q5_0, Q6_K to Q8_0). The quantisation itself is llama.cpp's own (`ggml_quantize_chunk`
+from the xllamacpp package's library).
 
 The tokenizer goes in as GPT-2-style byte-level BPE. Every id up to the embedding's row count
 gets an entry: the tokenizer's own tokens at their ids, its added special tokens as control
@@ -9,6 +16,7 @@ tokens (so `parse_special` finds them in text), and the ids the tokenizer does n
 placeholders. Needs the `gguf` and `numpy` packages.
 """
 
+import ctypes
 import json
 import struct
 import sys
@@ -94,8 +102,52 @@ def vocabulary(tokenizer, rows):
     return tokens, types, merges
 
 
+T = gguf.GGMLQuantizationType
+FALLBACK = {T.Q4_K: T.Q5_0, T.Q5_K: T.Q5_1, T.Q6_K: T.Q8_0}
+
+
+def more_bits(layer, layers):
+    """llama.cpp's `use_more_bits`: which layers Q4_K_M gives Q6_K."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def q4_k_m_type(name, layers):
+    """The type Q4_K_M gives a GGUF tensor of this architecture (1-D tensors stay f32)."""
+    if name == "output.weight":
+        return T.Q6_K
+    parts = name.split(".")
+    if parts[0] == "blk" and parts[2] in ("attn_v", "ffn_down"):
+        return T.Q6_K if more_bits(int(parts[1]), layers) else T.Q4_K
+    return T.Q4_K
+
+
+def quantizer():
+    """llama.cpp's own quantisation function, from the library xllamacpp ships."""
+    import xllamacpp
+
+    lib = ctypes.CDLL(str(Path(xllamacpp.__file__).parent / "xllamacpp.abi3.so"))
+    f = lib.ggml_quantize_chunk
+    f.restype = ctypes.c_size_t
+    f.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                  ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+
+    def quantize(values, kind):
+        rows, cols = values.shape
+        if cols % gguf.GGML_QUANT_SIZES[kind][0]:
+            kind = FALLBACK[kind]
+        block, size = gguf.GGML_QUANT_SIZES[kind]
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        out = np.empty((rows, cols // block * size), dtype=np.uint8)
+        written = f(int(kind), values.ctypes.data, out.ctypes.data, 0, rows, cols, None)
+        assert written == out.nbytes, (written, out.nbytes)
+        return out, kind
+
+    return quantize
+
+
 def main():
     src, out = Path(sys.argv[1]), sys.argv[2]
+    q4_k_m = "--q4_k_m" in sys.argv[3:]
     config = json.loads((src / "config.json").read_text())
     tokenizer = json.loads((src / "tokenizer.json").read_text())
     index = src / "model.safetensors.index.json"
@@ -122,7 +174,7 @@ def main():
     writer.add_head_count_kv(config["num_key_value_heads"])
     writer.add_rope_freq_base(float(config["rope_theta"]))
     writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M if q4_k_m else gguf.LlamaFileType.ALL_F32)
 
     tokens, types, merges = vocabulary(tokenizer, rows)
     writer.add_tokenizer_model("gpt2")
@@ -135,8 +187,15 @@ def main():
         writer.add_eos_token_id(ids["<|endoftext|>"])
     writer.add_add_bos_token(False)
 
+    quantize = quantizer() if q4_k_m else None
     for name, value in sorted(tensors.items()):
-        writer.add_tensor(gguf_name(name), value)
+        target = gguf_name(name)
+        if quantize and value.ndim == 2:
+            data, kind = quantize(value, q4_k_m_type(target, config["num_hidden_layers"]))
+            print(f"{target}: {kind.name}", file=sys.stderr)
+            writer.add_tensor(target, data, raw_dtype=kind)
+        else:
+            writer.add_tensor(target, value)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
