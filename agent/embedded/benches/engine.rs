@@ -12,6 +12,12 @@
 //! tokens (time to the first token, decode rate, the whole), and how many cores were busy in
 //! each phase (CPU time over wall time), for each quantisation named (`auto` is the default).
 //!
+//! `--kernel` times one GLM-4-9B FFN projection (13,696 x 4,096) over a 512-token prompt three
+//! ways on the same Q4K weights: candle's quantised matmul as mistral.rs runs it (every prompt
+//! row streams the whole weight matrix), the same kernels with the loops swapped (a block of
+//! weight rows stays in cache while every prompt row passes it), f32 matmul, and the Q4K weights
+//! dequantised to f32 for the prompt and then multiplied in f32.
+//!
 //! `--llamacpp` (optional, not in CI: it installs the PyPI package xllamacpp, a prebuilt CPU
 //! build of llama.cpp's server, into the cache folder and converts the model twice, ~10 GB of
 //! scratch files) runs the same 2,000-token prompt and 200 tokens on llama.cpp in f32 and
@@ -381,6 +387,10 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--serve") {
         serve_bench::run(base);
+        return;
+    }
+    if std::env::args().any(|a| a == "--kernel") {
+        kernel::run();
         return;
     }
     let speed_only: Option<Vec<Isq>> = std::env::args()
@@ -837,5 +847,128 @@ mod llamacpp_bench {
             ttft: f("prompt_ms") / 1e3,
             decode: f("predicted_per_second"),
         }
+    }
+}
+
+/// Where quantised prefill time goes: candle's matmul against the same kernels in another order.
+mod kernel {
+    use std::time::Instant;
+
+    use candle_core::quantized::k_quants::{self, BlockQ4K, BlockQ8K, GgmlType};
+    use candle_core::{Device, Tensor};
+    use rayon::prelude::*;
+
+    /// Weight rows per block of the swapped loop: 32 rows of 4,096 Q4K columns are 73 KiB.
+    const ROWS: usize = 32;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * 0.02
+            })
+            .collect()
+    }
+
+    /// `dst[i][j] = dot(lhs row i, weight row j)`, weight rows in blocks of [`ROWS`], each block
+    /// read once for all prompt rows.
+    fn swapped(m: usize, k: usize, n: usize, lhs: &[BlockQ8K], w: &[BlockQ4K], dst: &mut [f32]) {
+        let kb = k / BlockQ4K::BLCK_SIZE;
+        let mut by_column = vec![0f32; n * m];
+        by_column
+            .par_chunks_mut(ROWS * m)
+            .enumerate()
+            .for_each(|(b, out)| {
+                let first = b * ROWS;
+                let rows = (out.len() / m).min(n - first);
+                for i in 0..m {
+                    let a = &lhs[i * kb..(i + 1) * kb];
+                    for r in 0..rows {
+                        let col = &w[(first + r) * kb..(first + r + 1) * kb];
+                        out[r * m + i] = BlockQ4K::vec_dot(k, col, a);
+                    }
+                }
+            });
+        for j in 0..n {
+            for i in 0..m {
+                dst[i * n + j] = by_column[j * m + i];
+            }
+        }
+    }
+
+    pub fn run() {
+        let (m, k, n) = (512usize, 4_096usize, 13_696usize);
+        let flops = 2.0 * (m * k * n) as f64;
+        let w_f32 = random(n * k, 1);
+        let x = random(m * k, 2);
+        let mut w = vec![BlockQ4K::zeros(); n * k / BlockQ4K::BLCK_SIZE];
+        BlockQ4K::from_float(&w_f32, &mut w);
+        let report = |label: &str, secs: f64, base: f64| {
+            println!(
+                "{label:<58} {:>8.3} s {:>7.1} GFLOP/s {:>6.2}x",
+                secs,
+                flops / secs / 1e9,
+                base / secs
+            );
+        };
+        println!(
+            "one {n} x {k} projection, {m} prompt rows, Q4K weights ({:.1} MB), {} threads",
+            (w.len() * std::mem::size_of::<BlockQ4K>()) as f64 / 1e6,
+            rayon::current_num_threads()
+        );
+        let best = |f: &mut dyn FnMut()| {
+            (0..3)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let mut dst_a = vec![0f32; m * n];
+        let candle =
+            best(&mut || k_quants::matmul::<BlockQ4K>((m, k, n), &x, &w, &mut dst_a).unwrap());
+        report(
+            "candle's k_quants::matmul (as mistral.rs runs it)",
+            candle,
+            candle,
+        );
+        let mut dst_b = vec![0f32; m * n];
+        let swapped_time = best(&mut || {
+            let kb = k / BlockQ4K::BLCK_SIZE;
+            let mut lhs = vec![BlockQ8K::zeros(); m * kb];
+            for i in 0..m {
+                BlockQ8K::from_float(&x[i * k..(i + 1) * k], &mut lhs[i * kb..(i + 1) * kb]);
+            }
+            swapped(m, k, n, &lhs, &w, &mut dst_b);
+        });
+        assert_eq!(dst_a, dst_b, "the same kernels give the same sums");
+        report(
+            &format!("same kernels, {ROWS} weight rows held while every row passes"),
+            swapped_time,
+            candle,
+        );
+        let xt = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).unwrap();
+        let wt = Tensor::from_vec(w_f32.clone(), (n, k), &Device::Cpu).unwrap();
+        let wt_t = wt.t().unwrap();
+        let f32_time = best(&mut || {
+            xt.matmul(&wt_t).unwrap();
+        });
+        report("f32 matmul (candle, gemm crate)", f32_time, candle);
+        // The weights dequantised for this one prompt (a transient f32 copy), then f32 matmul.
+        let dequantised = best(&mut || {
+            let mut full = vec![0f32; n * k];
+            BlockQ4K::to_float(&w, &mut full);
+            let wt = Tensor::from_vec(full, (n, k), &Device::Cpu).unwrap();
+            xt.matmul(&wt.t().unwrap()).unwrap();
+        });
+        report(
+            "Q4K dequantised to f32 for the prompt, then f32 matmul",
+            dequantised,
+            candle,
+        );
     }
 }
