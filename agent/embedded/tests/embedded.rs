@@ -326,6 +326,122 @@ fn a_full_precision_load_after_a_quantised_one_stays_full_precision() {
     );
 }
 
+/// A one-layer Qwen2-layout model whose FFN width (544) is not a multiple of K-quants' 256-column
+/// blocks, as GLM-4-9B's 13,696 is not.
+fn write_odd_ffn_model(dir: &Path) {
+    use glm_engine_mistralrs::model::st::{Planned, write_shards};
+    let (hidden, ffn, heads) = (256usize, 544usize, 4usize);
+    let shapes = [
+        ("model.embed_tokens.weight", vec![TINY_VOCAB_SIZE, hidden]),
+        (
+            "model.layers.0.self_attn.q_proj.weight",
+            vec![hidden, hidden],
+        ),
+        ("model.layers.0.self_attn.q_proj.bias", vec![hidden]),
+        (
+            "model.layers.0.self_attn.k_proj.weight",
+            vec![hidden / heads, hidden],
+        ),
+        ("model.layers.0.self_attn.k_proj.bias", vec![hidden / heads]),
+        (
+            "model.layers.0.self_attn.v_proj.weight",
+            vec![hidden / heads, hidden],
+        ),
+        ("model.layers.0.self_attn.v_proj.bias", vec![hidden / heads]),
+        (
+            "model.layers.0.self_attn.o_proj.weight",
+            vec![hidden, hidden],
+        ),
+        ("model.layers.0.mlp.gate_proj.weight", vec![ffn, hidden]),
+        ("model.layers.0.mlp.up_proj.weight", vec![ffn, hidden]),
+        ("model.layers.0.mlp.down_proj.weight", vec![hidden, ffn]),
+        ("model.layers.0.input_layernorm.weight", vec![hidden]),
+        (
+            "model.layers.0.post_attention_layernorm.weight",
+            vec![hidden],
+        ),
+        ("model.norm.weight", vec![hidden]),
+        ("lm_head.weight", vec![TINY_VOCAB_SIZE, hidden]),
+    ];
+    let planned = shapes
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let norm = name.ends_with("norm.weight");
+            Planned {
+                name: name.into(),
+                dtype: "F32".into(),
+                bytes: n as u64 * 4,
+                shape,
+                produce: Box::new(move || {
+                    let values = if norm {
+                        vec![1.0f32; n]
+                    } else {
+                        glm_test_support::checkpoint::weights(k as u64, n, 0.05)
+                    };
+                    Ok(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+                }),
+            }
+        })
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    write_shards(dir, planned, 1 << 30, &mut |_| {}).unwrap();
+    let config = serde_json::json!({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+        "vocab_size": TINY_VOCAB_SIZE, "hidden_size": hidden, "intermediate_size": ffn,
+        "num_hidden_layers": 1, "num_attention_heads": heads, "num_key_value_heads": 1,
+        "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "max_position_embeddings": 4096,
+        "hidden_act": "silu", "sliding_window": 4096, "max_window_layers": 1,
+        "use_sliding_window": false, "tie_word_embeddings": false, "torch_dtype": "float32"});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(
+        dir.join("tokenizer.json"),
+        glm_prompts::tiny::tiny_tokenizer_json(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_k_quant_keeps_the_down_projection_on_q8_0_and_reloads_it_from_saved_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_odd_ffn_model(&model);
+    let rt = runtime();
+    let config = EmbeddedConfig {
+        isq: Isq::Type(glm_engine_mistralrs::IsqType::Q4K),
+        work_dir: dir.path().join("engine"),
+        ..EmbeddedConfig::new(&model)
+    };
+    let tokens = prompt(20, 3);
+    let first = rt.block_on(EmbeddedEngine::load(config.clone())).unwrap();
+    assert!(!first.report().from_saved);
+    assert!(
+        first
+            .report()
+            .reason
+            .contains("FFN down projection in q8_0 (544 columns"),
+        "{}",
+        first.report().reason
+    );
+    let a = rt.block_on(first.next_token_logits(&tokens)).unwrap();
+    drop(first);
+    let saved = std::fs::read_dir(dir.path().join("engine"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        saved.join("uqff/q4k-down-q8_0-0.uqff").exists(),
+        "{}",
+        saved.display()
+    );
+    let second = rt.block_on(EmbeddedEngine::load(config)).unwrap();
+    assert!(second.report().from_saved);
+    let b = rt.block_on(second.next_token_logits(&tokens)).unwrap();
+    assert_eq!(a, b, "the saved weights are the ones quantised");
+}
+
 #[test]
 fn quantised_weights_are_saved_and_reused() {
     let fx = fixture();
