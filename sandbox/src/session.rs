@@ -302,6 +302,49 @@ impl Live {
     }
 }
 
+/// Bytes compared and copied as one piece when the rollback point is refreshed.
+const SNAPSHOT_CHUNK: usize = 64 << 10;
+
+/// Makes `snapshot` equal to `data`, the linear memory after a cell: the buffer is reused (a
+/// fresh 40+ MiB allocation per cell costs page faults), only the chunks that differ are
+/// written (a cell changes little of the interpreter's memory, and reading both is cheaper than
+/// rewriting all), and the work is split over the machine's cores.
+fn refresh_snapshot(snapshot: &mut Vec<u8>, data: &[u8]) {
+    if snapshot.len() > data.len() {
+        snapshot.clear();
+    }
+    let old = snapshot.len();
+    // Memory only grows: what is new is copied whole.
+    snapshot.extend_from_slice(&data[old..]);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let per = old
+        .div_ceil(threads)
+        .next_multiple_of(SNAPSHOT_CHUNK)
+        .max(SNAPSHOT_CHUNK);
+    let sync = |dst: &mut [u8], src: &[u8]| {
+        for (d, s) in dst
+            .chunks_mut(SNAPSHOT_CHUNK)
+            .zip(src.chunks(SNAPSHOT_CHUNK))
+        {
+            if d != s {
+                d.copy_from_slice(s);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let mut parts = snapshot[..old].chunks_mut(per).zip(data[..old].chunks(per));
+        let first = parts.next();
+        for (dst, src) in parts {
+            scope.spawn(move || sync(dst, src));
+        }
+        if let Some((dst, src)) = first {
+            sync(dst, src);
+        }
+    });
+}
+
 /// A stateful notebook: variables live from cell to cell.
 pub struct Session {
     python: Python,
@@ -434,10 +477,7 @@ impl Session {
         let outcome = match ran {
             Some((live, Ok(_status))) if !over_quota => {
                 if keep {
-                    // Reuse the buffer: a fresh 40+ MiB allocation per cell costs page faults.
-                    let data = live.memory.data(&live.store);
-                    self.snapshot.clear();
-                    self.snapshot.extend_from_slice(data);
+                    refresh_snapshot(&mut self.snapshot, live.memory.data(&live.store));
                 }
                 self.live = Some(live);
                 Outcome::Completed
@@ -529,5 +569,48 @@ fn classify(error: &wasmtime::Error, deadline: Duration) -> Outcome {
         Some(Trap::StackOverflow) => Outcome::Trapped("the wasm stack overflowed".into()),
         Some(trap) => Outcome::Trapped(trap.to_string()),
         None => Outcome::Trapped(format!("{error:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SNAPSHOT_CHUNK, refresh_snapshot};
+
+    fn memory(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn a_refreshed_snapshot_equals_the_memory_whatever_changed() {
+        let odd = 5 * SNAPSHOT_CHUNK + 123;
+        let mut snapshot = Vec::new();
+        // First copy.
+        let mut mem = memory(odd, 1);
+        refresh_snapshot(&mut snapshot, &mem);
+        assert_eq!(snapshot, mem);
+        // Single bytes changed in the first, a middle and the last (partial) chunk.
+        for at in [0, 2 * SNAPSHOT_CHUNK + 7, odd - 1] {
+            mem[at] ^= 0xff;
+            refresh_snapshot(&mut snapshot, &mem);
+            assert_eq!(snapshot, mem, "after a change at {at}");
+        }
+        // Everything changed.
+        let mem = memory(odd, 9);
+        refresh_snapshot(&mut snapshot, &mem);
+        assert_eq!(snapshot, mem);
+        // Memory grew (and its old part changed too).
+        let mut grown = memory(odd + 3 * SNAPSHOT_CHUNK + 1, 4);
+        grown[10] = 0;
+        refresh_snapshot(&mut snapshot, &grown);
+        assert_eq!(snapshot, grown);
+        // A smaller memory (a new instance) replaces it.
+        let small = memory(1000, 2);
+        refresh_snapshot(&mut snapshot, &small);
+        assert_eq!(snapshot, small);
+        // Nothing to copy.
+        refresh_snapshot(&mut snapshot, &[]);
+        assert!(snapshot.is_empty());
     }
 }
