@@ -56,6 +56,9 @@ impl EmbeddedConfig {
 pub struct LoadReport {
     /// The quantisation in effect (`None` for full precision).
     pub isq: Option<String>,
+    /// The FFN down projection's quantisation when it differs from `isq` (a K-quant cannot hold
+    /// a width that is not a multiple of 256).
+    pub down_isq: Option<String>,
     /// Why, in a sentence.
     pub reason: String,
     /// Whether quantised weights were read from a saved UQFF file.

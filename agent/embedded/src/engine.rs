@@ -91,7 +91,8 @@ impl EmbeddedEngine {
         let sentinel = sentinel_for(&tokenizer)?;
         let available = available_memory();
         let (isq, mut reason) = choose_isq(config.isq, shape.params, available, uses_gpu());
-        if let Some(d) = isq.and_then(|t| down_projection_isq(t, shape.ffn)) {
+        let down = isq.and_then(|t| down_projection_isq(t, shape.ffn));
+        if let Some(d) = down {
             reason.push_str(&format!(
                 "; FFN down projection in {} ({} columns is not a multiple of 256)",
                 isq_name(d),
@@ -108,6 +109,7 @@ impl EmbeddedEngine {
         let (model, from_saved) = build(&config, &served, isq, shape.ffn).await?;
         let report = LoadReport {
             isq: isq.map(isq_name),
+            down_isq: down.map(isq_name),
             reason,
             from_saved,
             cache_budget: budget,

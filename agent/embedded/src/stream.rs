@@ -9,8 +9,12 @@ use crate::picker::Picked;
 
 impl Engine for EmbeddedEngine {
     fn describe(&self) -> String {
+        let down = match &self.report.down_isq {
+            Some(d) => format!(" down={d}"),
+            None => String::new(),
+        };
         format!(
-            "embedded:{} isq={}",
+            "embedded:{} isq={}{down}",
             self.config.model_dir.display(),
             self.report.isq.as_deref().unwrap_or("none")
         )

@@ -423,6 +423,11 @@ fn a_k_quant_keeps_the_down_projection_on_q8_0_and_reloads_it_from_saved_weights
         "{}",
         first.report().reason
     );
+    assert!(
+        first.describe().ends_with(" isq=q4k down=q8_0"),
+        "{}",
+        first.describe()
+    );
     let a = rt.block_on(first.next_token_logits(&tokens)).unwrap();
     drop(first);
     let saved = std::fs::read_dir(dir.path().join("engine"))
