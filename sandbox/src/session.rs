@@ -336,10 +336,22 @@ fn refresh_snapshot(snapshot: &mut Vec<u8>, data: &[u8]) {
     std::thread::scope(|scope| {
         let mut parts = snapshot[..old].chunks_mut(per).zip(data[..old].chunks(per));
         let first = parts.next();
+        let mut here = Vec::new();
         for (dst, src) in parts {
-            scope.spawn(move || sync(dst, src));
+            // A part whose thread cannot start is done on this one.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+                let (dst, src): (&mut [u8], &[u8]) = rx.recv().unwrap_or_default();
+                sync(dst, src);
+            });
+            match spawned {
+                Ok(_) => {
+                    let _ = tx.send((dst, src));
+                }
+                Err(_) => here.push((dst, src)),
+            }
         }
-        if let Some((dst, src)) = first {
+        for (dst, src) in first.into_iter().chain(here) {
             sync(dst, src);
         }
     });
