@@ -52,6 +52,8 @@ pub struct EmbeddedEngine {
     pub(crate) config: EmbeddedConfig,
     pub(crate) shape: Shape,
     isq: Option<IsqType>,
+    /// The FFN down projection's type when it differs from `isq`.
+    down: Option<IsqType>,
     sentinel: u32,
     served: PathBuf,
     budget: u64,
@@ -106,7 +108,7 @@ impl EmbeddedEngine {
                 .clamp(256 << 20, 8 << 30)
         });
         let served = overlay(&config.model_dir, &config.work_dir, sentinel)?;
-        let (model, from_saved) = build(&config, &served, isq, shape.ffn).await?;
+        let (model, from_saved) = build(&config, &served, isq, down).await?;
         let report = LoadReport {
             isq: isq.map(isq_name),
             down_isq: down.map(isq_name),
@@ -120,6 +122,7 @@ impl EmbeddedEngine {
             config,
             shape,
             isq,
+            down,
             sentinel,
             served,
             budget,
@@ -469,7 +472,7 @@ impl EmbeddedEngine {
         }
         let mut inner = self.inner.write().await;
         if inner.loaded.is_none() {
-            let (model, _) = build(&self.config, &self.served, self.isq, self.shape.ffn).await?;
+            let (model, _) = build(&self.config, &self.served, self.isq, self.down).await?;
             inner.loaded = Some(Loaded {
                 model: Arc::new(model),
             });

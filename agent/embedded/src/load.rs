@@ -6,17 +6,18 @@ use glm_engine::EngineError;
 use mistralrs::{IsqType, Model, ModelDType, TextModelBuilder, Topology, UqffTextModelBuilder};
 
 use crate::config::EmbeddedConfig;
-use crate::isq::{down_projection_isq, isq_name, uses_gpu};
+use crate::isq::{isq_name, uses_gpu};
 
-/// Builds a mistral.rs model, reading saved quantised weights when there are some.
+/// Builds a mistral.rs model, reading saved quantised weights when there are some. `down` is
+/// the FFN down projection's type when it differs from `isq` (see
+/// [`crate::isq::down_projection_isq`]).
 pub(crate) async fn build(
     config: &EmbeddedConfig,
     dir: &Path,
     isq: Option<IsqType>,
-    ffn: usize,
+    down: Option<IsqType>,
 ) -> Result<(Model, bool), EngineError> {
     let id = dir.to_string_lossy().into_owned();
-    let down = isq.and_then(|t| down_projection_isq(t, ffn));
     let saved_name = |t: IsqType| match down {
         // Saved weights name both types, so weights saved with another down projection are
         // not read back as these.
