@@ -172,20 +172,6 @@ fn write_model(dir: &Path, w: &Widths) {
     .unwrap();
 }
 
-/// The cache folder glm-agent uses (`GLM_AGENT_CACHE`, else `$XDG_CACHE_HOME/glm-agent`, else
-/// `~/.cache/glm-agent`).
-fn cache_dir() -> std::path::PathBuf {
-    use std::path::PathBuf;
-    std::env::var_os("GLM_AGENT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
-                .join("glm-agent")
-        })
-}
-
 fn ids(n: usize, salt: usize) -> Vec<u32> {
     (0..n)
         .map(|i| ((i * 7_919 + salt * 104_729 + 13) % 151_000) as u32)
@@ -437,7 +423,7 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "--llamacpp") {
-        let packages = llamacpp_bench::packages(&cache_dir());
+        let packages = llamacpp_bench::packages();
         let prompt = ids(2_000, 5);
         let mut rows = Vec::new();
         for (label, q4_k_m) in [("llama.cpp f32", false), ("llama.cpp Q4_K_M", true)] {
@@ -743,15 +729,11 @@ mod llamacpp_bench {
     }
 
     /// The pinned packages' folder (installed by fetch.sh into the cache folder).
-    pub fn packages(cache: &Path) -> PathBuf {
-        let out = Command::new("bash")
-            .arg(scripts().join("fetch.sh"))
-            .arg(cache)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "fetch.sh failed");
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    pub fn packages() -> PathBuf {
+        glm_test_support::fetched(
+            &scripts().join("fetch.sh").to_string_lossy(),
+            "python3 and pip",
+        )
     }
 
     /// Converts the model folder to GGUF (`--q4_k_m` quantises with llama.cpp's own code).
