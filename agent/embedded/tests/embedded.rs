@@ -326,6 +326,21 @@ fn a_full_precision_load_after_a_quantised_one_stays_full_precision() {
     );
 }
 
+/// Asserts that the engine's one served folder under `work` holds `uqff/FILE`.
+fn assert_saved(work: &Path, file: &str) {
+    let served = std::fs::read_dir(work)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        served.join("uqff").join(file).exists(),
+        "{} lacks uqff/{file}",
+        served.display()
+    );
+}
+
 /// A one-layer Qwen2-layout model whose FFN width (544) is not a multiple of K-quants' 256-column
 /// blocks, as GLM-4-9B's 13,696 is not.
 fn write_odd_ffn_model(dir: &Path) {
@@ -430,17 +445,7 @@ fn a_k_quant_keeps_the_down_projection_on_q8_0_and_reloads_it_from_saved_weights
     );
     let a = rt.block_on(first.next_token_logits(&tokens)).unwrap();
     drop(first);
-    let saved = std::fs::read_dir(dir.path().join("engine"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert!(
-        saved.join("uqff/q4k-down-q8_0-0.uqff").exists(),
-        "{}",
-        saved.display()
-    );
+    assert_saved(&dir.path().join("engine"), "q4k-down-q8_0-0.uqff");
     let second = rt.block_on(EmbeddedEngine::load(config)).unwrap();
     assert!(second.report().from_saved);
     let b = rt.block_on(second.next_token_logits(&tokens)).unwrap();
@@ -473,17 +478,7 @@ fn quantised_weights_are_saved_and_reused() {
         .block_on(first.collect(greedy(prompt(40, 8), 8, vec![])))
         .unwrap();
     drop(first);
-    let saved = std::fs::read_dir(dir.path().join("engine"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert!(
-        saved.join("uqff/q8_0-0.uqff").exists(),
-        "{}",
-        saved.display()
-    );
+    assert_saved(&dir.path().join("engine"), "q8_0-0.uqff");
     assert!(
         !copy.join("uqff").exists(),
         "nothing is written into the model folder"
