@@ -1,7 +1,8 @@
 //! What the model reads, measured: reader-mode extraction over a corpus of real pages, scored
 //! with the corpus's snippets that must and must not be seen, and extraction speed.
 //!
-//!     cargo bench -p glm-tools --bench extract [-- --view CHARS] [--corpus DIR] [--speed-only]
+//!     cargo bench -p glm-tools --bench extract [-- --view CHARS] [--corpus DIR]
+//!         [--speed-only | --scores-only]
 //!
 //! The corpus is `readable-pages.tar.xz` (see `shared/corpora/readable-pages/README.md`); it is
 //! looked for in `GLM_AGENT_CORPORA`, then in `../shared/corpora` beside the workspace, and
@@ -240,6 +241,9 @@ fn main() {
     match corpus().filter(|_| wanted) {
         Some(dir) => score_corpus(&dir, view),
         None => println!("corpus: not found, scores skipped"),
+    }
+    if std::env::args().any(|a| a == "--scores-only") {
+        return;
     }
     let article = fixture("news_article.html");
     let body = article

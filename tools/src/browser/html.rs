@@ -562,4 +562,46 @@ mod tests {
         let html = "<span>".repeat(900) + "<p>inner</p>" + &"</span>".repeat(900);
         assert_eq!(run(&html).text, "inner");
     }
+
+    #[test]
+    fn byline_and_date_come_from_json_ld_and_meta_tags() {
+        let article = "<article><p>Long enough prose for an article, with clauses, and more \
+            clauses, and a full stop at its end.</p><p>A second paragraph of the same \
+            article, with commas, so that the page reads as one.</p></article>";
+        let ld = format!(
+            r#"<html><head><script type="application/ld+json">{{"@context":"https://schema.org",
+            "@graph":[{{"@type":"NewsArticle","datePublished":"2020-05-19T10:00:00Z",
+            "author":[{{"@type":"Person","name":"Ada Lovelace"}}]}}]}}</script></head>
+            <body>{article}</body></html>"#
+        );
+        let page = run(&ld);
+        assert_eq!(page.byline.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(page.date.as_deref(), Some("2020-05-19T10:00:00Z"));
+        assert!(!page.text.contains("schema.org"));
+        let meta = format!(
+            r#"<html><head><meta name="author" content=" Grace  Hopper ">
+            <meta property="article:published_time" content="2021-01-02"></head>
+            <body>{article}</body></html>"#
+        );
+        let page = run(&meta);
+        assert_eq!(page.byline.as_deref(), Some("Grace Hopper"));
+        assert_eq!(page.date.as_deref(), Some("2021-01-02"));
+    }
+
+    #[test]
+    fn a_stray_quote_in_a_tag_does_not_hide_the_page() {
+        // A quote that opens no value (`" type=`) is part of an attribute name to an HTML
+        // parser; read as an opening quote, it made the whole page one tag with thousands of
+        // "attributes", which were then cut away with the page.
+        let words = "word ".repeat(40);
+        let page = format!(
+            r#"<html><head><script src="a.js" " type="text/javascript"></script></head>
+            <body><p class="x">{words} with, commas, and an end.</p>
+            {}</body></html>"#,
+            r#"<p title="a b c d e f g h">"quoted" text = more</p>"#.repeat(200)
+        );
+        assert!(shape::scan(&page).attributes < shape::MAX_ATTRIBUTES);
+        let text = run(&page).text;
+        assert!(text.contains("with, commas, and an end."), "{text}");
+    }
 }

@@ -295,6 +295,12 @@ pub(super) fn analyse(document: &Html) -> Analysis {
             ego_tree::iter::Edge::Open(node) => match node.value() {
                 Node::Element(e) => {
                     let el = ElementRef::wrap(node);
+                    // Metadata scripts are read for the byline and date, never shown.
+                    let json_ld =
+                        e.name() == "script" && e.attr("type") == Some("application/ld+json");
+                    if json_ld && head.len() < 500 {
+                        head.push(node.id());
+                    }
                     let skip = skipping > 0
                         || (SKIPPED.contains(&e.name()) && e.name() != "head")
                         || el.is_some_and(hidden_or_chrome);
@@ -302,10 +308,7 @@ pub(super) fn analyse(document: &Html) -> Analysis {
                         skipping += 1;
                         continue;
                     }
-                    let wanted = e.name() == "meta"
-                        || e.name() == "time"
-                        || (e.name() == "script" && e.attr("type") == Some("application/ld+json"))
-                        || names_author(e);
+                    let wanted = e.name() == "meta" || e.name() == "time" || names_author(e);
                     if wanted && head.len() < 500 {
                         head.push(node.id());
                     }

@@ -213,16 +213,38 @@ fn tags(html: &str, mut visit: impl FnMut(&str, &Tag, bool, bool)) {
     }
 }
 
-/// The index of the `>` ending a tag whose attributes start at `from`, quotes respected.
+/// The index of the `>` ending a tag whose attributes start at `from`. As in the HTML
+/// tokenizer, a quote opens a quoted value only right after `=` (spaces between allowed); a
+/// stray quote elsewhere is part of an attribute name.
 fn tag_end(bytes: &[u8], from: usize) -> usize {
-    let mut quote = None;
-    for (k, b) in bytes[from..].iter().enumerate() {
-        match (quote, *b) {
-            (None, b'"' | b'\'') => quote = Some(*b),
-            (Some(q), b) if b == q => quote = None,
-            (None, b'>') => return from + k,
+    #[derive(PartialEq)]
+    enum At {
+        /// Between attributes or in a name.
+        Name,
+        /// After `=`, before the value.
+        Equals,
+        /// In an unquoted value.
+        Value,
+    }
+    let mut at = At::Name;
+    let mut k = from;
+    while k < bytes.len() {
+        match bytes[k] {
+            b'>' => return k,
+            q @ (b'"' | b'\'') if at == At::Equals => {
+                k = bytes[k + 1..]
+                    .iter()
+                    .position(|b| *b == q)
+                    .map_or(bytes.len(), |p| k + 1 + p);
+                at = At::Name;
+            }
+            b'=' if at == At::Name => at = At::Equals,
+            b if b.is_ascii_whitespace() && at == At::Value => at = At::Name,
+            b if b.is_ascii_whitespace() => {}
+            _ if at == At::Equals => at = At::Value,
             _ => {}
         }
+        k += 1;
     }
     bytes.len()
 }
@@ -403,6 +425,10 @@ mod tests {
         assert!(fixed.ends_with(">text</p>"));
         let quoted = r#"<a href="x y" title='a=b' hidden data-x=1>"#;
         assert_eq!(scan(quoted).attributes, 4);
+        // Quotes open a value only after `=`; elsewhere they are part of a name or value.
+        let stray = r#"<script src="a" " type='t' data-x=a"b>text " with ' quotes > <p a=1 b=2>"#;
+        assert_eq!(scan(stray).attributes, 4);
+        assert_eq!(tag_end(stray.as_bytes(), 7), stray.find(">text").unwrap());
     }
 
     #[test]
