@@ -2,7 +2,7 @@
 //! with the corpus's snippets that must and must not be seen, and extraction speed.
 //!
 //!     cargo bench -p glm-tools --bench extract [-- --view CHARS] [--corpus DIR]
-//!         [--speed-only | --scores-only]
+//!         [--speed-only | --scores-only | --train]
 //!
 //! The corpus is `readable-pages.tar.xz` (see `shared/corpora/readable-pages/README.md`); it is
 //! looked for in `GLM_AGENT_CORPORA`, then in `../shared/corpora` beside the workspace, and
@@ -13,6 +13,15 @@
 //! compared with whitespace collapsed and link markers `【id†text†host】` read as `text`. The
 //! page text is what `open_url` shows the model below its header: the content cut to the view,
 //! and the page's other links.
+//!
+//! Reader mode's last step is a block model (`tools/src/browser/blocks.rs`) fitted to half of
+//! this corpus (a fixed split by file name); the bench prints the score of the other half on its
+//! own, beside the same half with every block kept. `-- --train` fits the model again, picks its
+//! threshold on the fitted half and prints it as Rust, with the held-out half's scores.
+//!
+//! For study: `EXTRACT_SHOW_MISSES=1` lists every snippet scored wrong, `EXTRACT_DUMP=FILE`
+//! prints one page's view, `EXTRACT_SAVE=DIR` writes every page's view into DIR, and with
+//! `--train`, `EXTRACT_SAMPLES=FILE` writes the labelled blocks' features as CSV.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -24,7 +33,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use glm_tools::browser::{Fetched, extract, render_page};
+use glm_tools::browser::{
+    FEATURES, Fetched, MODEL, Model, article_blocks, decode, extract, render_page_with,
+};
 use url::Url;
 
 /// A link marker `【id†text†host】` or `【id†text】` becomes `text`.
@@ -118,87 +129,241 @@ impl Score {
     }
 }
 
-fn score_corpus(dir: &Path, view: usize) {
-    let data: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("evaldata.json")).unwrap()).unwrap();
-    let entries = data.as_object().unwrap();
-    let mut score = Score::default();
-    let mut bytes = 0usize;
-    let mut spent = Duration::ZERO;
-    let mut slowest = (Duration::ZERO, String::new());
-    let mut worst: Vec<(usize, String)> = Vec::new();
-    for (url, entry) in entries {
-        let file = entry["file"].as_str().unwrap();
-        // The name comes from the corpus's index: keep it a plain file name.
-        assert!(!file.contains(['/', '\\']) && !file.starts_with('.'));
-        let body = std::fs::read(dir.join("pages").join(file)).unwrap();
-        bytes += body.len();
-        let fetched = Fetched {
-            url: Url::parse(url).unwrap_or_else(|_| Url::parse("https://corpus.example/").unwrap()),
+/// One page of the corpus.
+struct Page {
+    url: Url,
+    file: String,
+    body: Vec<u8>,
+    with: Vec<String>,
+    without: Vec<String>,
+}
+
+impl Page {
+    fn fetched(&self) -> Fetched {
+        Fetched {
+            url: self.url.clone(),
             status: 200,
             content_type: "text/html".into(),
-            body,
+            body: self.body.clone(),
             truncated: false,
-        };
+        }
+    }
+
+    /// Which half of the corpus the page is in: the block model is fitted to half 0 only
+    /// (FNV-1a of the file name, so the split is fixed and blind to the content).
+    fn half(&self) -> u8 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.file.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % 2) as u8
+    }
+}
+
+fn load(dir: &Path) -> Vec<Page> {
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("evaldata.json")).unwrap()).unwrap();
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| collapse(s.as_str().unwrap()))
+            .collect()
+    };
+    data.as_object()
+        .unwrap()
+        .iter()
+        .map(|(url, entry)| {
+            let file = entry["file"].as_str().unwrap().to_owned();
+            // The name comes from the corpus's index: keep it a plain file name.
+            assert!(!file.contains(['/', '\\']) && !file.starts_with('.'));
+            Page {
+                url: Url::parse(url)
+                    .unwrap_or_else(|_| Url::parse("https://corpus.example/").unwrap()),
+                body: std::fs::read(dir.join("pages").join(&file)).unwrap(),
+                file,
+                with: strings(&entry["with"]),
+                without: strings(&entry["without"]),
+            }
+        })
+        .collect()
+}
+
+/// Scores `pages` read with `model`; prints what the environment asks for.
+fn score_pages(
+    pages: &[&Page],
+    view: usize,
+    model: &Model,
+) -> (Score, Duration, (Duration, String)) {
+    let mut score = Score::default();
+    let mut spent = Duration::ZERO;
+    let mut slowest = (Duration::ZERO, String::new());
+    let debug = std::env::var_os("EXTRACT_SHOW_MISSES").is_some();
+    for page in pages {
+        let fetched = page.fetched();
         let start = Instant::now();
-        let page = render_page(&fetched, 0, 1, view);
+        let shown = render_page_with(&fetched, 0, 1, view, model);
         let took = start.elapsed();
         spent += took;
         if took > slowest.0 {
-            slowest = (took, file.to_owned());
+            slowest = (took, page.file.clone());
         }
         // The header (source, URL, byline, date) is the browser's own; the page starts after it.
-        let body = page.text.split_once("\n\n").map_or("", |(_, b)| b);
+        let body = shown.text.split_once("\n\n").map_or("", |(_, b)| b);
         let seen = collapse(&strip_markers(body));
-        let mut misses = 0;
-        let debug = std::env::var_os("EXTRACT_SHOW_MISSES").is_some();
-        for s in entry["with"].as_array().unwrap() {
-            if seen.contains(&collapse(s.as_str().unwrap())) {
+        let file = &page.file;
+        for s in &page.with {
+            if seen.contains(s.as_str()) {
                 score.tp += 1;
             } else {
                 score.fn_ += 1;
-                misses += 1;
                 if debug {
-                    println!("  {file}: missing {s}");
+                    println!("  {file}: missing {s:?}");
                 }
             }
         }
-        for s in entry["without"].as_array().unwrap() {
-            if seen.contains(&collapse(s.as_str().unwrap())) {
+        for s in &page.without {
+            if seen.contains(s.as_str()) {
                 score.fp += 1;
-                misses += 1;
                 if debug {
-                    println!("  {file}: showing {s}");
+                    println!("  {file}: showing {s:?}");
                 }
             } else {
                 score.tn += 1;
             }
         }
-        if std::env::var("EXTRACT_DUMP").is_ok_and(|d| d == file) {
-            println!("{}", page.text);
+        if let Some(dir) = std::env::var_os("EXTRACT_SAVE") {
+            std::fs::write(Path::new(&dir).join(format!("{file}.txt")), body).unwrap();
         }
-        if misses > 0 {
-            worst.push((misses, file.to_owned()));
+        if std::env::var("EXTRACT_DUMP").is_ok_and(|d| d == *file) {
+            println!("{}", shown.text);
         }
     }
+    (score, spent, slowest)
+}
+
+fn score_corpus(dir: &Path, view: usize) {
+    let pages = load(dir);
+    let bytes: usize = pages.iter().map(|p| p.body.len()).sum();
+    let all: Vec<&Page> = pages.iter().collect();
+    let (score, spent, slowest) = score_pages(&all, view, &MODEL);
     println!(
         "corpus: {} pages, {:.1} MB, view {view} chars",
-        entries.len(),
+        pages.len(),
         bytes as f64 / 1e6
     );
     println!("  {}", score.line());
+    let held_out: Vec<&Page> = pages.iter().filter(|p| p.half() == 1).collect();
+    let (unseen, _, _) = score_pages(&held_out, view, &MODEL);
+    let (unfiltered, _, _) = score_pages(&held_out, view, &KEEP_ALL);
+    println!(
+        "  the {} pages the block model was not fitted to: {}\n    (every block kept: {})",
+        held_out.len(),
+        unseen.line(),
+        unfiltered.line()
+    );
     println!(
         "  {:.1} MB/s over the corpus (decode + parse + extract + render); slowest page {:.0} ms ({})",
         bytes as f64 / spent.as_secs_f64() / 1e6,
         slowest.0.as_secs_f64() * 1e3,
         slowest.1
     );
-    if std::env::var_os("EXTRACT_SHOW_MISSES").is_some() {
-        worst.sort();
-        for (misses, file) in worst.iter().rev().take(40) {
-            println!("  {misses} wrong: {file}");
+}
+
+/// A block model that keeps every block.
+const KEEP_ALL: Model = Model {
+    mean: [0.0; FEATURES],
+    scale: [1.0; FEATURES],
+    weights: [0.0; FEATURES],
+    bias: 0.0,
+    threshold: 0.0,
+};
+
+/// Fits the block model to half 0 of the corpus, picks its threshold there, and prints it as
+/// Rust with its score on half 1.
+fn train(dir: &Path, view: usize) {
+    let pages = load(dir);
+    let (fit, held_out): (Vec<&Page>, Vec<&Page>) = pages.iter().partition(|p| p.half() == 0);
+    let mut samples = Vec::new();
+    for page in &fit {
+        let html = decode(&page.body, "text/html", true);
+        for (text, features) in article_blocks(&html, &page.url) {
+            let text = collapse(&strip_markers(&text));
+            let content = page.with.iter().any(|s| text.contains(s.as_str()));
+            let boilerplate = page.without.iter().any(|s| text.contains(s.as_str()));
+            if content != boilerplate {
+                samples.push((features, content));
+            }
         }
     }
+    if let Some(path) = std::env::var_os("EXTRACT_SAMPLES") {
+        // Every labelled block of both halves, for study elsewhere: half, label, features.
+        let mut csv = String::new();
+        for page in &pages {
+            let html = decode(&page.body, "text/html", true);
+            for (text, features) in article_blocks(&html, &page.url) {
+                let text = collapse(&strip_markers(&text));
+                let content = page.with.iter().any(|s| text.contains(s.as_str()));
+                let boilerplate = page.without.iter().any(|s| text.contains(s.as_str()));
+                if content != boilerplate {
+                    let f: Vec<String> = features.iter().map(|x| x.to_string()).collect();
+                    csv.push_str(&format!(
+                        "{},{},{}\n",
+                        page.half(),
+                        u8::from(content),
+                        f.join(",")
+                    ));
+                }
+            }
+        }
+        std::fs::write(path, csv).unwrap();
+    }
+    let content = samples.iter().filter(|s| s.1).count();
+    println!(
+        "fitting to {} blocks of {} pages ({content} content, {} boilerplate)",
+        samples.len(),
+        fit.len(),
+        samples.len() - content
+    );
+    let f = |s: &Score| {
+        let p = s.tp as f64 / (s.tp + s.fp).max(1) as f64;
+        let r = s.tp as f64 / (s.tp + s.fn_).max(1) as f64;
+        2.0 * p * r / (p + r).max(1e-9)
+    };
+    let mut best: Option<(f64, Model)> = None;
+    for l2 in [0.001, 0.01, 0.1] {
+        let model = Model::fit(&samples, l2, 0.5);
+        for t in [0.2, 0.3, 0.4, 0.5, 0.6, 0.7] {
+            let model = Model {
+                threshold: t,
+                ..model.clone()
+            };
+            let (score, _, _) = score_pages(&fit, view, &model);
+            println!("  l2 {l2} threshold {t}: {}", score.line());
+            if best.as_ref().is_none_or(|(b, _)| f(&score) > *b) {
+                best = Some((f(&score), model));
+            }
+        }
+    }
+    let (_, model) = best.unwrap();
+    let (before, _, _) = score_pages(&held_out, view, &KEEP_ALL);
+    let (after, _, _) = score_pages(&held_out, view, &model);
+    println!("held-out half, every block kept: {}", before.line());
+    println!("held-out half, with the model:   {}", after.line());
+    let list = |v: &[f32]| {
+        v.iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "pub const MODEL: Model = Model {{\n    mean: [{}],\n    scale: [{}],\n    weights: [{}],\n    bias: {:?},\n    threshold: {:?},\n}};",
+        list(&model.mean),
+        list(&model.scale),
+        list(&model.weights),
+        model.bias,
+        model.threshold
+    );
 }
 
 /// Runs `extract` on `html` for at least `budget` and returns MB/s.
@@ -238,6 +403,10 @@ fn fixture(name: &str) -> String {
 fn main() {
     let view = arg("--view").map_or(12_000, |v| v.parse().expect("--view CHARS"));
     let wanted = !std::env::args().any(|a| a == "--speed-only");
+    if std::env::args().any(|a| a == "--train") {
+        train(&corpus().expect("--train needs the corpus"), view);
+        return;
+    }
     match corpus().filter(|_| wanted) {
         Some(dir) => score_corpus(&dir, view),
         None => println!("corpus: not found, scores skipped"),

@@ -8,7 +8,8 @@ use foldhash::HashSetExt;
 use scraper::{ElementRef, Html, Node};
 use url::Url;
 
-use super::reader::{self, Analysis, SKIPPED, hidden_or_chrome};
+use super::blocks::{self, Block, Context, FEATURES, Model};
+use super::reader::{self, Analysis, hidden_or_chrome, never_shown};
 use super::shape;
 
 /// Words in an id or class that mark a banner or an advert, left out even of whole pages.
@@ -65,6 +66,40 @@ pub struct Extracted {
 /// Extracts the readable text of `html`: its article when it has one, else all of it. Links
 /// are resolved against `base` and numbered from `first_link_id`.
 pub fn extract(html: &str, base: &Url, first_link_id: usize) -> Extracted {
+    extract_with(html, base, first_link_id, &blocks::MODEL)
+}
+
+/// The blocks of the article's text before any is left out, each with its features: what
+/// the block model is fitted to. Empty when the page has no article.
+#[doc(hidden)]
+pub fn article_blocks(html: &str, base: &Url) -> Vec<(String, [f32; FEATURES])> {
+    let mut found = Vec::new();
+    read(html, base, 0, &mut |blocks: &[Block<'_>]| {
+        found = blocks
+            .iter()
+            .map(|b| b.text.to_owned())
+            .zip(blocks::features(blocks))
+            .collect();
+        vec![true; blocks.len()]
+    });
+    found
+}
+
+/// [`extract`] with another block model.
+#[doc(hidden)]
+pub fn extract_with(html: &str, base: &Url, first_link_id: usize, model: &Model) -> Extracted {
+    read(html, base, first_link_id, &mut |blocks: &[Block<'_>]| {
+        model.keep(blocks)
+    })
+}
+
+/// Reads `html`; in reader mode `choose` says which blocks of the article's text stay.
+fn read(
+    html: &str,
+    base: &Url,
+    first_link_id: usize,
+    choose: &mut dyn FnMut(&[Block<'_>]) -> Vec<bool>,
+) -> Extracted {
     let shape = shape::scan(html);
     let hostile = if shape.depth > MAX_MARKUP_NESTING {
         Some("nested too deeply")
@@ -89,7 +124,7 @@ pub fn extract(html: &str, base: &Url, first_link_id: usize) -> Extracted {
     } else {
         html
     };
-    let document = Html::parse_document(html);
+    let document = parse(html);
     let mut analysis = reader::analyse(&document);
     let content = analysis.content(&document);
     let mut writer = Writer {
@@ -103,6 +138,10 @@ pub fn extract(html: &str, base: &Url, first_link_id: usize) -> Extracted {
         lists: Vec::new(),
         in_cell: false,
         reader: content.as_ref().map(|_| &analysis),
+        starts: vec![(0, Context::default())],
+        in_top: false,
+        path: Vec::new(),
+        written_ids: Vec::new(),
     };
     match &content {
         Some(roots) => {
@@ -113,6 +152,9 @@ pub fn extract(html: &str, base: &Url, first_link_id: usize) -> Extracted {
             }
         }
         None => writer.walk(document.root_element(), 0),
+    }
+    if content.is_some() {
+        writer.choose_blocks(choose);
     }
     let other_links = if content.is_some() {
         writer.other_links(&document)
@@ -129,6 +171,19 @@ pub fn extract(html: &str, base: &Url, first_link_id: usize) -> Extracted {
         links: writer.links,
         other_links,
     }
+}
+
+/// Parses `html` as a browser without scripts does: `<noscript>` holds markup, not text.
+fn parse(html: &str) -> Html {
+    use html5ever::tendril::TendrilSink;
+    let opts = html5ever::ParseOpts {
+        tree_builder: html5ever::tree_builder::TreeBuilderOpts {
+            scripting_enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    html5ever::parse_document(scraper::HtmlTreeSink::new(Html::new_document()), opts).one(html)
 }
 
 fn title(document: &Html) -> String {
@@ -162,6 +217,14 @@ struct Writer<'a> {
     in_cell: bool,
     /// The page's measurements in reader mode, to leave boilerplate out of the article.
     reader: Option<&'a Analysis>,
+    /// Where each block of `out` starts, and where in the markup it was written from.
+    starts: Vec<(usize, Context)>,
+    /// Writing inside the best-scoring element.
+    in_top: bool,
+    /// For each element being written: its kind and the class words of it and those around it.
+    path: Vec<(u8, u8)>,
+    /// The number and element of each link written.
+    written_ids: Vec<(usize, ego_tree::NodeId)>,
 }
 
 impl Writer<'_> {
@@ -187,7 +250,7 @@ impl Writer<'_> {
     }
 
     fn skipped(&self, el: ElementRef<'_>) -> bool {
-        if SKIPPED.contains(&el.value().name()) {
+        if never_shown(el) {
             return true;
         }
         match self.reader {
@@ -201,6 +264,29 @@ impl Writer<'_> {
         if self.skipped(el) {
             return;
         }
+        let Some(analysis) = self.reader else {
+            self.element_inner(el, depth);
+            return;
+        };
+        let around = self.path.last().map_or(0, |p| p.1);
+        let own = if analysis.on_path(el.id()) {
+            0
+        } else {
+            blocks::words(el)
+        };
+        self.path
+            .push((blocks::kind(el.value().name()), around | own));
+        if analysis.top() == Some(el.id()) {
+            self.in_top = true;
+            self.element_inner(el, depth);
+            self.in_top = false;
+        } else {
+            self.element_inner(el, depth);
+        }
+        self.path.pop();
+    }
+
+    fn element_inner(&mut self, el: ElementRef<'_>, depth: usize) {
         let name = el.value().name();
         if self.in_cell {
             match name {
@@ -258,6 +344,8 @@ impl Writer<'_> {
                     .collect();
                 self.out.truncate(start);
                 self.out.push_str(&quoted);
+                // The quote is one block.
+                self.starts.retain(|(at, _)| *at <= start);
                 self.blank_line();
             }
             "p" | "div" | "section" | "article" | "main" | "header" | "figure" | "figcaption"
@@ -310,6 +398,7 @@ impl Writer<'_> {
                 let host = url.host_str().unwrap_or_default().to_owned();
                 self.inline(&format!("【{id}†{text}†{host}】"));
                 self.written.insert(el.id());
+                self.written_ids.push((id, el.id()));
                 self.seen.insert(url.clone());
                 self.links.push(Link { id, url, text });
             }
@@ -391,6 +480,56 @@ impl Writer<'_> {
         if !self.out.is_empty() && !self.out.ends_with("\n\n") {
             self.out.push('\n');
         }
+        // A block starts here.
+        let at = self.out.len();
+        let (kind, words) = self.path.last().copied().unwrap_or_default();
+        let context = Context {
+            in_top: self.in_top,
+            kind,
+            words,
+            depth: u16::try_from(self.path.len()).unwrap_or(u16::MAX),
+        };
+        match self.starts.last_mut() {
+            Some(last) if last.0 == at => last.1 = context,
+            _ => self.starts.push((at, context)),
+        }
+    }
+
+    /// Leaves out the blocks of the article's text that `choose` rejects, and the links in
+    /// them (they join the page's other links).
+    fn choose_blocks(&mut self, choose: &mut dyn FnMut(&[Block<'_>]) -> Vec<bool>) {
+        let out = std::mem::take(&mut self.out);
+        let mut found: Vec<Block<'_>> = Vec::new();
+        for (i, &(start, context)) in self.starts.iter().enumerate() {
+            let end = self.starts.get(i + 1).map_or(out.len(), |n| n.0);
+            let text = out
+                .get(start..end.min(out.len()))
+                .unwrap_or_default()
+                .trim();
+            if !text.is_empty() {
+                found.push(Block { text, context });
+            }
+        }
+        let keep = choose(&found);
+        let mut dropped_links = HashSet::new();
+        for (block, keep) in found.iter().zip(&keep) {
+            if *keep {
+                self.out.push_str(block.text);
+                self.out.push_str("\n\n");
+            } else {
+                dropped_links.extend(link_ids(block.text));
+            }
+        }
+        if dropped_links.is_empty() {
+            return;
+        }
+        self.links.retain(|l| !dropped_links.contains(&l.id));
+        for (id, node) in &self.written_ids {
+            if dropped_links.contains(id) {
+                self.written.remove(node);
+            }
+        }
+        self.seen = self.links.iter().map(|l| l.url.clone()).collect();
     }
 
     fn block(&mut self, text: &str) {
@@ -406,6 +545,7 @@ impl Writer<'_> {
     /// table nested in a cell is read once, as text of that cell.
     fn table(&mut self, el: ElementRef<'_>, depth: usize) -> String {
         let saved = std::mem::take(&mut self.out);
+        let starts = self.starts.len();
         let was_in_cell = std::mem::replace(&mut self.in_cell, true);
         let mut rows: Vec<Vec<String>> = Vec::new();
         for tr in rows_of(el) {
@@ -424,6 +564,7 @@ impl Writer<'_> {
         }
         self.in_cell = was_in_cell;
         self.out = saved;
+        self.starts.truncate(starts);
         let width = rows.iter().map(Vec::len).max().unwrap_or(0);
         let mut out = String::new();
         for (i, row) in rows.iter_mut().enumerate() {
@@ -481,6 +622,13 @@ fn code_block(el: ElementRef<'_>) -> String {
         .to_owned();
     let code: String = el.text().collect();
     format!("```{language}\n{}\n```", code.trim_matches('\n'))
+}
+
+/// The numbers of the link markers `【id†...】` in `text`.
+fn link_ids(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.split('【')
+        .skip(1)
+        .filter_map(|m| m.split_once('†').and_then(|(id, _)| id.parse().ok()))
 }
 
 fn collapse(text: &str) -> String {
@@ -603,5 +751,41 @@ mod tests {
         assert!(shape::scan(&page).attributes < shape::MAX_ATTRIBUTES);
         let text = run(&page).text;
         assert!(text.contains("with, commas, and an end."), "{text}");
+    }
+
+    #[test]
+    fn boilerplate_blocks_after_the_story_are_left_out_and_their_links_kept_aside() {
+        let story = "<p>The council met on Tuesday evening to discuss the new budget, which \
+            raises spending on schools, roads and parks for the coming year.</p>"
+            .repeat(6);
+        let page = format!(
+            r#"<html><body><div class="story">{story}
+            <div class="note">Photo: Jane Doe / Example Agency</div>
+            <h3>More from <a href="https://news.example/city">City news</a></h3>
+            <p>Tags: <a href="https://news.example/t/budget">budget</a>,
+            <a href="https://news.example/t/council">council</a></p>
+            </div></body></html>"#
+        );
+        let base = Url::parse("https://news.example/a").unwrap();
+        let every = extract_with(
+            &page,
+            &base,
+            0,
+            &Model {
+                threshold: 0.0,
+                ..blocks::MODEL
+            },
+        );
+        let page = extract(&page, &base, 0);
+        assert!(page.reader);
+        assert!(page.text.contains("parks for the coming year."));
+        for gone in ["Photo: Jane Doe", "More from", "Tags:"] {
+            assert!(every.text.contains(gone), "{gone} in {}", every.text);
+            assert!(!page.text.contains(gone), "{gone} in {}", page.text);
+        }
+        // Their links are still reachable, among the page's other links.
+        let others: Vec<&str> = page.other_links.iter().map(|l| l.url.as_str()).collect();
+        assert!(others.contains(&"https://news.example/city"), "{others:?}");
+        assert!(page.links.iter().all(|l| !l.url.as_str().ends_with("city")));
     }
 }

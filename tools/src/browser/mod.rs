@@ -3,6 +3,7 @@
 //! Results, pages and the links inside pages share one numbering per run, so the model can
 //! open any of them with `mclick([ids])` and cite them as `【id†text】`.
 
+mod blocks;
 mod fetch;
 mod guard;
 mod html;
@@ -17,10 +18,11 @@ use futures::StreamExt;
 use glm_prompts::{BrowserCall, ToolSpec};
 use url::Url;
 
+pub use blocks::{FEATURES, MODEL, Model};
 pub use fetch::{FetchError, FetchLimits, Fetched, Fetcher, USER_AGENT};
 pub use guard::{GuardedResolver, HostPolicy, Refused, non_public_reason};
-pub use html::{Extracted, Link, extract};
-pub use page::{Page, render_page};
+pub use html::{Extracted, Link, article_blocks, extract, extract_with};
+pub use page::{Page, decode, render_page, render_page_with};
 pub use search::{
     BoxFuture, BraveSearch, DuckDuckGo, SearchBackend, SearchError, SearchResult, Searxng,
 };

@@ -2,8 +2,9 @@
 
 use encoding_rs::{Encoding, UTF_8};
 
+use super::blocks::{MODEL, Model};
 use super::fetch::Fetched;
-use super::html::{Extracted, Link, extract};
+use super::html::{Extracted, Link, extract_with};
 use super::shape::strip_tags;
 
 /// A page ready for the model.
@@ -20,11 +21,23 @@ pub struct Page {
 /// Renders `fetched` as source `id`, numbering links from `first_link`, showing at most
 /// `max_chars` characters of the body.
 pub fn render_page(fetched: &Fetched, id: usize, first_link: usize, max_chars: usize) -> Page {
+    render_page_with(fetched, id, first_link, max_chars, &MODEL)
+}
+
+/// [`render_page`] with another model for the article's blocks.
+#[doc(hidden)]
+pub fn render_page_with(
+    fetched: &Fetched,
+    id: usize,
+    first_link: usize,
+    max_chars: usize,
+    model: &Model,
+) -> Page {
     let kind = Kind::of(fetched);
     let page = match kind {
         Kind::Html => {
             let html = decode(&fetched.body, &fetched.content_type, true);
-            extract(&html, &fetched.url, first_link)
+            extract_with(&html, &fetched.url, first_link, model)
         }
         Kind::Json => {
             let text = decode(&fetched.body, &fetched.content_type, false);

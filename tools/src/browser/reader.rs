@@ -15,10 +15,29 @@ use ego_tree::NodeId;
 use scraper::{ElementRef, Html, Node};
 
 /// Tags whose content is never shown.
-pub(super) const SKIPPED: [&str; 20] = [
-    "script", "style", "noscript", "template", "svg", "nav", "footer", "aside", "button", "iframe",
-    "select", "input", "textarea", "canvas", "object", "embed", "head", "dialog", "menu", "option",
+pub(super) const SKIPPED: [&str; 21] = [
+    "script", "style", "template", "svg", "nav", "footer", "aside", "button", "iframe", "select",
+    "input", "textarea", "canvas", "object", "embed", "head", "dialog", "menu", "option", "rt",
+    "rp",
 ];
+
+/// Whether `el` is never shown: a [`SKIPPED`] tag, or a `<noscript>` asking for scripts.
+/// (Pages are parsed as a browser without scripts reads them, so `<noscript>` holds the markup
+/// such a browser shows, which is often the article itself.)
+pub(super) fn never_shown(el: ElementRef<'_>) -> bool {
+    let name = el.value().name();
+    if name == "noscript" {
+        let mut text = String::new();
+        for t in el.text() {
+            text.push_str(t);
+            if text.len() > 2_000 {
+                return false;
+            }
+        }
+        return text.to_ascii_lowercase().contains("javascript");
+    }
+    SKIPPED.contains(&name)
+}
 
 /// Words of class names and ids that mark boilerplate, matched as whole words.
 const NEGATIVE: [&str; 55] = [
@@ -302,7 +321,7 @@ pub(super) fn analyse(document: &Html) -> Analysis {
                         head.push(node.id());
                     }
                     let skip = skipping > 0
-                        || (SKIPPED.contains(&e.name()) && e.name() != "head")
+                        || (e.name() != "head" && el.is_some_and(never_shown))
                         || el.is_some_and(hidden_or_chrome);
                     if skip {
                         skipping += 1;
@@ -411,6 +430,16 @@ fn measure(text: &str) -> (u32, u32) {
 }
 
 impl Analysis {
+    /// The best-scoring element, once [`Analysis::content`] has chosen it.
+    pub fn top(&self) -> Option<NodeId> {
+        self.top
+    }
+
+    /// Whether `id` is the best-scoring element or one of its ancestors.
+    pub fn on_path(&self, id: NodeId) -> bool {
+        self.top == Some(id) || self.chain.contains(&id)
+    }
+
     pub fn stats(&self, id: NodeId) -> Stats {
         self.stats.get(&id).copied().unwrap_or_default()
     }
@@ -495,7 +524,7 @@ impl Analysis {
     fn qualifies(&self, el: ElementRef<'_>) -> bool {
         let name = el.value().name();
         let stats = self.stats(el.id());
-        if stats.text == 0 || SKIPPED.contains(&name) || stats.marks == Marks::Negative {
+        if stats.text == 0 || never_shown(el) || stats.marks == Marks::Negative {
             return false;
         }
         let density = stats.link_density();
