@@ -14,10 +14,11 @@
 //! page text is what `open_url` shows the model below its header: the content cut to the view,
 //! and the page's other links.
 //!
-//! Reader mode's last step is a block model (`tools/src/browser/blocks.rs`) fitted to half of
-//! this corpus (a fixed split by file name); the bench prints the score of the other half on its
-//! own, beside the same half with every block kept. `-- --train` fits the model again, picks its
-//! threshold on the fitted half and prints it as Rust, with the held-out half's scores.
+//! Reader mode's last step is a block model (`tools/src/browser/blocks.rs`) fitted to this
+//! corpus's labelled blocks, so the bench also prints a cross-validated score: the corpus in two
+//! fixed halves (by file name), each read with a model fitted to the other half alone; and the
+//! score with every block kept. `-- --train` picks the model's L2 penalty and threshold by that
+//! cross-validation, fits it to every labelled block and prints it as Rust.
 //!
 //! For study: `EXTRACT_SHOW_MISSES=1` lists every snippet scored wrong, `EXTRACT_DUMP=FILE`
 //! prints one page's view, `EXTRACT_SAVE=DIR` writes every page's view into DIR, and with
@@ -117,6 +118,23 @@ struct Score {
 }
 
 impl Score {
+    fn add(&mut self, other: &Score) {
+        self.tp += other.tp;
+        self.fp += other.fp;
+        self.fn_ += other.fn_;
+        self.tn += other.tn;
+    }
+
+    fn f(&self) -> f64 {
+        let p = self.tp as f64 / (self.tp + self.fp).max(1) as f64;
+        let r = self.tp as f64 / (self.tp + self.fn_).max(1) as f64;
+        if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        }
+    }
+
     fn line(&self) -> String {
         let p = self.tp as f64 / (self.tp + self.fp).max(1) as f64;
         let r = self.tp as f64 / (self.tp + self.fn_).max(1) as f64;
@@ -253,14 +271,14 @@ fn score_corpus(dir: &Path, view: usize) {
         bytes as f64 / 1e6
     );
     println!("  {}", score.line());
-    let held_out: Vec<&Page> = pages.iter().filter(|p| p.half() == 1).collect();
-    let (unseen, _, _) = score_pages(&held_out, view, &MODEL);
-    let (unfiltered, _, _) = score_pages(&held_out, view, &KEEP_ALL);
+    let halves = Halves::new(&pages);
+    let (unseen, _) = halves.cross_validate(view, MODEL.l2, MODEL.threshold);
+    let (every, _, _) = score_pages(&all, view, &KEEP_ALL);
     println!(
-        "  the {} pages the block model was not fitted to: {}\n    (every block kept: {})",
-        held_out.len(),
+        "  cross-validated, each half read with a block model fitted to the other half only:\n    \
+         {}\n  every block kept: {}",
         unseen.line(),
-        unfiltered.line()
+        every.line()
     );
     println!(
         "  {:.1} MB/s over the corpus (decode + parse + extract + render); slowest page {:.0} ms ({})",
@@ -277,79 +295,100 @@ const KEEP_ALL: Model = Model {
     weights: [0.0; FEATURES],
     bias: 0.0,
     threshold: 0.0,
+    l2: 0.0,
 };
 
-/// Fits the block model to half 0 of the corpus, picks its threshold there, and prints it as
-/// Rust with its score on half 1.
-fn train(dir: &Path, view: usize) {
-    let pages = load(dir);
-    let (fit, held_out): (Vec<&Page>, Vec<&Page>) = pages.iter().partition(|p| p.half() == 0);
-    let mut samples = Vec::new();
-    for page in &fit {
-        let html = decode(&page.body, "text/html", true);
-        for (text, features) in article_blocks(&html, &page.url) {
-            let text = collapse(&strip_markers(&text));
-            let content = page.with.iter().any(|s| text.contains(s.as_str()));
-            let boilerplate = page.without.iter().any(|s| text.contains(s.as_str()));
-            if content != boilerplate {
-                samples.push((features, content));
-            }
-        }
-    }
-    if let Some(path) = std::env::var_os("EXTRACT_SAMPLES") {
-        // Every labelled block of both halves, for study elsewhere: half, label, features.
-        let mut csv = String::new();
-        for page in &pages {
+/// The corpus in two fixed halves, with the labelled blocks of each: a block holding a `with`
+/// snippet is content, one holding a `without` snippet boilerplate (neither or both: unused).
+struct Halves<'a> {
+    pages: [Vec<&'a Page>; 2],
+    samples: [Vec<([f32; FEATURES], bool)>; 2],
+}
+
+impl<'a> Halves<'a> {
+    fn new(pages: &'a [Page]) -> Self {
+        let mut halves = Halves {
+            pages: [Vec::new(), Vec::new()],
+            samples: [Vec::new(), Vec::new()],
+        };
+        for page in pages {
+            let half = usize::from(page.half());
+            halves.pages[half].push(page);
             let html = decode(&page.body, "text/html", true);
             for (text, features) in article_blocks(&html, &page.url) {
                 let text = collapse(&strip_markers(&text));
                 let content = page.with.iter().any(|s| text.contains(s.as_str()));
                 let boilerplate = page.without.iter().any(|s| text.contains(s.as_str()));
                 if content != boilerplate {
-                    let f: Vec<String> = features.iter().map(|x| x.to_string()).collect();
-                    csv.push_str(&format!(
-                        "{},{},{}\n",
-                        page.half(),
-                        u8::from(content),
-                        f.join(",")
-                    ));
+                    halves.samples[half].push((features, content));
                 }
+            }
+        }
+        halves
+    }
+
+    /// Each half read with a model fitted to the other half: the summed score, and the two
+    /// models.
+    fn cross_validate(&self, view: usize, l2: f32, threshold: f32) -> (Score, [Model; 2]) {
+        let models = [1, 0].map(|other| Model::fit(&self.samples[other], l2, threshold));
+        let mut total = Score::default();
+        for (pages, model) in self.pages.iter().zip(&models) {
+            total.add(&score_pages(pages, view, model).0);
+        }
+        (total, models)
+    }
+}
+
+/// Picks the block model's L2 penalty and threshold by two-fold cross-validation over the
+/// corpus's halves, fits it to every labelled block, and prints it as Rust.
+fn train(dir: &Path, view: usize) {
+    let pages = load(dir);
+    let halves = Halves::new(&pages);
+    if let Some(path) = std::env::var_os("EXTRACT_SAMPLES") {
+        // Every labelled block, for study elsewhere: half, label, features.
+        let mut csv = String::new();
+        for (half, samples) in halves.samples.iter().enumerate() {
+            for (features, content) in samples {
+                let f: Vec<String> = features.iter().map(|x| x.to_string()).collect();
+                csv.push_str(&format!("{half},{},{}\n", u8::from(*content), f.join(",")));
             }
         }
         std::fs::write(path, csv).unwrap();
     }
+    let samples: Vec<([f32; FEATURES], bool)> = halves.samples.concat();
     let content = samples.iter().filter(|s| s.1).count();
     println!(
-        "fitting to {} blocks of {} pages ({content} content, {} boilerplate)",
+        "{} labelled blocks of {} pages ({content} content, {} boilerplate)",
         samples.len(),
-        fit.len(),
+        pages.len(),
         samples.len() - content
     );
-    let f = |s: &Score| {
-        let p = s.tp as f64 / (s.tp + s.fp).max(1) as f64;
-        let r = s.tp as f64 / (s.tp + s.fn_).max(1) as f64;
-        2.0 * p * r / (p + r).max(1e-9)
-    };
-    let mut best: Option<(f64, Model)> = None;
+    let mut best: Option<(f64, f32, f32)> = None;
     for l2 in [0.001, 0.01, 0.1] {
-        let model = Model::fit(&samples, l2, 0.5);
-        for t in [0.2, 0.3, 0.4, 0.5, 0.6, 0.7] {
-            let model = Model {
-                threshold: t,
-                ..model.clone()
-            };
-            let (score, _, _) = score_pages(&fit, view, &model);
-            println!("  l2 {l2} threshold {t}: {}", score.line());
-            if best.as_ref().is_none_or(|(b, _)| f(&score) > *b) {
-                best = Some((f(&score), model));
+        let fitted = [1, 0].map(|other| Model::fit(&halves.samples[other], l2, 0.5));
+        for t in [0.3, 0.4, 0.5, 0.6, 0.7] {
+            let mut total = Score::default();
+            for (pages, model) in halves.pages.iter().zip(&fitted) {
+                let model = Model {
+                    threshold: t,
+                    ..model.clone()
+                };
+                total.add(&score_pages(pages, view, &model).0);
+            }
+            println!("  l2 {l2} threshold {t}: cross-validated {}", total.line());
+            if best.is_none_or(|(b, _, _)| total.f() > b) {
+                best = Some((total.f(), l2, t));
             }
         }
     }
-    let (_, model) = best.unwrap();
-    let (before, _, _) = score_pages(&held_out, view, &KEEP_ALL);
-    let (after, _, _) = score_pages(&held_out, view, &model);
-    println!("held-out half, every block kept: {}", before.line());
-    println!("held-out half, with the model:   {}", after.line());
+    let (_, l2, threshold) = best.unwrap();
+    let model = Model::fit(&samples, l2, threshold);
+    let all: Vec<&Page> = pages.iter().collect();
+    let (fitted, _, _) = score_pages(&all, view, &model);
+    println!(
+        "chosen: l2 {l2}, threshold {threshold}; on the pages it was fitted to: {}",
+        fitted.line()
+    );
     let list = |v: &[f32]| {
         v.iter()
             .map(|x| format!("{x:?}"))
@@ -357,12 +396,13 @@ fn train(dir: &Path, view: usize) {
             .join(", ")
     };
     println!(
-        "pub const MODEL: Model = Model {{\n    mean: [{}],\n    scale: [{}],\n    weights: [{}],\n    bias: {:?},\n    threshold: {:?},\n}};",
+        "pub const MODEL: Model = Model {{\n    mean: [{}],\n    scale: [{}],\n    weights: [{}],\n    bias: {:?},\n    threshold: {:?},\n    l2: {:?},\n}};",
         list(&model.mean),
         list(&model.scale),
         list(&model.weights),
         model.bias,
-        model.threshold
+        model.threshold,
+        model.l2
     );
 }
 

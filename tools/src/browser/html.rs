@@ -78,7 +78,10 @@ pub fn article_blocks(html: &str, base: &Url) -> Vec<(String, [f32; FEATURES])> 
         found = blocks
             .iter()
             .map(|b| b.text.to_owned())
-            .zip(blocks::features(blocks))
+            .zip(blocks::features(
+                blocks,
+                &blocks::site_name(base.host_str().unwrap_or("")),
+            ))
             .collect();
         vec![true; blocks.len()]
     });
@@ -89,7 +92,7 @@ pub fn article_blocks(html: &str, base: &Url) -> Vec<(String, [f32; FEATURES])> 
 #[doc(hidden)]
 pub fn extract_with(html: &str, base: &Url, first_link_id: usize, model: &Model) -> Extracted {
     read(html, base, first_link_id, &mut |blocks: &[Block<'_>]| {
-        model.keep(blocks)
+        model.keep(blocks, &blocks::site_name(base.host_str().unwrap_or("")))
     })
 }
 
@@ -166,10 +169,20 @@ fn read(
         title: title(&document),
         byline: meta.byline,
         date: meta.date,
-        text: tidy(&writer.out),
+        text: nfc(tidy(&writer.out)),
         reader: content.is_some(),
         links: writer.links,
         other_links,
+    }
+}
+
+/// `text` in Unicode's composed form (NFC), the form text is compared and searched in.
+fn nfc(text: String) -> String {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        text
+    } else {
+        text.nfc().collect()
     }
 }
 
@@ -222,7 +235,7 @@ struct Writer<'a> {
     /// Writing inside the best-scoring element.
     in_top: bool,
     /// For each element being written: its kind and the class words of it and those around it.
-    path: Vec<(u8, u8)>,
+    path: Vec<(u8, u8, ego_tree::NodeId)>,
     /// The number and element of each link written.
     written_ids: Vec<(usize, ego_tree::NodeId)>,
 }
@@ -275,7 +288,7 @@ impl Writer<'_> {
             blocks::words(el)
         };
         self.path
-            .push((blocks::kind(el.value().name()), around | own));
+            .push((blocks::kind(el.value().name()), around | own, el.id()));
         if analysis.top() == Some(el.id()) {
             self.in_top = true;
             self.element_inner(el, depth);
@@ -482,12 +495,21 @@ impl Writer<'_> {
         }
         // A block starts here.
         let at = self.out.len();
-        let (kind, words) = self.path.last().copied().unwrap_or_default();
+        let (kind, words) = self.path.last().map_or((0, 0), |p| (p.0, p.1));
+        let above = |n: usize| {
+            self.path
+                .len()
+                .checked_sub(n + 1)
+                .and_then(|i| self.path.get(i))
+                .map(|p| p.2)
+        };
         let context = Context {
             in_top: self.in_top,
             kind,
             words,
             depth: u16::try_from(self.path.len()).unwrap_or(u16::MAX),
+            parent: above(1),
+            grandparent: above(2),
         };
         match self.starts.last_mut() {
             Some(last) if last.0 == at => last.1 = context,
