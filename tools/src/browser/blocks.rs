@@ -6,7 +6,7 @@
 //! The model sees only shallow evidence: the block's length, link density, punctuation and
 //! shape, where it sits among the blocks that read as prose (boilerplate gathers after the last
 //! paragraph of the story), its neighbours, the kind of element it came from, what the class
-//! names around it say, the blocks that share its parent, whether it names the site, and
+//! names around it say, the blocks that share its parent, and
 //! whether it lies in the element that scored best as the article or beside it. Its weights
 //! were fitted by `cargo bench -p glm-tools --bench extract -- --train` to the labelled blocks
 //! of a corpus of real pages; the bench also scores each half of that corpus with a model fitted
@@ -15,7 +15,7 @@
 use scraper::ElementRef;
 
 /// Features per block.
-pub const FEATURES: usize = 37 + KINDS + GROUPS.len() + 1 + 4 + 2;
+pub const FEATURES: usize = BASE + KINDS + GROUPS.len() + 1 + 4 + 1;
 
 /// One block of written text and where it came from.
 #[derive(Debug, Clone)]
@@ -159,57 +159,115 @@ struct Shallow {
     at: bool,
 }
 
+/// The running state of [`Shallow::of`] over a block's pieces.
+struct Scan {
+    in_space: bool,
+    /// The last character was a CJK full stop.
+    after_cjk_stop: bool,
+    /// The last character was a full stop, question or exclamation mark.
+    after_stop: bool,
+}
+
+impl Scan {
+    /// Counts `piece` into `s`; `link`: it is a link's text. ASCII is counted byte by byte,
+    /// other characters decoded.
+    fn run(&mut self, piece: &str, link: bool, s: &mut Shallow) {
+        // Runs of ASCII byte by byte, the characters between them one by one.
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let ascii = rest
+                .bytes()
+                .position(|b| !b.is_ascii())
+                .unwrap_or(rest.len());
+            self.ascii(&rest.as_bytes()[..ascii], link, s);
+            rest = &rest[ascii..];
+            if let Some(c) = rest.chars().next() {
+                self.char(c, link, s);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+
+    fn ascii(&mut self, bytes: &[u8], link: bool, s: &mut Shallow) {
+        // Branch-free, in locals: spaces in text are too irregular for a branch predictor.
+        let (mut chars, mut spaces, mut words) = (0usize, 0usize, 0usize);
+        let (mut upper, mut digits, mut sentences) = (0usize, 0usize, 0usize);
+        let (mut in_space, mut after_stop, mut at) = (self.in_space, self.after_stop, false);
+        for &b in bytes {
+            let space = b.is_ascii_whitespace();
+            spaces += usize::from(space && !in_space);
+            words += usize::from(!space && in_space);
+            chars += usize::from(!space);
+            upper += usize::from(b.is_ascii_uppercase());
+            digits += usize::from(b.is_ascii_digit());
+            at |= b == b'@';
+            sentences += usize::from(space && after_stop);
+            after_stop = matches!(b, b'.' | b'!' | b'?');
+            in_space = space;
+        }
+        (self.in_space, self.after_stop, self.after_cjk_stop) = (in_space, after_stop, false);
+        s.at |= at;
+        s.chars += chars + spaces;
+        s.word_chars += chars;
+        s.words += words;
+        s.upper += upper;
+        s.digits += digits;
+        s.sentences += sentences;
+        if link {
+            s.link_chars += chars + spaces;
+        }
+    }
+
+    #[inline]
+    fn char(&mut self, c: char, link: bool, s: &mut Shallow) {
+        let space = c.is_whitespace();
+        // A sentence ends at a stop before a space, or at a CJK full stop before anything.
+        s.sentences += usize::from((space && self.after_stop) || (!space && self.after_cjk_stop));
+        self.after_stop = matches!(c, '.' | '!' | '?');
+        self.after_cjk_stop = matches!(c, '。' | '！' | '？');
+        if space {
+            if !self.in_space {
+                s.chars += 1;
+                s.link_chars += usize::from(link);
+            }
+            self.in_space = true;
+            return;
+        }
+        s.words += usize::from(self.in_space);
+        self.in_space = false;
+        s.chars += 1;
+        s.word_chars += 1;
+        s.link_chars += usize::from(link);
+        s.upper += usize::from(c.is_uppercase());
+        s.digits += usize::from(c.is_ascii_digit());
+        s.at |= c == '@';
+        s.copyright |= c == '©';
+    }
+}
+
 impl Shallow {
     fn of(text: &str) -> Self {
         let text = text.trim();
         let mut s = Shallow {
             heading: text.starts_with('#'),
-            list: text.starts_with("- ")
-                || text
-                    .split_once(". ")
-                    .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+            list: text.starts_with("- ") || {
+                let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+                digits > 0 && text[digits..].starts_with(". ")
+            },
             quote: text.starts_with("> "),
             table: text.starts_with("| "),
             code: text.starts_with("```"),
             ..Shallow::default()
         };
-        let mut last = ' ';
-        let mut in_space = true;
-        let mut visit = |c: char, link: bool, s: &mut Shallow| {
-            if c.is_whitespace() {
-                if !in_space {
-                    s.chars += 1;
-                    if link {
-                        s.link_chars += 1;
-                    }
-                }
-                in_space = true;
-                return;
-            }
-            if in_space {
-                s.words += 1;
-            }
-            in_space = false;
-            s.chars += 1;
-            s.word_chars += 1;
-            if link {
-                s.link_chars += 1;
-            }
-            s.upper += usize::from(c.is_uppercase());
-            s.digits += usize::from(c.is_ascii_digit());
-            s.copyright |= c == '©';
-            s.at |= c == '@';
-            if matches!(last, '.' | '!' | '?' | '。' | '！' | '？') {
-                s.sentences += 1;
-            }
-            last = c;
+        let mut scan = Scan {
+            in_space: true,
+            after_cjk_stop: false,
+            after_stop: false,
         };
         // Link markers `【id†text†host】` count as their text, and as link text.
         let mut rest = text;
         while let Some(open) = rest.find('【') {
-            for c in rest[..open].chars() {
-                visit(c, false, &mut s);
-            }
+            scan.run(&rest[..open], false, &mut s);
             let inner = &rest[open + '【'.len_utf8()..];
             let Some(close) = inner.find('】') else {
                 rest = inner;
@@ -219,15 +277,11 @@ impl Shallow {
             let _id = parts.next();
             if let Some(anchor) = parts.next() {
                 s.links += 1;
-                for c in anchor.chars() {
-                    visit(c, true, &mut s);
-                }
+                scan.run(anchor, true, &mut s);
             }
             rest = &inner[close + '】'.len_utf8()..];
         }
-        for c in rest.chars() {
-            visit(c, false, &mut s);
-        }
+        scan.run(rest, false, &mut s);
         let end = text.trim_end_matches(|c: char| {
             matches!(c, '"' | '“' | '”' | '»' | '«' | ')' | '\'' | '’')
         });
@@ -265,16 +319,59 @@ impl Shallow {
     }
 }
 
+/// ln(1 + x), from a table for the small counts most features are.
 fn ln(x: usize) -> f32 {
-    (x as f32).ln_1p()
+    static TABLE: std::sync::LazyLock<[f32; 1024]> =
+        std::sync::LazyLock::new(|| std::array::from_fn(|i| (i as f32).ln_1p()));
+    match TABLE.get(x) {
+        Some(v) => *v,
+        None => (x as f32).ln_1p(),
+    }
 }
 
 fn flag(b: bool) -> f32 {
     if b { 1.0 } else { 0.0 }
 }
 
+/// Fills a feature vector after its first `BASE` values.
+struct Filler {
+    values: [f32; FEATURES],
+    at: usize,
+}
+
+/// Features computed from the text alone, first in the vector.
+const BASE: usize = 37;
+
+impl Filler {
+    fn new(base: [f32; BASE]) -> Self {
+        let mut values = [0.0; FEATURES];
+        values[..BASE].copy_from_slice(&base);
+        Filler { values, at: BASE }
+    }
+
+    fn push(&mut self, v: f32) {
+        if let Some(slot) = self.values.get_mut(self.at) {
+            *slot = v;
+        }
+        self.at += 1;
+    }
+
+    fn done(self) -> [f32; FEATURES] {
+        // A mismatch is a mistake in `features`, found by any call of it.
+        assert_eq!(self.at, FEATURES, "features() must fill every value");
+        self.values
+    }
+}
+
 /// The features of every block, in order.
-pub fn features(blocks: &[Block<'_>], site: &str) -> Vec<[f32; FEATURES]> {
+pub fn features(blocks: &[Block<'_>]) -> Vec<[f32; FEATURES]> {
+    let mut out = Vec::with_capacity(blocks.len());
+    each_features(blocks, |f| out.push(*f));
+    out
+}
+
+/// Calls `visit` with the features of every block, in order.
+fn each_features(blocks: &[Block<'_>], mut visit: impl FnMut(&[f32; FEATURES])) {
     let shallow: Vec<Shallow> = blocks.iter().map(|b| Shallow::of(b.text)).collect();
     let prose: Vec<bool> = shallow.iter().map(Shallow::prose).collect();
     let total: usize = shallow.iter().map(|s| s.chars).sum();
@@ -284,7 +381,7 @@ pub fn features(blocks: &[Block<'_>], site: &str) -> Vec<[f32; FEATURES]> {
     // What the blocks sharing a parent (or grandparent) element hold together: prose
     // characters, all characters, blocks.
     let mut groups: foldhash::HashMap<(bool, ego_tree::NodeId), (usize, usize, usize)> =
-        foldhash::HashMap::default();
+        foldhash::HashMap::with_capacity_and_hasher(blocks.len(), Default::default());
     for ((block, s), p) in blocks.iter().zip(&shallow).zip(&prose) {
         for key in [
             block.context.parent.map(|n| (false, n)),
@@ -310,7 +407,6 @@ pub fn features(blocks: &[Block<'_>], site: &str) -> Vec<[f32; FEATURES]> {
     };
     let mut before = 0usize;
     let mut prose_before = 0usize;
-    let mut out = Vec::with_capacity(blocks.len());
     for (i, (block, s)) in blocks.iter().zip(&shallow).enumerate() {
         let prev = i.checked_sub(1).map(|p| (&shallow[p], prose[p]));
         let next = shallow.get(i + 1).map(|n| (n, prose[i + 1]));
@@ -361,63 +457,26 @@ pub fn features(blocks: &[Block<'_>], site: &str) -> Vec<[f32; FEATURES]> {
             ln(total),
             flag(block.context.in_top),
         ];
-        let mut f = f.to_vec();
-        f.extend((0..KINDS).map(|k| flag(usize::from(block.context.kind) == k)));
-        f.extend((0..GROUPS.len()).map(|g| flag(block.context.words & (1 << g) != 0)));
+        let mut f = Filler::new(f);
+        for k in 0..KINDS {
+            f.push(flag(usize::from(block.context.kind) == k));
+        }
+        for g in 0..GROUPS.len() {
+            f.push(flag(block.context.words & (1 << g) != 0));
+        }
         f.push(ln(usize::from(block.context.depth)));
-        f.extend(group(block.context.parent.map(|n| (false, n)), s, prose[i]));
-        f.extend(group(
-            block.context.grandparent.map(|n| (true, n)),
-            s,
-            prose[i],
-        ));
+        for v in group(block.context.parent.map(|n| (false, n)), s, prose[i]) {
+            f.push(v);
+        }
+        for v in group(block.context.grandparent.map(|n| (true, n)), s, prose[i]) {
+            f.push(v);
+        }
         f.push(flag(block.text.trim_end().ends_with(['?', '？'])));
-        f.push(flag(mentions(block.text, site)));
-        // A mismatch is a mistake in this function, found by any call.
-        let Ok(f) = <[f32; FEATURES]>::try_from(f) else {
-            unreachable!("features() fills exactly FEATURES values");
-        };
-        out.push(f);
+        let f = f.done();
+        visit(&f);
         before += s.chars;
         prose_before += usize::from(prose[i]);
     }
-    out
-}
-
-/// The name a site goes by, from its host: the label before the public suffix, hyphens
-/// dropped, lowercase (`www.jamaica-gleaner.com` -> `jamaicagleaner`); empty when too short to
-/// mean anything.
-pub fn site_name(host: &str) -> String {
-    let labels: Vec<&str> = host.split('.').filter(|l| !l.is_empty()).collect();
-    // Second-level labels that are part of a country's suffix (`co.uk`, `com.au`).
-    const SUFFIXES: [&str; 8] = ["co", "com", "org", "net", "gov", "ac", "edu", "or"];
-    let mut i = labels.len().saturating_sub(2);
-    if i > 0 && labels.len() >= 3 && SUFFIXES.contains(&labels[i]) {
-        i -= 1;
-    }
-    let name: String = labels
-        .get(i)
-        .map(|l| {
-            l.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .collect::<String>()
-        })
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if name.len() >= 4 { name } else { String::new() }
-}
-
-/// Whether `text` names the site (letters and digits compared, case ignored).
-fn mentions(text: &str, site: &str) -> bool {
-    if site.is_empty() {
-        return false;
-    }
-    let squeezed: String = text
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    squeezed.contains(site)
 }
 
 /// A logistic model over standardised features.
@@ -448,11 +507,21 @@ impl Model {
     }
 
     /// Which of `blocks` to keep.
-    pub fn keep(&self, blocks: &[Block<'_>], site: &str) -> Vec<bool> {
-        features(blocks, site)
-            .iter()
-            .map(|f| self.probability(f) >= self.threshold)
-            .collect()
+    pub fn keep(&self, blocks: &[Block<'_>]) -> Vec<bool> {
+        // The standardisation folded into the weights once: w·(x - m)/s = (w/s)·x - w·m/s.
+        let weights: [f32; FEATURES] = std::array::from_fn(|k| self.weights[k] / self.scale[k]);
+        let bias = self.bias
+            - (0..FEATURES)
+                .map(|k| weights[k] * self.mean[k])
+                .sum::<f32>();
+        // The threshold on the probability, as one on the logit.
+        let t = self.threshold.clamp(1e-6, 1.0 - 1e-6);
+        let logit = (t / (1.0 - t)).ln();
+        let mut keep = Vec::with_capacity(blocks.len());
+        each_features(blocks, |f| {
+            keep.push(bias + weights.iter().zip(f).map(|(w, x)| w * x).sum::<f32>() >= logit);
+        });
+        keep
     }
 
     /// Fits a model to labelled blocks (true: content) by gradient descent on the log loss
@@ -534,7 +603,7 @@ pub const MODEL: Model = Model {
         0.031446524,
         0.005896227,
         0.010220125,
-        1.2725104,
+        1.1934242,
         0.9158981,
         4.248523,
         0.03859543,
@@ -570,7 +639,6 @@ pub const MODEL: Model = Model {
         0.7828017,
         2.068723,
         0.020833325,
-        0.1584121,
     ],
     scale: [
         1.0911772,
@@ -596,7 +664,7 @@ pub const MODEL: Model = Model {
         0.17452286,
         0.07656014,
         0.10057575,
-        0.76051307,
+        0.7467383,
         0.2775644,
         1.9108186,
         0.15827626,
@@ -632,71 +700,69 @@ pub const MODEL: Model = Model {
         0.3605628,
         1.0673324,
         0.14282666,
-        0.3651277,
     ],
     weights: [
-        0.7940278,
-        -0.3868537,
-        -0.1434588,
-        0.3397456,
-        0.43735904,
-        0.4266562,
-        0.11654908,
-        0.19301817,
-        0.19992732,
+        0.76207054,
+        -0.39995265,
+        -0.1843919,
+        0.33063635,
+        0.4425536,
+        0.42418015,
+        0.12130575,
+        0.19752985,
+        0.1967063,
         0.0,
-        0.17231433,
-        -1.040504,
-        -0.23441978,
-        -0.17725253,
-        -0.2534953,
-        -0.08004321,
-        -0.26482058,
-        -0.12886468,
-        -0.268908,
-        0.050665688,
-        -0.032520168,
-        -0.2526002,
-        -0.1295601,
-        -0.1209711,
-        0.1959788,
-        -0.059493802,
-        -0.22295049,
-        0.12475355,
-        0.20066,
-        0.18423946,
-        -0.14705059,
-        -0.37080556,
-        -0.068008296,
-        0.07537252,
-        -0.2555748,
-        -0.37873024,
-        0.19543414,
-        -0.13306566,
-        0.2392774,
-        -0.16518997,
-        0.120290026,
-        -0.380449,
-        0.37193716,
-        0.07601751,
-        0.19992732,
-        -0.02053491,
-        -0.20915812,
-        -0.009703546,
-        -0.07193497,
-        -0.09116419,
-        -0.32738033,
-        -0.1529588,
-        0.2898537,
-        -0.0022964843,
-        0.20330344,
-        -0.038892608,
-        -0.13044938,
-        0.41646048,
-        -0.004188685,
-        -0.090525515,
+        0.1732763,
+        -1.0273719,
+        -0.2157244,
+        -0.17834745,
+        -0.24895754,
+        -0.07601522,
+        -0.25512946,
+        -0.1309442,
+        -0.27066973,
+        0.044699855,
+        -0.030053098,
+        -0.2559405,
+        -0.13748957,
+        -0.07380642,
+        0.19640087,
+        -0.055590354,
+        -0.22603658,
+        0.13263233,
+        0.19724375,
+        0.18931279,
+        -0.14732471,
+        -0.37918678,
+        -0.069373615,
+        0.07995524,
+        -0.25435138,
+        -0.389418,
+        0.19476822,
+        -0.13363177,
+        0.24253306,
+        -0.16576749,
+        0.12031316,
+        -0.38246435,
+        0.3695892,
+        0.07353601,
+        0.1967063,
+        -0.017805181,
+        -0.21143168,
+        -0.009703388,
+        -0.06818279,
+        -0.09545162,
+        -0.325895,
+        -0.14950243,
+        0.29036802,
+        -0.002277415,
+        0.21256955,
+        -0.041431934,
+        -0.1399447,
+        0.42186838,
+        -0.0057513383,
     ],
-    bias: 3.1717525,
+    bias: 3.168523,
     threshold: 0.5,
     l2: 0.001,
 };
@@ -739,7 +805,7 @@ mod tests {
             block(prose),
             block("【1†Subscribe†example.org】"),
         ];
-        let f = features(&blocks, "");
+        let f = features(&blocks);
         assert_eq!(f.len(), 4);
         // "after the last prose block": only the last one.
         assert_eq!(
@@ -748,20 +814,6 @@ mod tests {
         );
         // Its link density is 1, the prose's 0.
         assert_eq!((f[3][1], f[0][1]), (1.0, 0.0));
-    }
-
-    #[test]
-    fn site_names() {
-        assert_eq!(site_name("www.jamaica-gleaner.com"), "jamaicagleaner");
-        assert_eq!(site_name("www.theguardian.co.uk"), "theguardian");
-        assert_eq!(site_name("security.googleblog.com"), "googleblog");
-        assert_eq!(site_name("x.io"), "");
-        assert_eq!(site_name("127.0.0.1"), "");
-        assert!(mentions(
-            "Follow The Gleaner: @JamaicaGleaner",
-            "jamaicagleaner"
-        ));
-        assert!(!mentions("anything", ""));
     }
 
     #[test]

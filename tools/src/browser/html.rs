@@ -78,10 +78,7 @@ pub fn article_blocks(html: &str, base: &Url) -> Vec<(String, [f32; FEATURES])> 
         found = blocks
             .iter()
             .map(|b| b.text.to_owned())
-            .zip(blocks::features(
-                blocks,
-                &blocks::site_name(base.host_str().unwrap_or("")),
-            ))
+            .zip(blocks::features(blocks))
             .collect();
         vec![true; blocks.len()]
     });
@@ -92,7 +89,7 @@ pub fn article_blocks(html: &str, base: &Url) -> Vec<(String, [f32; FEATURES])> 
 #[doc(hidden)]
 pub fn extract_with(html: &str, base: &Url, first_link_id: usize, model: &Model) -> Extracted {
     read(html, base, first_link_id, &mut |blocks: &[Block<'_>]| {
-        model.keep(blocks, &blocks::site_name(base.host_str().unwrap_or("")))
+        model.keep(blocks)
     })
 }
 
@@ -423,6 +420,8 @@ impl Writer<'_> {
     fn other_links(&mut self, document: &Html) -> Vec<Link> {
         let mut others = Vec::new();
         let mut skipping = 0usize;
+        // Addresses as written, already looked at: a page repeats its links many times.
+        let mut tried: HashSet<&str> = HashSet::new();
         for edge in document.tree.root().traverse() {
             if others.len() >= MAX_OTHER_LINKS {
                 break;
@@ -446,16 +445,27 @@ impl Writer<'_> {
             if !open || name != "a" || self.written.contains(&el.id()) {
                 continue;
             }
+            if !el
+                .value()
+                .attr("href")
+                .is_some_and(|href| tried.insert(href))
+            {
+                continue;
+            }
             let Some(url) = self.target(el) else {
                 continue;
             };
+            if self.seen.contains(&url) {
+                continue;
+            }
             let text: String = collapse(&el.text().collect::<String>())
                 .chars()
                 .take(80)
                 .collect();
-            if text.is_empty() || !self.seen.insert(url.clone()) {
+            if text.is_empty() {
                 continue;
             }
+            self.seen.insert(url.clone());
             let id = self.next_link;
             self.next_link += 1;
             others.push(Link { id, url, text });
@@ -521,7 +531,8 @@ impl Writer<'_> {
     /// them (they join the page's other links).
     fn choose_blocks(&mut self, choose: &mut dyn FnMut(&[Block<'_>]) -> Vec<bool>) {
         let out = std::mem::take(&mut self.out);
-        let mut found: Vec<Block<'_>> = Vec::new();
+        self.out.reserve(out.len());
+        let mut found: Vec<Block<'_>> = Vec::with_capacity(self.starts.len());
         for (i, &(start, context)) in self.starts.iter().enumerate() {
             let end = self.starts.get(i + 1).map_or(out.len(), |n| n.0);
             let text = out

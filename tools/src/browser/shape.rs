@@ -4,6 +4,7 @@
 //! hostile page could stall the agent; pages past the limits are repaired or read as text.
 
 /// Elements that never have children.
+#[cfg(test)]
 const VOID: [&str; 14] = [
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
     "track", "wbr",
@@ -15,11 +16,13 @@ pub const MAX_ATTRIBUTES: usize = 256;
 /// Formatting elements: the parser remembers the unclosed ones and opens copies of all of them
 /// again in every later block (the spec's "reconstruct the active formatting elements"), so a
 /// hundred unclosed `<b id=N>` before a page of paragraphs builds hundreds of millions of nodes.
+#[cfg(test)]
 const FORMATTING: [&str; 14] = [
     "a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u",
 ];
 
 /// Elements that start a block, where unclosed formatting elements are opened again.
+#[cfg(test)]
 const BLOCKS: [&str; 20] = [
     "p",
     "div",
@@ -42,6 +45,28 @@ const BLOCKS: [&str; 20] = [
     "blockquote",
     "section",
 ];
+
+/// Which of the lists above a tag is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Void,
+    Formatting,
+    Block,
+    Other,
+}
+
+/// [`VOID`], [`FORMATTING`] or [`BLOCKS`] (one `match`, not a search of each list per tag).
+fn class_of(name: &str) -> Class {
+    match name {
+        "area" | "base" | "br" | "col" | "embed" | "hr" | "img" | "input" | "link" | "meta"
+        | "param" | "source" | "track" | "wbr" => Class::Void,
+        "a" | "b" | "big" | "code" | "em" | "font" | "i" | "nobr" | "s" | "small" | "strike"
+        | "strong" | "tt" | "u" => Class::Formatting,
+        "p" | "div" | "li" | "td" | "th" | "tr" | "table" | "ul" | "ol" | "dl" | "dd" | "dt"
+        | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "blockquote" | "section" => Class::Block,
+        _ => Class::Other,
+    }
+}
 
 /// What the scan found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +100,14 @@ pub fn scan(html: &str) -> Shape {
     let mut formatting = Formatting::default();
     tags(html, |name, tag, self_closing, closing| {
         shape.attributes = shape.attributes.max(tag.attributes);
-        if FORMATTING.contains(&name) {
+        let class = class_of(name);
+        if class == Class::Formatting {
             if closing {
                 formatting.close(name);
             } else {
                 formatting.open(name, &html[tag.attrs_start..tag.end]);
             }
-        } else if !closing && BLOCKS.contains(&name) {
+        } else if !closing && class == Class::Block {
             shape.reopened = shape.reopened.saturating_add(formatting.open_count);
         }
         let is_foreign = name == "svg" || name == "math";
@@ -93,7 +119,7 @@ pub fn scan(html: &str) -> Shape {
             return;
         }
         let closes_itself = self_closing && (foreign > 0 || is_foreign);
-        if !VOID.contains(&name) && !closes_itself {
+        if class != Class::Void && !closes_itself {
             depth += 1;
             shape.depth = shape.depth.max(depth);
             if is_foreign {
@@ -299,15 +325,11 @@ fn attribute_starts(list: &str) -> impl Iterator<Item = usize> + '_ {
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
+    memchr::memchr(needle, haystack)
 }
 
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    memchr::memmem::find(bytes.get(from..)?, needle).map(|p| from + p)
 }
 
 /// Text between tags, whitespace collapsed; scripts and styles left out. For markup too deep
@@ -339,10 +361,12 @@ pub fn strip_tags(html: &str) -> String {
 }
 
 fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    let (hay, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let first = *needle.first()?;
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), hay).find(|&at| {
+        hay.get(at..at + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 /// The common named entities and numeric references; others are left as written.
@@ -429,6 +453,18 @@ mod tests {
         let stray = r#"<script src="a" " type='t' data-x=a"b>text " with ' quotes > <p a=1 b=2>"#;
         assert_eq!(scan(stray).attributes, 4);
         assert_eq!(tag_end(stray.as_bytes(), 7), stray.find(">text").unwrap());
+    }
+
+    #[test]
+    fn tag_classes_follow_the_lists() {
+        for (list, class) in [
+            (&VOID[..], Class::Void),
+            (&FORMATTING[..], Class::Formatting),
+            (&BLOCKS[..], Class::Block),
+        ] {
+            assert!(list.iter().all(|t| class_of(t) == class));
+        }
+        assert!(class_of("span") == Class::Other);
     }
 
     #[test]
