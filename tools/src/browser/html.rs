@@ -445,26 +445,22 @@ impl Writer<'_> {
             if !open || name != "a" || self.written.contains(&el.id()) {
                 continue;
             }
-            if !el
-                .value()
-                .attr("href")
-                .is_some_and(|href| tried.insert(href))
-            {
-                continue;
-            }
-            let Some(url) = self.target(el) else {
+            let Some(href) = el.value().attr("href").filter(|h| !tried.contains(h)) else {
                 continue;
             };
-            if self.seen.contains(&url) {
+            let Some(url) = self.target(el).filter(|u| !self.seen.contains(u)) else {
+                tried.insert(href);
                 continue;
-            }
+            };
             let text: String = collapse(&el.text().collect::<String>())
                 .chars()
                 .take(80)
                 .collect();
+            // An image link without text may be followed by the same address with text.
             if text.is_empty() {
                 continue;
             }
+            tried.insert(href);
             self.seen.insert(url.clone());
             let id = self.next_link;
             self.next_link += 1;
@@ -820,5 +816,28 @@ mod tests {
         let others: Vec<&str> = page.other_links.iter().map(|l| l.url.as_str()).collect();
         assert!(others.contains(&"https://news.example/city"), "{others:?}");
         assert!(page.links.iter().all(|l| !l.url.as_str().ends_with("city")));
+    }
+
+    #[test]
+    fn other_links_are_listed_once_with_their_text() {
+        let story = "<p>The council met on Tuesday evening to discuss the new budget, which \
+            raises spending on schools, roads and parks for the coming year.</p>"
+            .repeat(4);
+        let teaser =
+            r#"<li><a href="/next"><img src="n.jpg"></a><a href="/next">Next story</a></li>"#;
+        let page = format!(
+            r#"<html><body><article>{story}</article>
+            <ul class="more">{}</ul></body></html>"#,
+            teaser.repeat(3)
+        );
+        let page = run(&page);
+        assert!(page.reader);
+        let next: Vec<&Link> = page
+            .other_links
+            .iter()
+            .filter(|l| l.url.as_str() == "https://site.example/next")
+            .collect();
+        assert_eq!(next.len(), 1, "{:?}", page.other_links);
+        assert_eq!(next[0].text, "Next story");
     }
 }
