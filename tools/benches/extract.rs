@@ -272,7 +272,7 @@ fn score_corpus(dir: &Path, view: usize) {
     );
     println!("  {}", score.line());
     let halves = Halves::new(&pages);
-    let (unseen, _) = halves.cross_validate(view, MODEL.l2, MODEL.threshold);
+    let unseen = halves.score_crosswise(view, &halves.fit_crosswise(MODEL.l2), MODEL.threshold);
     let (every, _, _) = score_pages(&all, view, &KEEP_ALL);
     println!(
         "  cross-validated, each half read with a block model fitted to the other half only:\n    \
@@ -327,15 +327,22 @@ impl<'a> Halves<'a> {
         halves
     }
 
-    /// Each half read with a model fitted to the other half: the summed score, and the two
-    /// models.
-    fn cross_validate(&self, view: usize, l2: f32, threshold: f32) -> (Score, [Model; 2]) {
-        let models = [1, 0].map(|other| Model::fit(&self.samples[other], l2, threshold));
+    /// For each half, a model fitted to the other half only.
+    fn fit_crosswise(&self, l2: f32) -> [Model; 2] {
+        [1, 0].map(|other| Model::fit(&self.samples[other], l2, 0.5))
+    }
+
+    /// Each half read with its crosswise model at `threshold`: the summed score.
+    fn score_crosswise(&self, view: usize, models: &[Model; 2], threshold: f32) -> Score {
         let mut total = Score::default();
-        for (pages, model) in self.pages.iter().zip(&models) {
-            total.add(&score_pages(pages, view, model).0);
+        for (pages, model) in self.pages.iter().zip(models) {
+            let model = Model {
+                threshold,
+                ..model.clone()
+            };
+            total.add(&score_pages(pages, view, &model).0);
         }
-        (total, models)
+        total
     }
 }
 
@@ -365,16 +372,9 @@ fn train(dir: &Path, view: usize) {
     );
     let mut best: Option<(f64, f32, f32)> = None;
     for l2 in [0.001, 0.01, 0.1] {
-        let fitted = [1, 0].map(|other| Model::fit(&halves.samples[other], l2, 0.5));
+        let models = halves.fit_crosswise(l2);
         for t in [0.3, 0.4, 0.5, 0.6, 0.7] {
-            let mut total = Score::default();
-            for (pages, model) in halves.pages.iter().zip(&fitted) {
-                let model = Model {
-                    threshold: t,
-                    ..model.clone()
-                };
-                total.add(&score_pages(pages, view, &model).0);
-            }
+            let total = halves.score_crosswise(view, &models, t);
             println!("  l2 {l2} threshold {t}: cross-validated {}", total.line());
             if best.is_none_or(|(b, _, _)| total.f() > b) {
                 best = Some((total.f(), l2, t));

@@ -2,8 +2,7 @@
 //! numbered links `【id†text†host】` and `[Image n]` markers; scripts, navigation, footers and
 //! cookie banners dropped.
 
-use foldhash::HashSet;
-use foldhash::HashSetExt;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use scraper::{ElementRef, Html, Node};
 use url::Url;
@@ -131,7 +130,7 @@ fn read(
         out: String::new(),
         links: Vec::new(),
         seen: HashSet::new(),
-        written: HashSet::new(),
+        written: HashMap::new(),
         next_link: first_link_id,
         images: 0,
         base,
@@ -141,7 +140,6 @@ fn read(
         starts: vec![(0, Context::default())],
         in_top: false,
         path: Vec::new(),
-        written_ids: Vec::new(),
     };
     match &content {
         Some(roots) => {
@@ -216,8 +214,8 @@ struct Writer<'a> {
     links: Vec<Link>,
     /// URLs numbered so far.
     seen: HashSet<Url>,
-    /// Links written into the text.
-    written: HashSet<ego_tree::NodeId>,
+    /// Links written into the text, with their numbers.
+    written: HashMap<ego_tree::NodeId, usize>,
     next_link: usize,
     images: usize,
     base: &'a Url,
@@ -233,8 +231,6 @@ struct Writer<'a> {
     in_top: bool,
     /// For each element being written: its kind and the class words of it and those around it.
     path: Vec<(u8, u8, ego_tree::NodeId)>,
-    /// The number and element of each link written.
-    written_ids: Vec<(usize, ego_tree::NodeId)>,
 }
 
 impl Writer<'_> {
@@ -407,8 +403,7 @@ impl Writer<'_> {
                 self.next_link += 1;
                 let host = url.host_str().unwrap_or_default().to_owned();
                 self.inline(&format!("【{id}†{text}†{host}】"));
-                self.written.insert(el.id());
-                self.written_ids.push((id, el.id()));
+                self.written.insert(el.id(), id);
                 self.seen.insert(url.clone());
                 self.links.push(Link { id, url, text });
             }
@@ -442,7 +437,7 @@ impl Writer<'_> {
                 }
                 continue;
             }
-            if !open || name != "a" || self.written.contains(&el.id()) {
+            if !open || name != "a" || self.written.contains_key(&el.id()) {
                 continue;
             }
             let Some(href) = el.value().attr("href").filter(|h| !tried.contains(h)) else {
@@ -553,11 +548,7 @@ impl Writer<'_> {
             return;
         }
         self.links.retain(|l| !dropped_links.contains(&l.id));
-        for (id, node) in &self.written_ids {
-            if dropped_links.contains(id) {
-                self.written.remove(node);
-            }
-        }
+        self.written.retain(|_, id| !dropped_links.contains(id));
         self.seen = self.links.iter().map(|l| l.url.clone()).collect();
     }
 
