@@ -207,16 +207,18 @@ fn load(dir: &Path) -> Vec<Page> {
         .collect()
 }
 
-/// Scores `pages` read with `model`; prints what the environment asks for.
+/// Scores `pages` read with `model`; when `report`, also prints and saves what the environment
+/// asks for (misses, views, one page's text).
 fn score_pages(
     pages: &[&Page],
     view: usize,
     model: &Model,
+    report: bool,
 ) -> (Score, Duration, (Duration, String)) {
     let mut score = Score::default();
     let mut spent = Duration::ZERO;
     let mut slowest = (Duration::ZERO, String::new());
-    let debug = std::env::var_os("EXTRACT_SHOW_MISSES").is_some();
+    let debug = report && std::env::var_os("EXTRACT_SHOW_MISSES").is_some();
     for page in pages {
         let fetched = page.fetched();
         let start = Instant::now();
@@ -250,6 +252,9 @@ fn score_pages(
                 score.tn += 1;
             }
         }
+        if !report {
+            continue;
+        }
         if let Some(dir) = std::env::var_os("EXTRACT_SAVE") {
             std::fs::write(Path::new(&dir).join(format!("{file}.txt")), body).unwrap();
         }
@@ -264,7 +269,7 @@ fn score_corpus(dir: &Path, view: usize) {
     let pages = load(dir);
     let bytes: usize = pages.iter().map(|p| p.body.len()).sum();
     let all: Vec<&Page> = pages.iter().collect();
-    let (score, spent, slowest) = score_pages(&all, view, &MODEL);
+    let (score, spent, slowest) = score_pages(&all, view, &MODEL, true);
     println!(
         "corpus: {} pages, {:.1} MB, view {view} chars",
         pages.len(),
@@ -273,7 +278,7 @@ fn score_corpus(dir: &Path, view: usize) {
     println!("  {}", score.line());
     let halves = Halves::new(&pages);
     let unseen = halves.score_crosswise(view, &halves.fit_crosswise(MODEL.l2), MODEL.threshold);
-    let (every, _, _) = score_pages(&all, view, &KEEP_ALL);
+    let (every, _, _) = score_pages(&all, view, &KEEP_ALL, false);
     println!(
         "  cross-validated, each half read with a block model fitted to the other half only:\n    \
          {}\n  every block kept: {}",
@@ -340,7 +345,7 @@ impl<'a> Halves<'a> {
                 threshold,
                 ..model.clone()
             };
-            total.add(&score_pages(pages, view, &model).0);
+            total.add(&score_pages(pages, view, &model, false).0);
         }
         total
     }
@@ -384,7 +389,7 @@ fn train(dir: &Path, view: usize) {
     let (_, l2, threshold) = best.unwrap();
     let model = Model::fit(&samples, l2, threshold);
     let all: Vec<&Page> = pages.iter().collect();
-    let (fitted, _, _) = score_pages(&all, view, &model);
+    let (fitted, _, _) = score_pages(&all, view, &model, false);
     println!(
         "chosen: l2 {l2}, threshold {threshold}; on the pages it was fitted to: {}",
         fitted.line()
