@@ -139,6 +139,7 @@ fn read(
         reader: content.as_ref().map(|_| &analysis),
         starts: vec![(0, Context::default())],
         in_top: false,
+        rescuing: false,
         path: Vec::new(),
     };
     match &content {
@@ -229,6 +230,8 @@ struct Writer<'a> {
     starts: Vec<(usize, Context)>,
     /// Writing inside the best-scoring element.
     in_top: bool,
+    /// Writing prose found inside an element left out beside the article.
+    rescuing: bool,
     /// For each element being written: its kind and the class words of it and those around it.
     path: Vec<(u8, u8, ego_tree::NodeId)>,
 }
@@ -268,6 +271,11 @@ impl Writer<'_> {
 
     fn element(&mut self, el: ElementRef<'_>, depth: usize) {
         if self.skipped(el) {
+            if self.reader.is_some_and(|a| a.beside(el)) && !self.rescuing {
+                self.rescuing = true;
+                self.rescue(el, depth);
+                self.rescuing = false;
+            }
             return;
         }
         let Some(analysis) = self.reader else {
@@ -290,6 +298,33 @@ impl Writer<'_> {
             self.element_inner(el, depth);
         }
         self.path.pop();
+    }
+
+    /// Writes the paragraphs of prose inside `el`, an element beside the article that did
+    /// not qualify as part of it: the block model weighs them with the rest.
+    fn rescue(&mut self, el: ElementRef<'_>, depth: usize) {
+        let Some(analysis) = self.reader else {
+            return;
+        };
+        for child in el.children().filter_map(ElementRef::wrap) {
+            if depth >= MAX_DEPTH || self.out.len() > MAX_TEXT_BYTES {
+                return;
+            }
+            if never_shown(child) || !analysis.may_hold_prose(child) {
+                continue;
+            }
+            if child.value().name() == "p" {
+                if analysis.is_prose(child) {
+                    let around = self.path.last().map_or(0, |p| p.1);
+                    self.path
+                        .push((blocks::kind("p"), around | blocks::words(child), child.id()));
+                    self.element_inner(child, depth + 1);
+                    self.path.pop();
+                }
+            } else {
+                self.rescue(child, depth + 1);
+            }
+        }
     }
 
     fn element_inner(&mut self, el: ElementRef<'_>, depth: usize) {
@@ -506,6 +541,7 @@ impl Writer<'_> {
         };
         let context = Context {
             in_top: self.in_top,
+            rescued: self.rescuing,
             kind,
             words,
             depth: u16::try_from(self.path.len()).unwrap_or(u16::MAX),

@@ -131,6 +131,9 @@ const POSITIVE: [&str; 13] = [
     "rte",
 ];
 
+/// Paragraphs beside the article this long are written for the block model to weigh.
+const RESCUED_PARAGRAPH: u32 = 100;
+
 /// Prose shorter than this does not score.
 const MIN_PARAGRAPH: u32 = 25;
 
@@ -541,6 +544,26 @@ impl Analysis {
             }
             _ => false,
         }
+    }
+
+    /// Whether `el` sits beside the path to the best element and does not qualify.
+    pub fn beside(&self, el: ElementRef<'_>) -> bool {
+        !self.on_path(el.id())
+            && el.parent().is_some_and(|p| self.chain.contains(&p.id()))
+            && !self.qualifies(el)
+    }
+
+    /// Whether `el` was measured (not hidden) and is not marked as boilerplate.
+    pub fn may_hold_prose(&self, el: ElementRef<'_>) -> bool {
+        self.stats
+            .get(&el.id())
+            .is_some_and(|s| s.marks != Marks::Negative)
+    }
+
+    /// Whether `el` reads as a paragraph of prose: long, and little of it links.
+    pub fn is_prose(&self, el: ElementRef<'_>) -> bool {
+        let stats = self.stats(el.id());
+        stats.text >= RESCUED_PARAGRAPH && stats.link_density() < 0.3
     }
 
     /// Whether `el` is left out of the article: beside the path to the best element and not
