@@ -313,14 +313,13 @@ impl Writer<'_> {
             if never_shown(child) || !analysis.may_hold_prose(child) {
                 continue;
             }
-            if child.value().name() == "p" {
-                if analysis.is_prose(child) {
-                    let around = self.path.last().map_or(0, |p| p.1);
-                    self.path
-                        .push((blocks::kind("p"), around | blocks::words(child), child.id()));
-                    self.element_inner(child, depth + 1);
-                    self.path.pop();
-                }
+            if analysis.is_prose(child) {
+                let around = self.path.last().map_or(0, |p| p.1);
+                let kind = blocks::kind(child.value().name());
+                self.path
+                    .push((kind, around | blocks::words(child), child.id()));
+                self.element_inner(child, depth + 1);
+                self.path.pop();
             } else {
                 self.rescue(child, depth + 1);
             }

@@ -153,6 +153,8 @@ pub(super) struct Stats {
     score: f32,
     /// What its class and id say.
     marks: Marks,
+    /// Whether it scored as a paragraph of its own (a `<p>`, a `<div>` without blocks, ...).
+    paragraph: bool,
 }
 
 impl Stats {
@@ -380,6 +382,7 @@ pub(super) fn analyse(document: &Html) -> Analysis {
                         + frame.commas.min(20) as f32
                         + (frame.stats.text as f32 / 100.0).min(3.0);
                     let prose = prose * (1.0 - frame.stats.link_density());
+                    frame.stats.paragraph = true;
                     let depth = stack.len();
                     for (level, divider) in [(1, 1.0), (2, 2.0), (3, 3.0)] {
                         if let Some(f) = depth.checked_sub(level).and_then(|i| stack.get_mut(i)) {
@@ -563,7 +566,10 @@ impl Analysis {
     /// Whether `el` reads as a paragraph of prose: long, and little of it links.
     pub fn is_prose(&self, el: ElementRef<'_>) -> bool {
         let stats = self.stats(el.id());
-        stats.text >= RESCUED_PARAGRAPH && stats.link_density() < 0.3
+        stats.paragraph
+            && matches!(el.value().name(), "p" | "div" | "blockquote" | "pre")
+            && stats.text >= RESCUED_PARAGRAPH
+            && stats.link_density() < 0.3
     }
 
     /// Whether `el` is left out of the article: beside the path to the best element and not
