@@ -143,7 +143,10 @@ impl Score {
         } else {
             0.0
         };
-        format!("precision {p:.3}  recall {r:.3}  F-score {f:.3}")
+        format!(
+            "precision {p:.3}  recall {r:.3}  F-score {f:.4}  ({} found, {} boilerplate shown, {} missed)",
+            self.tp, self.fp, self.fn_
+        )
     }
 }
 
