@@ -196,12 +196,13 @@ pub(super) enum Marks {
 pub(super) fn marks(el: ElementRef<'_>) -> Marks {
     let v = el.value();
     let mut positive = false;
-    let words = v
-        .id()
-        .into_iter()
-        .chain(v.classes())
-        .flat_map(|s| s.split(|c: char| !c.is_ascii_alphanumeric()))
-        .filter(|w| !w.is_empty());
+    // A page builder's layout classes (`elementor-widget-text-editor`) call every box a
+    // widget: there the word says nothing; the words after it still do.
+    let words = v.id().into_iter().chain(v.classes()).flat_map(|s| {
+        let builder = s.starts_with("elementor-");
+        s.split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(move |w| !w.is_empty() && !(builder && *w == "widget"))
+    });
     let mut lower = String::new();
     for word in words {
         lower.clear();
