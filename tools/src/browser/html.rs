@@ -845,6 +845,82 @@ mod tests {
     }
 
     #[test]
+    fn prose_beside_the_article_reaches_the_block_model() {
+        let story = "<p>The council met on Tuesday evening to discuss the new budget, which \
+            raises spending on schools, roads and parks for the coming year.</p>"
+            .repeat(6);
+        let links: String = (0..12)
+            .map(|i| format!(r#"<li><a href="/topic/{i}">Another story about topic {i}</a></li>"#))
+            .collect();
+        // Beside the article, a box that is mostly links: it does not qualify as a whole, but
+        // the paragraph of prose in it is written for the block model to weigh; its list is not.
+        let page = format!(
+            r#"<html><body><div id="page"><article>{story}</article>
+            <div class="box"><ul>{links}</ul>
+            <p>The mayor answered questions from residents after the vote and promised that
+            the first new classrooms would open before the end of the school year.</p></div>
+            </div></body></html>"#
+        );
+        let base = Url::parse("https://news.example/a").unwrap();
+        let every = extract_with(
+            &page,
+            &base,
+            0,
+            &Model {
+                threshold: 0.0,
+                ..blocks::MODEL
+            },
+        );
+        assert!(every.reader);
+        assert!(
+            every.text.contains("The mayor answered questions"),
+            "{}",
+            every.text
+        );
+        assert!(
+            !every.text.contains("Another story about topic"),
+            "{}",
+            every.text
+        );
+        let blocks = article_blocks(&page, &base);
+        assert!(
+            blocks
+                .iter()
+                .any(|(text, _)| text.contains("The mayor answered"))
+        );
+    }
+
+    #[test]
+    fn a_page_builders_widget_classes_do_not_hide_the_article() {
+        let paragraph = "<p>Lithium batteries store the energy of a solar roof for the evening, \
+            and their price has fallen by half in five years, which changes the sums.</p>";
+        let widget = |kind: &str, inner: &str| {
+            format!(
+                r#"<div class="elementor-element elementor-widget elementor-widget-{kind}">
+                <div class="elementor-widget-container">{inner}</div></div>"#
+            )
+        };
+        let page = format!(
+            r#"<html><body><div class="elementor-section">{}{}{}</div></body></html>"#,
+            widget("heading", "<h2>Storing solar power</h2>"),
+            widget("text-editor", &paragraph.repeat(5)),
+            widget(
+                "nav-menu",
+                r#"<ul><li><a href="/shop">Shop</a></li><li><a href="/blog">Blog</a></li></ul>"#
+            ),
+        );
+        let read = run(&page);
+        assert!(read.reader);
+        assert!(
+            read.text.contains("Lithium batteries store"),
+            "{}",
+            read.text
+        );
+        // The words after `widget` still count: the menu stays out.
+        assert!(!read.text.contains("Shop"), "{}", read.text);
+    }
+
+    #[test]
     fn other_links_are_listed_once_with_their_text() {
         let story = "<p>The council met on Tuesday evening to discuss the new budget, which \
             raises spending on schools, roads and parks for the coming year.</p>"

@@ -7,7 +7,10 @@
 //! link density, and class or id words (`sidebar`, `comment`, `share`, ... against `article`,
 //! `content`, `post`, ...) move the score. The best element, with those of its siblings that
 //! score close to it, is the content. Inside it, blocks marked as boilerplate and lists that are
-//! mostly links are left out. A page with no clear article reads as a whole.
+//! mostly links are left out. Elements beside it that do not qualify still give up their
+//! paragraphs of prose (long, few links, not inside anything marked as boilerplate): a story
+//! split around a box of links or by a page builder's layout is read whole, and the block model
+//! weighs those paragraphs with the rest. A page with no clear article reads as a whole.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
@@ -201,7 +204,7 @@ pub(super) fn marks(el: ElementRef<'_>) -> Marks {
     let words = v.id().into_iter().chain(v.classes()).flat_map(|s| {
         let builder = s.starts_with("elementor-");
         s.split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(move |w| !w.is_empty() && !(builder && *w == "widget"))
+            .filter(move |w| !w.is_empty() && (!builder || *w != "widget"))
     });
     let mut lower = String::new();
     for word in words {
