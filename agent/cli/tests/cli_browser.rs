@@ -56,6 +56,23 @@ fn hostile_pages() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         html,
         "<a href=\"/l\">a link</a> ".repeat(200_000).into_bytes(),
     ));
+    // An article, then 4.7 MB of boxes beside it, each mostly links around a paragraph of
+    // prose: none qualifies as part of the article, and every paragraph in them is weighed.
+    let links: String = (0..10)
+        .map(|i| format!("<li><a href=\"/t/{i}\">link number {i} here</a></li>"))
+        .collect();
+    let prose = "A paragraph of prose beside the article, with commas, words. ".repeat(3);
+    let unit = format!("<div class=\"box\"><ul>{links}</ul><p>{prose}</p></div>");
+    let article = "<p>The council met on Tuesday evening to discuss the new budget.</p>".repeat(20);
+    pages.push((
+        "prose-beside",
+        html,
+        format!(
+            "<html><body><div><article>{article}</article>{}</div></body></html>",
+            unit.repeat(4_700_000 / unit.len())
+        )
+        .into_bytes(),
+    ));
     pages
 }
 
