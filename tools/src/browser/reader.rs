@@ -206,18 +206,25 @@ pub(super) fn marks(el: ElementRef<'_>) -> Marks {
         s.split(|c: char| !c.is_ascii_alphanumeric())
             .filter(move |w| !w.is_empty() && (!builder || *w != "widget"))
     });
+    // `widget` alone is weak: content management systems call every box one, the blog's
+    // posts included (`widget Blog`), so a content word beside it wins.
+    let mut weak = false;
     let mut lower = String::new();
     for word in words {
         lower.clear();
         lower.extend(word.chars().map(|c| c.to_ascii_lowercase()));
         let word = lower.as_str();
-        if NEGATIVE.contains(&word) || NEGATIVE_INSIDE.iter().any(|m| word.contains(m)) {
+        if matches!(word, "widget" | "widgets") {
+            weak = true;
+        } else if NEGATIVE.contains(&word) || NEGATIVE_INSIDE.iter().any(|m| word.contains(m)) {
             return Marks::Negative;
         }
         positive |= POSITIVE.contains(&word);
     }
     if positive {
         Marks::Positive
+    } else if weak {
+        Marks::Negative
     } else {
         Marks::Neutral
     }
@@ -752,5 +759,40 @@ fn json_ld<'a>(scripts: impl Iterator<Item = &'a ElementRef<'a>>, meta: &mut Met
                     .filter(|a| !a.is_empty() && !a.starts_with("http"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The marks of the first element with `class` in `html`.
+    fn marks_of(html: &str, class: &str) -> Marks {
+        let document = Html::parse_document(html);
+        let el = document
+            .root_element()
+            .descendants()
+            .filter_map(ElementRef::wrap)
+            .find(|e| e.value().classes().any(|c| c == class))
+            .expect(class);
+        marks(el)
+    }
+
+    #[test]
+    fn widget_is_a_weak_mark_and_a_page_builders_widget_none() {
+        let page = r#"<html><body>
+            <div class="widget Blog" id="Blog1"><div class="post-body">story</div></div>
+            <div class="widget HTML" id="HTML2">badge</div>
+            <div class="elementor-widget-container">text</div>
+            <div class="elementor-widget-nav-menu">menu</div>
+            <div class="related-posts">more</div>
+            </body></html>"#;
+        // Blogger's posts gadget: the content word wins over `widget`.
+        assert_eq!(marks_of(page, "Blog"), Marks::Positive);
+        assert_eq!(marks_of(page, "HTML"), Marks::Negative);
+        assert_eq!(marks_of(page, "elementor-widget-container"), Marks::Neutral);
+        assert_eq!(marks_of(page, "elementor-widget-nav-menu"), Marks::Negative);
+        // A strong boilerplate word is not outweighed by a content word.
+        assert_eq!(marks_of(page, "related-posts"), Marks::Negative);
     }
 }
