@@ -271,9 +271,12 @@ impl Writer<'_> {
 
     fn element(&mut self, el: ElementRef<'_>, depth: usize) {
         if self.skipped(el) {
-            if self.reader.is_some_and(|a| a.beside(el)) && !self.rescuing {
+            let rescue = self
+                .reader
+                .is_some_and(|a| a.beside(el) && a.may_hold_prose(el));
+            if rescue && !self.rescuing {
                 self.rescuing = true;
-                self.rescue(el, depth);
+                self.in_path(el, |w| w.rescue(el, depth));
                 self.rescuing = false;
             }
             return;
@@ -314,16 +317,20 @@ impl Writer<'_> {
                 continue;
             }
             if analysis.is_prose(child) {
-                let around = self.path.last().map_or(0, |p| p.1);
-                let kind = blocks::kind(child.value().name());
-                self.path
-                    .push((kind, around | blocks::words(child), child.id()));
-                self.element_inner(child, depth + 1);
-                self.path.pop();
+                self.in_path(child, |w| w.element_inner(child, depth + 1));
             } else {
-                self.rescue(child, depth + 1);
+                self.in_path(child, |w| w.rescue(child, depth + 1));
             }
         }
+    }
+
+    /// Runs `write` with `el` on the path of elements being written.
+    fn in_path(&mut self, el: ElementRef<'_>, write: impl FnOnce(&mut Self)) {
+        let around = self.path.last().map_or(0, |p| p.1);
+        let kind = blocks::kind(el.value().name());
+        self.path.push((kind, around | blocks::words(el), el.id()));
+        write(self);
+        self.path.pop();
     }
 
     fn element_inner(&mut self, el: ElementRef<'_>, depth: usize) {
@@ -859,6 +866,8 @@ mod tests {
             <div class="box"><ul>{links}</ul>
             <p>The mayor answered questions from residents after the vote and promised that
             the first new classrooms would open before the end of the school year.</p></div>
+            <div class="comments"><div><p>I have lived here for thirty years and I have never
+            seen the council spend a single cent on the roads of our part of town.</p></div></div>
             </div></body></html>"#
         );
         let base = Url::parse("https://news.example/a").unwrap();
@@ -882,6 +891,8 @@ mod tests {
             "{}",
             every.text
         );
+        // Nothing inside an element marked as boilerplate is looked for.
+        assert!(!every.text.contains("I have lived here"), "{}", every.text);
         let blocks = article_blocks(&page, &base);
         assert!(
             blocks
