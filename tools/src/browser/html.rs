@@ -815,6 +815,15 @@ mod tests {
         assert!(text.contains("with, commas, and an end."), "{text}");
     }
 
+    /// `html` read with every block of its article kept.
+    fn every_block(html: &str, base: &Url) -> Extracted {
+        let keep_all = Model {
+            threshold: 0.0,
+            ..blocks::MODEL
+        };
+        extract_with(html, base, 0, &keep_all)
+    }
+
     #[test]
     fn boilerplate_blocks_after_the_story_are_left_out_and_their_links_kept_aside() {
         let story = "<p>The council met on Tuesday evening to discuss the new budget, which \
@@ -829,15 +838,7 @@ mod tests {
             </div></body></html>"#
         );
         let base = Url::parse("https://news.example/a").unwrap();
-        let every = extract_with(
-            &page,
-            &base,
-            0,
-            &Model {
-                threshold: 0.0,
-                ..blocks::MODEL
-            },
-        );
+        let every = every_block(&page, &base);
         let page = extract(&page, &base, 0);
         assert!(page.reader);
         assert!(page.text.contains("parks for the coming year."));
@@ -871,15 +872,7 @@ mod tests {
             </div></body></html>"#
         );
         let base = Url::parse("https://news.example/a").unwrap();
-        let every = extract_with(
-            &page,
-            &base,
-            0,
-            &Model {
-                threshold: 0.0,
-                ..blocks::MODEL
-            },
-        );
+        let every = every_block(&page, &base);
         assert!(every.reader);
         assert!(
             every.text.contains("The mayor answered questions"),
