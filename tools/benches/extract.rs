@@ -21,7 +21,8 @@
 //! cross-validation, fits it to every labelled block and prints it as Rust.
 //!
 //! For study: `EXTRACT_SHOW_MISSES=1` lists every snippet scored wrong, `EXTRACT_DUMP=FILE`
-//! prints one page's view, `EXTRACT_SAVE=DIR` writes every page's view into DIR, and with
+//! prints one page's view, `EXTRACT_SAVE=DIR` writes every page's view into DIR (all three from
+//! the shipped model's run, or with every block kept under `EXTRACT_KEEP_ALL=1`), and with
 //! `--train`, `EXTRACT_SAMPLES=FILE` writes the labelled blocks' features as CSV.
 #![allow(
     clippy::print_stdout,
