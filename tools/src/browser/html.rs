@@ -276,7 +276,7 @@ impl Writer<'_> {
                 .is_some_and(|a| a.beside(el) && a.may_hold_prose(el));
             if rescue && !self.rescuing {
                 self.rescuing = true;
-                self.in_path(el, |w| w.rescue(el, depth));
+                self.in_path(el, blocks::words(el), |w| w.rescue(el, depth));
                 self.rescuing = false;
             }
             return;
@@ -285,22 +285,18 @@ impl Writer<'_> {
             self.element_inner(el, depth);
             return;
         };
-        let around = self.path.last().map_or(0, |p| p.1);
+        // The path to the article says nothing of a block: its class words are left out.
         let own = if analysis.on_path(el.id()) {
             0
         } else {
             blocks::words(el)
         };
-        self.path
-            .push((blocks::kind(el.value().name()), around | own, el.id()));
-        if analysis.top() == Some(el.id()) {
-            self.in_top = true;
-            self.element_inner(el, depth);
-            self.in_top = false;
-        } else {
-            self.element_inner(el, depth);
-        }
-        self.path.pop();
+        let top = analysis.top() == Some(el.id());
+        self.in_path(el, own, |w| {
+            w.in_top |= top;
+            w.element_inner(el, depth);
+            w.in_top &= !top;
+        });
     }
 
     /// Writes the paragraphs of prose inside `el`, an element beside the article that did
@@ -317,18 +313,21 @@ impl Writer<'_> {
                 continue;
             }
             if analysis.is_prose(child) {
-                self.in_path(child, |w| w.element_inner(child, depth + 1));
+                self.in_path(child, blocks::words(child), |w| {
+                    w.element_inner(child, depth + 1);
+                });
             } else {
-                self.in_path(child, |w| w.rescue(child, depth + 1));
+                self.in_path(child, blocks::words(child), |w| w.rescue(child, depth + 1));
             }
         }
     }
 
-    /// Runs `write` with `el` on the path of elements being written.
-    fn in_path(&mut self, el: ElementRef<'_>, write: impl FnOnce(&mut Self)) {
+    /// Runs `write` with `el`, whose own class words are `own`, on the path of elements being
+    /// written.
+    fn in_path(&mut self, el: ElementRef<'_>, own: u8, write: impl FnOnce(&mut Self)) {
         let around = self.path.last().map_or(0, |p| p.1);
         let kind = blocks::kind(el.value().name());
-        self.path.push((kind, around | blocks::words(el), el.id()));
+        self.path.push((kind, around | own, el.id()));
         write(self);
         self.path.pop();
     }
@@ -815,6 +814,13 @@ mod tests {
         assert!(text.contains("with, commas, and an end."), "{text}");
     }
 
+    /// Six paragraphs of a news story.
+    fn story() -> String {
+        "<p>The council met on Tuesday evening to discuss the new budget, which raises \
+            spending on schools, roads and parks for the coming year.</p>"
+            .repeat(6)
+    }
+
     /// `html` read with every block of its article kept.
     fn every_block(html: &str, base: &Url) -> Extracted {
         let keep_all = Model {
@@ -826,9 +832,7 @@ mod tests {
 
     #[test]
     fn boilerplate_blocks_after_the_story_are_left_out_and_their_links_kept_aside() {
-        let story = "<p>The council met on Tuesday evening to discuss the new budget, which \
-            raises spending on schools, roads and parks for the coming year.</p>"
-            .repeat(6);
+        let story = story();
         let page = format!(
             r#"<html><body><div class="story">{story}
             <div class="note">Photo: Jane Doe / Example Agency</div>
@@ -854,9 +858,7 @@ mod tests {
 
     #[test]
     fn prose_beside_the_article_reaches_the_block_model() {
-        let story = "<p>The council met on Tuesday evening to discuss the new budget, which \
-            raises spending on schools, roads and parks for the coming year.</p>"
-            .repeat(6);
+        let story = story();
         let links: String = (0..12)
             .map(|i| format!(r#"<li><a href="/topic/{i}">Another story about topic {i}</a></li>"#))
             .collect();
