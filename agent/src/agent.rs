@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use glm_prompts::{Encoder, Message, Parsed, Role, Segment, SpecialToken};
+use glm_prompts::{Encoder, Message, Parsed, Role};
 use glm_tools::ToolRegistry;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -80,32 +80,6 @@ pub struct Agent<'a> {
     pub(crate) settings: Settings,
     pub(crate) workdir: PathBuf,
     model: serde_json::Value,
-}
-
-/// Splits model output into text and control tokens (spelled out in it).
-pub fn output_segments(text: &str) -> Vec<Segment> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let next = SpecialToken::ALL
-            .iter()
-            .filter_map(|t| rest.find(t.as_str()).map(|at| (at, *t)))
-            .min_by_key(|(at, _)| *at);
-        match next {
-            Some((at, token)) => {
-                if at > 0 {
-                    out.push(Segment::Text(rest[..at].to_owned()));
-                }
-                out.push(Segment::Control(token));
-                rest = &rest[at + token.as_str().len()..];
-            }
-            None => {
-                out.push(Segment::Text(rest.to_owned()));
-                rest = "";
-            }
-        }
-    }
-    out
 }
 
 impl<'a> Agent<'a> {

@@ -13,12 +13,18 @@ pub enum ExitStatus {
     Budget,
     /// The model engine failed.
     Engine,
+    /// `replay` found a divergence from its trace, or `eval` a case that failed: the command
+    /// ran and its check did not pass.
+    Mismatch,
+    /// Something the command needs could not be had from the system: its port is taken, the
+    /// async runtime cannot start.
+    Unavailable,
     /// Interrupted by Ctrl-C.
     Interrupted,
 }
 
 impl ExitStatus {
-    /// The process exit code: 0, 1, 2, 3, 4 or 130.
+    /// The process exit code: 0, 1, 2, 3, 4, 5, 6 or 130.
     pub fn code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,
@@ -26,6 +32,8 @@ impl ExitStatus {
             ExitStatus::BadInput => 2,
             ExitStatus::Budget => 3,
             ExitStatus::Engine => 4,
+            ExitStatus::Mismatch => 5,
+            ExitStatus::Unavailable => 6,
             ExitStatus::Interrupted => 130,
         }
     }

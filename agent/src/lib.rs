@@ -25,7 +25,7 @@ mod sink;
 pub mod trace;
 mod turn;
 
-pub use agent::{Agent, Outcome, Settings, output_segments, prefix_hash};
+pub use agent::{Agent, Outcome, Settings, prefix_hash};
 pub use events::{Budget, End, Event};
 /// The engine trait and its remote and replay backends.
 pub use glm_engine as engine;

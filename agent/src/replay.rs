@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{
-    Engine, EngineError, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage,
+    Cause, Engine, EngineError, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage,
 };
 use crate::trace::Trace;
 use crate::{Agent, Event, Outcome, Settings, prefix_hash};
@@ -147,7 +147,8 @@ impl Engine for CheckingEngine {
                     diff: format!("recorded {} model turns", self.steps.len()),
                 },
             );
-            return Box::pin(stream::iter([Err(EngineError::fatal(
+            return Box::pin(stream::iter([Err(EngineError::new(
+                Cause::Invalid,
                 "the run went past what was recorded",
             ))]));
         };

@@ -16,8 +16,8 @@ use glm_prompts::{
 use glm_tools::{Recovery, ToolContext, ToolError};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, Outcome, output_segments};
-use crate::engine::{EngineError, EngineEvent, GenerateRequest};
+use crate::agent::{Agent, Outcome};
+use crate::engine::{Cause, EngineError, EngineEvent, GenerateRequest};
 use crate::events::{Budget, End, Event};
 use crate::session::Session;
 use crate::sink::EventSink;
@@ -487,7 +487,7 @@ impl<'t, 'a> Turn<'t, 'a> {
                 }
                 Err(Attempt::Failed(e)) => e,
             };
-            if failure.retryable && attempts < 3 {
+            if failure.retryable() && attempts < 3 {
                 self.sink.event(&Event::Error {
                     message: format!("{} (retrying)", failure.message),
                 });
@@ -542,7 +542,7 @@ impl<'t, 'a> Turn<'t, 'a> {
                         ids = self
                             .agent
                             .encoder
-                            .encode(&output_segments(&text))
+                            .encode(&glm_prompts::Segments::from_spelled(&text).0)
                             .unwrap_or_default();
                     }
                     self.sink.event(&Event::Model {
@@ -562,7 +562,8 @@ impl<'t, 'a> Turn<'t, 'a> {
                 }
                 Some(Err(e)) => return Err(Attempt::Failed(e)),
                 None => {
-                    return Err(Attempt::Failed(EngineError::transient(
+                    return Err(Attempt::Failed(EngineError::new(
+                        Cause::StreamEnded,
                         "the engine's stream ended early",
                     )));
                 }

@@ -251,7 +251,7 @@ fn glm_agent_replay_reports_and_exits() {
         ],
         "",
     );
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(5));
     let out = String::from_utf8_lossy(&bad.stdout);
     assert!(
         out.starts_with("diverged at step 2: the prompt differs"),
@@ -342,7 +342,7 @@ fn replay_of_a_hostile_trace_is_linear_and_lines_are_capped() {
     let out = String::from_utf8_lossy(&measured.output.stdout);
     assert_eq!(
         measured.output.status.code(),
-        Some(1),
+        Some(5),
         "{out}{}",
         String::from_utf8_lossy(&measured.output.stderr)
     );

@@ -27,6 +27,7 @@ mod message;
 mod parse;
 pub mod pyjson;
 mod render;
+mod stream;
 pub mod tiny;
 mod tokens;
 
@@ -35,4 +36,5 @@ pub use error::{Error, Result};
 pub use message::{Conversation, FunctionSpec, Message, Role, ToolSpec};
 pub use parse::{Arguments, DeclaredTools, Malformed, Parsed, ToolCall, ToolKind, Written, parse};
 pub use render::{Segment, Segments, render, render_message, render_segments};
+pub use stream::{Call, Piece, Reader};
 pub use tokens::{Encoder, SpecialIds, SpecialToken};

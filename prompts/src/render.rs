@@ -49,6 +49,37 @@ impl Segments {
     }
 }
 
+impl Segments {
+    /// Reads text in which control tokens are spelled out (a model's output, a raw prompt) as
+    /// segments: each spelled token becomes [`Segment::Control`]. One pass over the text: every
+    /// control token starts with `<` or `[`, so only those bytes are looked at, and each is
+    /// compared with the ten tokens in place (linear in the text, whatever it holds).
+    pub fn from_spelled(text: &str) -> Segments {
+        let mut out = Segments::default();
+        let bytes = text.as_bytes();
+        let (mut start, mut at) = (0, 0);
+        while at < bytes.len() {
+            let found = match bytes[at] {
+                b'<' | b'[' => SpecialToken::ALL
+                    .into_iter()
+                    .find(|t| bytes[at..].starts_with(t.as_str().as_bytes())),
+                _ => None,
+            };
+            match found {
+                Some(token) => {
+                    out.text(&text[start..at]);
+                    out.control(token);
+                    at += token.as_str().len();
+                    start = at;
+                }
+                None => at += 1,
+            }
+        }
+        out.text(&text[start..]);
+        out
+    }
+}
+
 /// Renders a whole conversation: `[gMASK]<sop>`, every message, and `<|assistant|>` when
 /// `add_generation_prompt` is set.
 pub fn render_segments(messages: &[Message], add_generation_prompt: bool) -> Segments {

@@ -1,6 +1,9 @@
 //! Properties over generated inputs: no panics anywhere, and calls round-trip byte for byte.
 
-use glm_prompts::{BrowserCall, Conversation, DeclaredTools, Parsed, parse, render_message};
+use glm_prompts::{
+    BrowserCall, Conversation, DeclaredTools, Parsed, Segment, Segments, SpecialToken, parse,
+    render_message,
+};
 use proptest::prelude::*;
 
 fn tools() -> DeclaredTools {
@@ -32,8 +35,56 @@ fn model_like() -> impl Strategy<Value = String> {
     prop::collection::vec(piece, 0..24).prop_map(|v| v.concat())
 }
 
+/// Spelled control tokens read the plain way: at each step, the earliest token anywhere in the
+/// rest of the text (quadratic, but obviously right).
+fn spelled_by_search(text: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let next = SpecialToken::ALL
+            .iter()
+            .filter_map(|t| rest.find(t.as_str()).map(|at| (at, *t)))
+            .min_by_key(|(at, _)| *at);
+        let Some((at, token)) = next else {
+            out.push(Segment::Text(rest.to_owned()));
+            break;
+        };
+        if at > 0 {
+            out.push(Segment::Text(rest[..at].to_owned()));
+        }
+        out.push(Segment::Control(token));
+        rest = &rest[at + token.as_str().len()..];
+    }
+    out
+}
+
+/// Text dense in control tokens, their prefixes and their first characters.
+fn spelled_like() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("<|user|>".to_owned()),
+        Just("<|assistant|>".to_owned()),
+        Just("<|endoftext|>".to_owned()),
+        Just("[gMASK]".to_owned()),
+        Just("[MASK]".to_owned()),
+        Just("<sop>".to_owned()),
+        Just("<|use".to_owned()),
+        Just("[gMA".to_owned()),
+        Just("<".to_owned()),
+        Just("[".to_owned()),
+        Just("|".to_owned()),
+        "[ -~]{0,6}",
+        "\\PC{0,3}",
+    ];
+    prop::collection::vec(piece, 0..32).prop_map(|v| v.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn spelled_tokens_are_read_as_the_plain_search_reads_them(s in spelled_like()) {
+        prop_assert_eq!(Segments::from_spelled(&s).0, spelled_by_search(&s));
+    }
 
     #[test]
     fn parse_never_panics_on_any_string(s in "\\PC*") {

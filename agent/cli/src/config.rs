@@ -101,6 +101,39 @@ concern! {
 }
 
 concern! {
+    /// `glm-agent serve`: where it listens and what one client may ask of it.
+    pub struct ServeSettings {
+        #[arg(long, value_name = "ADDR")]
+        host: String = Some("127.0.0.1".into()), env "GLM_AGENT_HOST",
+            "The address serve listens on";
+        #[arg(long, value_name = "PORT")]
+        port: u16 = Some(8000), env "GLM_AGENT_PORT",
+            "The port serve listens on (0 picks a free one; the address is printed on stderr)";
+        #[arg(long, value_name = "NAME")]
+        served_model_name: String = None, env "GLM_AGENT_SERVED_MODEL_NAME",
+            "The model name serve's clients send [default: the model folder's or repo's name]";
+        #[arg(long, value_name = "N")]
+        max_queue: usize = Some(glm_serve::Options::new("").max_queue), env "GLM_AGENT_MAX_QUEUE",
+            "Requests serve holds waiting or running at once; more are answered 429 at once";
+        #[arg(long, value_name = "N")]
+        default_max_tokens: u32 = Some(glm_serve::Options::new("").default_max_tokens), env "GLM_AGENT_DEFAULT_MAX_TOKENS",
+            "The most tokens of a served answer when a request sets no limit";
+        #[arg(long, value_name = "N")]
+        remember: usize = Some(glm_serve::Options::new("").remember), env "GLM_AGENT_REMEMBER",
+            "Served answers remembered for token-exact follow-up prompts";
+        #[arg(long, value_name = "N")]
+        max_model_len: usize = None, env "GLM_AGENT_MAX_MODEL_LEN",
+            "Serve refuses prompts and limits beyond N tokens, below the model's own context (its keys and values must fit in memory: about 80 KiB a token for GLM-4-9B in bf16)";
+        #[arg(long, value_name = "N")]
+        max_connections: usize = Some(glm_serve::Limits::default().max_connections), env "GLM_AGENT_MAX_CONNECTIONS",
+            "Connections serve holds open at once; more wait to be accepted";
+        #[arg(long, value_name = "MIB")]
+        max_body_mib: usize = Some(glm_serve::Limits::default().max_body >> 20), env "GLM_AGENT_MAX_BODY_MIB",
+            "The largest request body serve reads, in MiB";
+    }
+}
+
+concern! {
     /// Where run traces go.
     pub struct TraceSettings {
         #[arg(long, value_name = "DIR")]
@@ -132,6 +165,7 @@ const ALL_KEYS: &[&[crate::settings::Key]] = &[
     SamplingSettings::KEYS,
     ToolSettings::KEYS,
     TraceSettings::KEYS,
+    ServeSettings::KEYS,
 ];
 
 /// The config file's named tables.

@@ -113,7 +113,7 @@ fn show(reports: &[CaseReport], json: bool) -> CmdResult {
     if reports.iter().all(|r| r.pass) {
         Ok(())
     } else {
-        Err(Failure::silent(glm_agent::exit::ExitStatus::ToolFailed))
+        Err(Failure::silent(glm_agent::exit::ExitStatus::Mismatch))
     }
 }
 

@@ -154,7 +154,7 @@ pub fn run(args: ReplayArgs) -> CmdResult {
     if report.divergences.is_empty() {
         Ok(())
     } else {
-        Err(Failure::silent(ExitStatus::ToolFailed))
+        Err(Failure::silent(ExitStatus::Mismatch))
     }
 }
 
@@ -183,6 +183,6 @@ fn report_serve(args: &ReplayArgs, divergences: Vec<glm_agent::replay::Divergenc
     if divergences.is_empty() {
         Ok(())
     } else {
-        Err(Failure::silent(ExitStatus::ToolFailed))
+        Err(Failure::silent(ExitStatus::Mismatch))
     }
 }

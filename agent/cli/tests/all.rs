@@ -13,4 +13,5 @@ mod cli_help;
 mod cli_hostile;
 mod cli_mcp;
 mod cli_prompt;
+mod cli_serve_hostile;
 mod cli_tools;

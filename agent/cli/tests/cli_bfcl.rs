@@ -128,8 +128,8 @@ fn bfcl_converts_every_single_turn_category_and_judges_as_its_checker_does() {
     );
     assert_eq!(
         report.status.code(),
-        Some(1),
-        "some answers are wrong, so the run exits 1: {}",
+        Some(5),
+        "some answers are wrong, so the run exits 5: {}",
         String::from_utf8_lossy(&report.stderr)
     );
     let reports: Vec<Value> = serde_json::from_slice(&report.stdout).unwrap();

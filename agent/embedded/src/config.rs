@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use glm_engine::EngineError;
+use glm_engine::{Cause, EngineError};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -27,8 +27,8 @@ pub struct EmbeddedConfig {
     pub max_sequences: usize,
     /// Let mistral.rs log its loading steps and progress bars to stderr.
     pub verbose: bool,
-    /// Where the engine keeps its view of the model (see [`overlay`]) and saved quantised
-    /// weights [default: `<cache dir>/engine`].
+    /// Where the engine keeps its view of the model (see the `overlay` module) and saved quantised
+    /// weights (default: `<cache dir>/engine`).
     pub work_dir: PathBuf,
 }
 
@@ -84,16 +84,23 @@ pub(crate) struct Shape {
 impl Shape {
     pub(crate) fn read(dir: &Path) -> Result<Shape, EngineError> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| EngineError::fatal(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            EngineError::new(
+                Cause::Invalid,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
         let c: Value = serde_json::from_str(&text)
-            .map_err(|e| EngineError::fatal(format!("{}: {e}", path.display())))?;
+            .map_err(|e| EngineError::new(Cause::Invalid, format!("{}: {e}", path.display())))?;
         let dims = crate::model::Dims::of(&c);
         if dims.vocab == 0 || dims.layers == 0 || dims.hidden == 0 {
-            return Err(EngineError::fatal(format!(
-                "{}: vocab_size, num_hidden_layers and hidden_size are required",
-                path.display()
-            )));
+            return Err(EngineError::new(
+                Cause::Invalid,
+                format!(
+                    "{}: vocab_size, num_hidden_layers and hidden_size are required",
+                    path.display()
+                ),
+            ));
         }
         let (layers, kv_heads, head_dim) = (
             dims.layers as u64,

@@ -28,7 +28,7 @@ use crate::isq::{available_memory, choose_isq, down_projection_isq, isq_name, us
 use crate::load::build;
 use crate::overlay::{overlay, sentinel_for};
 use crate::picker::{Picked, Picker, PickerState, Rng};
-use glm_engine::{EngineError, GenerateRequest, Usage};
+use glm_engine::{Cause, EngineError, GenerateRequest, Usage};
 
 /// How a request ended.
 pub(crate) struct RunEnd {
@@ -88,8 +88,12 @@ impl EmbeddedEngine {
         let dir = &config.model_dir;
         let shape = Shape::read(dir)?;
         let tok_path = dir.join("tokenizer.json");
-        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
-            .map_err(|e| EngineError::fatal(format!("cannot load {}: {e}", tok_path.display())))?;
+        let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| {
+            EngineError::new(
+                Cause::Invalid,
+                format!("cannot load {}: {e}", tok_path.display()),
+            )
+        })?;
         let sentinel = sentinel_for(&tokenizer)?;
         let available = available_memory();
         let (isq, mut reason) = choose_isq(config.isq, shape.params, available, uses_gpu());
@@ -176,7 +180,7 @@ impl EmbeddedEngine {
             }
         }
         result?;
-        logits.ok_or_else(|| EngineError::fatal("the engine picked no token"))
+        logits.ok_or_else(|| EngineError::new(Cause::Internal, "the engine picked no token"))
     }
 
     /// Clears mistral.rs's prefix cache: a request whose only token is outside the vocabulary
@@ -267,7 +271,7 @@ impl EmbeddedEngine {
             let done_usage = match outcome {
                 Ok(u) => u,
                 Err(e) => {
-                    if e.retryable {
+                    if e.retryable() {
                         self.mark_dead(&model).await;
                     } else {
                         // A failed forward pass also empties mistral.rs's cache.
@@ -278,7 +282,7 @@ impl EmbeddedEngine {
             };
             if let Some(m) = mismatch {
                 self.book().clear();
-                return Err(EngineError::fatal(m));
+                return Err(EngineError::new(Cause::Internal, m));
             }
             if self.config.prefix_cache {
                 let mut key = request.prompt.clone();
@@ -309,17 +313,20 @@ impl EmbeddedEngine {
     /// pass would drop every cached sequence).
     fn validate(&self, request: &GenerateRequest) -> Result<(), EngineError> {
         if request.prompt.is_empty() {
-            return Err(EngineError::fatal("the prompt is empty"));
+            return Err(EngineError::new(Cause::Invalid, "the prompt is empty"));
         }
         if let Some(bad) = request
             .prompt
             .iter()
             .find(|&&id| id as usize >= self.shape.vocab_size)
         {
-            return Err(EngineError::fatal(format!(
-                "token id {bad} is outside the model's vocabulary ({} ids)",
-                self.shape.vocab_size
-            )));
+            return Err(EngineError::new(
+                Cause::Invalid,
+                format!(
+                    "token id {bad} is outside the model's vocabulary ({} ids)",
+                    self.shape.vocab_size
+                ),
+            ));
         }
         Ok(())
     }
@@ -419,15 +426,22 @@ impl EmbeddedEngine {
                 match rx.recv().await {
                     Some(Response::CompletionDone(done)) => break Ok(done.usage),
                     Some(Response::CompletionModelError(msg, _)) => {
-                        break Err(EngineError::fatal(format!("the model failed: {msg}")));
+                        break Err(EngineError::new(
+                            Cause::Internal,
+                            format!("the model failed: {msg}"),
+                        ));
                     }
                     Some(Response::InternalError(e)) => {
-                        break Err(EngineError::fatal(format!("engine error: {e}")));
+                        break Err(EngineError::new(
+                            Cause::Internal,
+                            format!("engine error: {e}"),
+                        ));
                     }
                     Some(Response::ValidationError(e)) => {
-                        break Err(EngineError::fatal(format!(
-                            "the engine refused the request: {e}"
-                        )));
+                        break Err(EngineError::new(
+                            Cause::Invalid,
+                            format!("the engine refused the request: {e}"),
+                        ));
                     }
                     Some(_) => continue,
                     None => break Err(dead("the engine stopped answering")),
@@ -532,7 +546,8 @@ impl EmbeddedEngine {
 }
 
 fn dead(why: &str) -> EngineError {
-    EngineError::transient(format!(
-        "the embedded engine stopped ({why}); it is restarted for the next request"
-    ))
+    EngineError::new(
+        Cause::Overloaded,
+        format!("the embedded engine stopped ({why}); it is restarted for the next request"),
+    )
 }

@@ -5,7 +5,7 @@ use mistralrs::IsqType;
 /// Which quantisation to apply while loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isq {
-    /// bf16 on a GPU; on CPU Q4K for models of [`QUANTISE_FROM_PARAMS`] or more or when the f32
+    /// bf16 on a GPU; on CPU Q4K for models of `QUANTISE_FROM_PARAMS` (1B parameters) or more or when the f32
     /// weights would not fit in available memory, else f32.
     Auto,
     /// Load the weights as they are (f32 on CPU, bf16 on a GPU).
@@ -80,7 +80,7 @@ pub fn uses_gpu() -> bool {
 pub const QUANTISE_FROM_PARAMS: u64 = 1_000_000_000;
 
 /// Decides the quantisation: explicit choices stand; `Auto` picks bf16 on a GPU, and on CPU
-/// Q4K for models of [`QUANTISE_FROM_PARAMS`] or more (or whose f32 weights, plus a quarter
+/// Q4K for models of `QUANTISE_FROM_PARAMS` (1B parameters) or more (or whose f32 weights, plus a quarter
 /// for working memory, exceed the available memory), else f32.
 pub fn choose_isq(
     isq: Isq,

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use glm_engine::EngineError;
+use glm_engine::{Cause, EngineError};
 use mistralrs::{IsqType, Model, ModelDType, TextModelBuilder, Topology, UqffTextModelBuilder};
 
 use crate::config::EmbeddedConfig;
@@ -52,7 +52,9 @@ pub(crate) async fn build(
                     "'/mlp\\.down_proj\\./':\n  isq: {}\n",
                     isq_name(d)
                 ))
-                .map_err(|e| EngineError::fatal(format!("down projection type: {e:#}")))?;
+                .map_err(|e| {
+                    EngineError::new(Cause::Invalid, format!("down projection type: {e:#}"))
+                })?;
                 builder = builder.with_topology(topology);
             }
             if config.save_quantized && std::fs::create_dir_all(dir.join("uqff")).is_ok() {
@@ -68,10 +70,10 @@ pub(crate) async fn build(
     let model = builder.build().await;
     mistralrs_quant::clear_immediate_isq();
     let model = model.map_err(|e| {
-        EngineError::fatal(format!(
-            "mistral.rs could not load {}: {e:#}",
-            dir.display()
-        ))
+        EngineError::new(
+            Cause::Invalid,
+            format!("mistral.rs could not load {}: {e:#}", dir.display()),
+        )
     })?;
     Ok((model, from_saved))
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use glm_engine::EngineError;
+use glm_engine::{Cause, EngineError};
 use serde_json::Value;
 
 pub(crate) fn sentinel_for(tokenizer: &tokenizers::Tokenizer) -> Result<u32, EngineError> {
@@ -12,7 +12,8 @@ pub(crate) fn sentinel_for(tokenizer: &tokenizers::Tokenizer) -> Result<u32, Eng
             return Ok(id);
         }
     }
-    Err(EngineError::fatal(
+    Err(EngineError::new(
+        Cause::Invalid,
         "the tokenizer has neither [MASK] nor <|endoftext|>: not a GLM-4 tokenizer",
     ))
 }
@@ -25,7 +26,7 @@ pub(crate) fn sentinel_for(tokenizer: &tokenizers::Tokenizer) -> Result<u32, Eng
 pub fn overlay(model_dir: &Path, work_dir: &Path, sentinel: u32) -> Result<PathBuf, EngineError> {
     use std::hash::{Hash, Hasher};
     let io = |what: &Path, e: std::io::Error| {
-        EngineError::fatal(format!("preparing {}: {e}", what.display()))
+        EngineError::new(Cause::Invalid, format!("preparing {}: {e}", what.display()))
     };
     let source = std::fs::canonicalize(model_dir).map_err(|e| io(model_dir, e))?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();

@@ -247,7 +247,7 @@ fn bad_requests_get_clear_errors_and_the_engine_goes_on() {
         .block_on(engine.collect(greedy(vec![1, 999_999], 4, vec![])))
         .unwrap_err();
     assert!(err.message.contains("999999"), "{}", err.message);
-    assert!(!err.retryable);
+    assert!(!err.retryable());
     let ok = rt
         .block_on(engine.collect(greedy(prompt(8, 6), 4, vec![])))
         .unwrap();
@@ -269,7 +269,7 @@ fn the_engine_recovers_when_its_thread_panics() {
         match rt.block_on(engine.collect(greedy(prompt(30, 7), 6, vec![]))) {
             Ok(out) => break out,
             Err(err) => {
-                assert!(err.retryable, "{}", err.message);
+                assert!(err.retryable(), "{}", err.message);
                 assert!(err.message.contains("restarted"), "{}", err.message);
                 failures += 1;
                 assert!(failures < 2, "{}", err.message);

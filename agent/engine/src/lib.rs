@@ -128,30 +128,64 @@ pub enum EngineEvent {
     },
 }
 
-/// An engine failure. `retryable` says whether the same request may succeed later.
+/// Why an engine failed. Callers decide from this alone whether to try again
+/// ([`EngineError::retryable`]) and what to answer (an HTTP status, an exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The server could not be reached: no connection, DNS, TLS, a timeout before an answer.
+    Unreachable,
+    /// The server answered this HTTP status (other than overload, which is [`Cause::Overloaded`]).
+    Status(u16),
+    /// The prompt and the answer's limit do not fit the model's context.
+    ContextExceeded,
+    /// The stream broke or ended before its end, or carried an event that cannot be read.
+    StreamEnded,
+    /// The engine or server is busy or restarting (HTTP 429 and 503, a worker that died).
+    Overloaded,
+    /// The request cannot be served as asked (an empty prompt, a recording that has no more
+    /// outputs, a model that cannot load).
+    Invalid,
+    /// Anything else on the engine's side: the model failed while generating.
+    Internal,
+}
+
+/// An engine failure: its cause and a message that says what happened and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct EngineError {
+    /// Why it failed.
+    pub cause: Cause,
     /// What happened and what to do.
     pub message: String,
-    /// Whether trying again can help (rate limits, overload, a dropped connection).
-    pub retryable: bool,
 }
 
 impl EngineError {
-    /// A failure that trying again will not fix.
-    pub fn fatal(message: impl Into<String>) -> Self {
+    /// A failure of `cause`.
+    pub fn new(cause: Cause, message: impl Into<String>) -> Self {
         EngineError {
+            cause,
             message: message.into(),
-            retryable: false,
         }
     }
 
-    /// A failure that may pass.
-    pub fn transient(message: impl Into<String>) -> Self {
-        EngineError {
-            message: message.into(),
-            retryable: true,
+    /// Whether the same request may succeed if tried again: a server not reached, a broken
+    /// stream, overload, and the HTTP statuses that say so (408, 429, 5xx).
+    pub fn retryable(&self) -> bool {
+        match self.cause {
+            Cause::Unreachable | Cause::StreamEnded | Cause::Overloaded => true,
+            Cause::Status(status) => status == 408 || status == 429 || status >= 500,
+            Cause::ContextExceeded | Cause::Invalid | Cause::Internal => false,
+        }
+    }
+
+    /// The HTTP status a server answers this failure with: 400 for a request that cannot fit,
+    /// 502 for an upstream that failed, 503 for overload, 500 for the rest.
+    pub fn http_status(&self) -> u16 {
+        match self.cause {
+            Cause::ContextExceeded | Cause::Invalid => 400,
+            Cause::Unreachable | Cause::StreamEnded | Cause::Status(_) => 502,
+            Cause::Overloaded => 503,
+            Cause::Internal => 500,
         }
     }
 }
@@ -215,7 +249,8 @@ pub trait Engine: Send + Sync {
                     }
                 }
             }
-            Err(EngineError::transient(
+            Err(EngineError::new(
+                Cause::StreamEnded,
                 "the engine's stream ended without a finish event",
             ))
         })

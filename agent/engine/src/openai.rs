@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::{Engine, EngineError, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage};
+use super::{
+    Cause, Engine, EngineError, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage,
+};
 
 /// How to reach the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +127,12 @@ impl OpenAiEngine {
             .connect_timeout(Duration::from_secs(10).min(config.read_timeout))
             .read_timeout(config.read_timeout)
             .build()
-            .map_err(|e| EngineError::fatal(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                EngineError::new(
+                    Cause::Internal,
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
         let mut engine = OpenAiEngine {
             config,
             client,
@@ -138,10 +145,13 @@ impl OpenAiEngine {
         engine.model = match (engine.config.model.clone(), listed) {
             (Some(model), _) | (None, Some(model)) => model,
             (None, None) => {
-                return Err(EngineError::fatal(format!(
-                    "{} lists no model: name the served model with --model",
-                    redact_url(&engine.url("/v1/models"))
-                )));
+                return Err(EngineError::new(
+                    Cause::Invalid,
+                    format!(
+                        "{} lists no model: name the served model with --model",
+                        redact_url(&engine.url("/v1/models"))
+                    ),
+                ));
             }
         };
         let (dialect, tokens) = engine.detect(owner.flatten().as_deref()).await?;
@@ -289,11 +299,14 @@ impl OpenAiEngine {
             return Ok(());
         };
         if got != want {
-            return Err(EngineError::fatal(format!(
-                "the server at {} serves `{}`, whose tokenizer encodes GLM-4's control tokens as {got:?} instead of {want:?}; it is not running GLM-4 (serve THUDM/glm-4-9b-chat-1m-hf, or point --engine at a server that does)",
-                redact_url(&self.config.base_url),
-                self.model
-            )));
+            return Err(EngineError::new(
+                Cause::Invalid,
+                format!(
+                    "the server at {} serves `{}`, whose tokenizer encodes GLM-4's control tokens as {got:?} instead of {want:?}; it is not running GLM-4 (serve THUDM/glm-4-9b-chat-1m-hf, or point --engine at a server that does)",
+                    redact_url(&self.config.base_url),
+                    self.model
+                ),
+            ));
         }
         Ok(())
     }
@@ -391,7 +404,7 @@ impl OpenAiEngine {
                 }
                 Err(e) => not_reached(&url, e),
             };
-            if !error.retryable || attempt >= self.config.attempts {
+            if !error.retryable() || attempt >= self.config.attempts {
                 return Err(error);
             }
             tokio::time::sleep(backoff).await;
@@ -410,7 +423,7 @@ fn not_reached(url: &str, error: reqwest::Error) -> EngineError {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    EngineError::transient(message)
+    EngineError::new(Cause::Unreachable, message)
 }
 
 fn http_error(url: &str, status: u16, body: &Value) -> EngineError {
@@ -422,11 +435,13 @@ fn http_error(url: &str, status: u16, body: &Value) -> EngineError {
     let message = format!("{} answered HTTP {status} {detail}", redact_url(url))
         .trim_end()
         .to_owned();
-    if status == 429 || status >= 500 {
-        EngineError::transient(message)
-    } else {
-        EngineError::fatal(message)
-    }
+    let context = detail.contains("context length") || detail.contains("context_length");
+    let cause = match status {
+        429 | 503 => Cause::Overloaded,
+        400 if context => Cause::ContextExceeded,
+        other => Cause::Status(other),
+    };
+    EngineError::new(cause, message)
 }
 
 /// The ids of an OpenAI-shaped chunk's choice: `token_ids` (vLLM's `return_token_ids`, and
@@ -519,12 +534,16 @@ impl SseState {
             return Ok(None);
         }
         let chunk: Value = serde_json::from_str(data).map_err(|e| {
-            EngineError::transient(format!("the server sent a malformed event ({e}): {data}"))
+            EngineError::new(
+                Cause::StreamEnded,
+                format!("the server sent a malformed event ({e}): {data}"),
+            )
         })?;
         if let Some(message) = chunk["error"]["message"].as_str() {
-            return Err(EngineError::transient(format!(
-                "the server failed mid-stream: {message}"
-            )));
+            return Err(EngineError::new(
+                Cause::StreamEnded,
+                format!("the server failed mid-stream: {message}"),
+            ));
         }
         let (text, ids) = match self.dialect {
             Dialect::LlamaCpp => self.llama_chunk(&chunk),
@@ -668,10 +687,13 @@ fn sse_events(
                             }
                         }
                         if state.buffer.len() > MAX_LINE {
-                            events.push(Err(EngineError::transient(format!(
-                                "the server sent over {} MiB without ending a line",
-                                MAX_LINE >> 20
-                            ))));
+                            events.push(Err(EngineError::new(
+                                Cause::StreamEnded,
+                                format!(
+                                    "the server sent over {} MiB without ending a line",
+                                    MAX_LINE >> 20
+                                ),
+                            )));
                             pending = events.into_iter().rev().collect();
                             let first = pending.pop();
                             return first.map(|e| (e, (bytes, state, pending, true)));
@@ -679,12 +701,14 @@ fn sse_events(
                         pending = events.into_iter().rev().collect();
                     }
                     Some(Err(e)) => {
-                        let error = EngineError::transient(format!("the stream broke: {e}"));
+                        let error =
+                            EngineError::new(Cause::StreamEnded, format!("the stream broke: {e}"));
                         return Some((Err(error), (bytes, state, pending, true)));
                     }
                     None => {
                         if !state.done {
-                            let error = EngineError::transient(
+                            let error = EngineError::new(
+                                Cause::StreamEnded,
                                 "the server closed the stream before [DONE]",
                             );
                             return Some((Err(error), (bytes, state, pending, true)));

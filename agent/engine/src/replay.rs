@@ -5,7 +5,9 @@ use std::sync::Mutex;
 use futures::stream;
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, EngineError, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage};
+use super::{
+    Cause, Engine, EngineError, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage,
+};
 
 /// One recorded output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +44,7 @@ impl ReplayEngine {
             Full(Recorded),
         }
         let items: Vec<Item> = serde_json::from_str(text).map_err(|e| {
-            EngineError::fatal(format!(
+            EngineError::new(Cause::Invalid, format!(
                 "a replay file is a JSON array of outputs ({{\"text\": ..., \"ids\": [...]}} or strings): {e}"
             ))
         })?;
@@ -84,11 +86,14 @@ impl Engine for ReplayEngine {
             index
         };
         let Some(recorded) = self.outputs.get(index) else {
-            let error = EngineError::fatal(format!(
-                "the recording has {} outputs and request {} asked for one more; the run went past what was recorded",
-                self.outputs.len(),
-                index + 1
-            ));
+            let error = EngineError::new(
+                Cause::Invalid,
+                format!(
+                    "the recording has {} outputs and request {} asked for one more; the run went past what was recorded",
+                    self.outputs.len(),
+                    index + 1
+                ),
+            );
             return Box::pin(stream::iter([Err(error)]));
         };
         let reason = match recorded.ids.last() {

@@ -166,7 +166,7 @@ async fn errors_say_whether_retrying_helps() {
         .await
         .unwrap();
     let err = engine.collect(request()).await.unwrap_err();
-    assert!(err.retryable);
+    assert!(err.retryable());
     assert!(
         err.message
             .ends_with("answered HTTP 500 CUDA out of memory"),
@@ -187,7 +187,7 @@ async fn errors_say_whether_retrying_helps() {
         .await
         .unwrap();
     let err = engine.collect(request()).await.unwrap_err();
-    assert!(!err.retryable);
+    assert!(!err.retryable());
     assert_eq!(
         seen.lock()
             .unwrap()
@@ -209,7 +209,7 @@ async fn errors_say_whether_retrying_helps() {
         .unwrap();
     let err = engine.collect(request()).await.unwrap_err();
     assert!(
-        err.retryable && err.message.contains("before [DONE]"),
+        err.retryable() && err.message.contains("before [DONE]"),
         "{err}"
     );
 }
@@ -229,7 +229,7 @@ async fn a_server_running_another_model_is_refused() {
         "{err}"
     );
     assert!(err.message.contains("it is not running GLM-4"), "{err}");
-    assert!(!err.retryable);
+    assert!(!err.retryable());
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -240,7 +240,7 @@ async fn a_server_running_another_model_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        err.retryable && err.message.contains("cannot reach"),
+        err.retryable() && err.message.contains("cannot reach"),
         "{err}"
     );
 }

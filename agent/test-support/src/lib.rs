@@ -3,7 +3,7 @@
 //! - [`http`]: a tiny threaded HTTP/1.1 server on 127.0.0.1 whose handler sees each request;
 //! - [`checkpoint`]: safetensors checkpoints written from tensors in memory, with the tiny
 //!   GLM-4 tokenizer;
-//! - [`glm_agent`]: runs the `glm-agent` binary of this build;
+//! - [`glm_agent`]: runs the `glm-agent` binary of this build (built on demand);
 //! - [`cache_dir`] and [`repo_file`]: where the runtime and the repository's files are.
 
 #![allow(
@@ -21,24 +21,59 @@ use std::process::{Command, Output, Stdio};
 
 /// The `glm-agent` binary of this build: `GLM_AGENT_BIN`, else `glm-agent` in the profile
 /// folder above the running test (`target/release/deps/..`), where `cargo test --workspace`
-/// builds it.
+/// builds it; when it is not there (`cargo test -p CRATE` of another crate), it is built there
+/// first with the same profile.
 pub fn glm_agent_exe() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     if let Some(path) = std::env::var_os("GLM_AGENT_BIN") {
         return PathBuf::from(path);
     }
-    let exe = std::env::current_exe().expect("the test's path");
-    let mut dir = exe.parent().expect("the test's folder").to_path_buf();
-    if dir.ends_with("deps") || dir.ends_with("examples") {
-        dir.pop();
-    }
-    let bin = dir.join(format!("glm-agent{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build --release -p glm-agent-cli`; `cargo test \
-         --release --workspace` builds it) or set GLM_AGENT_BIN",
-        bin.display()
-    );
-    bin
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test's path");
+            let mut dir = exe.parent().expect("the test's folder").to_path_buf();
+            if dir.ends_with("deps") || dir.ends_with("examples") {
+                dir.pop();
+            }
+            let bin = dir.join(format!("glm-agent{}", std::env::consts::EXE_SUFFIX));
+            if !bin.exists() {
+                build_binary(&dir);
+            }
+            assert!(
+                bin.exists(),
+                "{} is missing: build it (`cargo build --release -p glm-agent-cli`) or set GLM_AGENT_BIN",
+                bin.display()
+            );
+            bin
+        })
+        .clone()
+}
+
+/// Builds the binary into `profile_dir` (`TARGET/release`, `TARGET/debug`, `TARGET/PROFILE`).
+fn build_binary(profile_dir: &std::path::Path) {
+    let target = profile_dir.parent().expect("the target folder");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("release");
+    let profile = if profile == "debug" { "dev" } else { profile };
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building glm-agent ({profile}) for this test...");
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "glm-agent-cli",
+            "--bin",
+            "glm-agent",
+        ])
+        .args(["--profile", profile, "--manifest-path", manifest])
+        .env("CARGO_TARGET_DIR", target)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building glm-agent failed");
 }
 
 /// A `glm-agent` command of this build.

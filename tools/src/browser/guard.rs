@@ -48,17 +48,29 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
     if ip.is_unspecified() {
         return Some("an unspecified address");
     }
-    // NAT64 (64:ff9b::/96) and IPv4-compatible (::a.b.c.d) addresses embed an IPv4 address.
-    if (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4]) || seg[..6] == [0; 6] {
-        let v4 = Ipv4Addr::new(
-            (seg[6] >> 8) as u8,
-            seg[6] as u8,
-            (seg[7] >> 8) as u8,
-            seg[7] as u8,
-        );
-        return v4_reason(v4).or(Some("an address that embeds an IPv4 address"));
+    let v4 = |high: u16, low: u16| {
+        Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8)
+    };
+    // NAT64 (64:ff9b::/96), IPv4-compatible (::a.b.c.d) and IPv4-translated (::ffff:0:a.b.c.d)
+    // addresses embed an IPv4 address in their last 32 bits.
+    let translated = seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0;
+    if (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4])
+        || seg[..6] == [0; 6]
+        || translated
+    {
+        return v4_reason(v4(seg[6], seg[7])).or(Some("an address that embeds an IPv4 address"));
+    }
+    // Local-use NAT64 (64:ff9b:1::/48) reaches a private network's IPv4 hosts by design.
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1 {
+        return Some("a local-use NAT64 address");
+    }
+    // 6to4 (2002::/16) embeds its IPv4 address in bits 16-47.
+    if seg[0] == 0x2002 {
+        return v4_reason(v4(seg[1], seg[2]));
     }
     Some(match seg[0] {
+        // Teredo (2001::/32) carries an obfuscated IPv4 address of any kind.
+        0x2001 if seg[1] == 0 => "a Teredo address",
         s if s & 0xfe00 == 0xfc00 => "a unique-local (private) address",
         s if s & 0xffc0 == 0xfe80 => "a link-local address",
         s if s & 0xffc0 == 0xfec0 => "a site-local address",
@@ -207,6 +219,14 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
             "ff02::1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "2002:c0a8:101::5",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ];
         for ip in refused {
             let ip: IpAddr = ip.parse().unwrap();
@@ -218,6 +238,8 @@ mod tests {
             "172.32.0.1",
             "100.128.0.1",
             "2606:4700::1111",
+            "2002:808:808::1",
+            "64:ff9b::808:808",
         ];
         for ip in public {
             let ip: IpAddr = ip.parse().unwrap();

@@ -65,7 +65,7 @@ pub struct Extracted {
 /// Extracts the readable text of `html`: its article when it has one, else all of it. Links
 /// are resolved against `base` and numbered from `first_link_id`.
 pub fn extract(html: &str, base: &Url, first_link_id: usize) -> Extracted {
-    extract_with(html, base, first_link_id, &blocks::MODEL)
+    extract_with(html, base, first_link_id, &super::blocks_model::MODEL)
 }
 
 /// The blocks of the article's text before any is left out, each with its features: what
@@ -825,7 +825,7 @@ mod tests {
     fn every_block(html: &str, base: &Url) -> Extracted {
         let keep_all = Model {
             threshold: 0.0,
-            ..blocks::MODEL
+            ..super::super::blocks_model::MODEL
         };
         extract_with(html, base, 0, &keep_all)
     }

@@ -4,6 +4,7 @@
 //! open any of them with `mclick([ids])` and cite them as `【id†text】`.
 
 mod blocks;
+mod blocks_model;
 mod fetch;
 mod guard;
 mod html;
@@ -18,7 +19,8 @@ use futures::StreamExt;
 use glm_prompts::{BrowserCall, ToolSpec};
 use url::Url;
 
-pub use blocks::{FEATURES, MODEL, Model};
+pub use blocks::{FEATURES, Model};
+pub use blocks_model::MODEL;
 pub use fetch::{FetchError, FetchLimits, Fetched, Fetcher, USER_AGENT};
 pub use guard::{GuardedResolver, HostPolicy, Refused, non_public_reason};
 pub use html::{Extracted, Link, article_blocks, extract, extract_with};

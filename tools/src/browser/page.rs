@@ -2,7 +2,8 @@
 
 use encoding_rs::{Encoding, UTF_8};
 
-use super::blocks::{MODEL, Model};
+use super::blocks::Model;
+use super::blocks_model::MODEL;
 use super::fetch::Fetched;
 use super::html::{Extracted, Link, extract_with};
 use super::shape::strip_tags;

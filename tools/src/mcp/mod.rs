@@ -2,7 +2,7 @@
 //!
 //! Each configured server is started once per run ([`McpServers::start`], all in parallel):
 //! a command spoken to over its stdin and stdout, or a streamable HTTP endpoint. Its tools join
-//! the [`ToolRegistry`](crate::ToolRegistry) as a [`ToolSource`](crate::registry::ToolSource),
+//! the [`ToolRegistry`](crate::ToolRegistry) as a [`ToolSource`],
 //! with descriptions and input schemas normalised like every tool's. A
 //! `notifications/tools/list_changed` marks the list stale; the registry re-reads it before
 //! the model's next turn. Calls that run past their limit or are interrupted send

@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use glm_prompts::{Encoder, FunctionSpec, Message, Role, SpecialToken, ToolSpec, render_message};
 use sha2::{Digest, Sha256};
 
-use super::api::{ApiError, ChatMessage, content_text};
+use crate::api::{ChatMessage, ToolDef, content_text, valid_function_name};
+use crate::error::ApiError;
 
 /// The key of a remembered answer.
 pub type Key = [u8; 32];
@@ -134,8 +135,73 @@ pub struct ChatPrompt {
     pub remembered: Vec<(usize, Vec<u32>)>,
 }
 
+/// An upper bound on the bytes a tool's JSON renders to in the prompt (`json.dumps` with an
+/// indent of 4 and ASCII escapes: a line per value, indented by its depth, and up to six bytes
+/// per byte of a string), found without rendering it.
+pub struct RenderedSize {
+    /// The bound so far.
+    pub bytes: usize,
+    /// Whether a value nests deeper than allowed (the walk stops there).
+    pub too_deep: bool,
+    max_depth: usize,
+}
+
+impl RenderedSize {
+    /// A walk that refuses nesting beyond `max_depth`.
+    pub fn new(max_depth: usize) -> Self {
+        RenderedSize {
+            bytes: 0,
+            too_deep: false,
+            max_depth,
+        }
+    }
+
+    /// Adds `key: value` at `depth`.
+    pub fn add(&mut self, key: &str, value: &serde_json::Value, depth: usize) {
+        self.bytes = self.bytes.saturating_add(key.len().saturating_mul(6) + 4);
+        self.value(value, depth);
+    }
+
+    fn value(&mut self, value: &serde_json::Value, depth: usize) {
+        use serde_json::Value;
+        if depth > self.max_depth {
+            self.too_deep = true;
+            return;
+        }
+        // The line break, the indent and the separators around a value.
+        let line = 4usize.saturating_mul(depth).saturating_add(4);
+        self.bytes = self.bytes.saturating_add(line);
+        match value {
+            Value::Null | Value::Bool(_) => self.bytes = self.bytes.saturating_add(5),
+            Value::Number(n) => self.bytes = self.bytes.saturating_add(n.to_string().len()),
+            Value::String(text) => {
+                self.bytes = self.bytes.saturating_add(text.len().saturating_mul(6))
+            }
+            Value::Array(items) => {
+                // The closing bracket's own line.
+                self.bytes = self.bytes.saturating_add(line);
+                for item in items {
+                    self.value(item, depth + 1);
+                    if self.too_deep {
+                        return;
+                    }
+                }
+            }
+            Value::Object(map) => {
+                self.bytes = self.bytes.saturating_add(line);
+                for (key, item) in map {
+                    self.add(key, item, depth + 1);
+                    if self.too_deep {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The tool section of a request, checked.
-pub fn tool_specs(tools: &[super::api::ToolDef]) -> Result<Vec<ToolSpec>, ApiError> {
+pub fn tool_specs(tools: &[ToolDef]) -> Result<Vec<ToolSpec>, ApiError> {
     let mut specs = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, tool) in tools.iter().enumerate() {
@@ -156,7 +222,7 @@ pub fn tool_specs(tools: &[super::api::ToolDef]) -> Result<Vec<ToolSpec>, ApiErr
             ));
         };
         let name = function.get("name").and_then(|v| v.as_str()).unwrap_or("");
-        if !super::api::valid_function_name(name) {
+        if !valid_function_name(name) {
             return Err(ApiError::invalid(
                 Some(format!("{param}.function.name")),
                 format!(
@@ -335,5 +401,39 @@ mod tests {
         let mut other = h.clone();
         other.add(&[7]);
         assert_ne!(h.key("x", &[]), other.key("x", &[]));
+    }
+
+    #[test]
+    fn the_rendered_size_bounds_the_render_and_stops_at_the_depth_limit() {
+        use serde_json::json;
+        let mut nested = json!({"type": "string", "description": "ünïcode and \"quotes\""});
+        for _ in 0..20 {
+            nested =
+                json!({"type": "object", "properties": {"a": nested, "b": [1, 2.5, true, null]}});
+        }
+        let function = json!({"name": "f", "description": "d", "parameters": nested});
+        let map = function.as_object().unwrap().clone();
+        let rendered = glm_prompts::pyjson::dumps_object_indent(&map, 4);
+        let mut size = RenderedSize::new(64);
+        for (key, value) in &map {
+            size.add(key, value, 1);
+        }
+        assert!(!size.too_deep);
+        assert!(
+            size.bytes >= rendered.len(),
+            "bound {} below the render's {}",
+            size.bytes,
+            rendered.len()
+        );
+        assert!(
+            size.bytes < rendered.len() * 4,
+            "the bound is loose: {}",
+            size.bytes
+        );
+        let mut shallow = RenderedSize::new(10);
+        for (key, value) in &map {
+            shallow.add(key, value, 1);
+        }
+        assert!(shallow.too_deep);
     }
 }

@@ -1,68 +1,12 @@
-//! The request bodies of the OpenAI API, read strictly enough to say which field is wrong, and
-//! the error objects OpenAI clients expect.
+//! The request bodies of the OpenAI API, typed and read strictly enough to say which field is
+//! wrong.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+#[cfg(test)]
+use serde_json::json;
+use serde_json::{Map, Value};
 
-/// An error as OpenAI returns it: `{"error": {"message", "type", "param", "code"}}` with a status.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// What is wrong and what to do.
-    pub message: String,
-    /// `invalid_request_error`, `authentication_error`, `server_error`, ...
-    pub kind: &'static str,
-    /// The request field at fault.
-    pub param: Option<String>,
-    /// A machine-readable code.
-    pub code: Option<&'static str>,
-}
-
-impl ApiError {
-    /// A 400 about `param`.
-    pub fn invalid(param: impl Into<Option<String>>, message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-            kind: "invalid_request_error",
-            param: param.into(),
-            code: None,
-        }
-    }
-
-    /// Sets the code.
-    pub fn code(mut self, code: &'static str) -> Self {
-        self.code = Some(code);
-        self
-    }
-
-    /// A failure on this side.
-    pub fn server(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: message.into(),
-            kind: "server_error",
-            param: None,
-            code: None,
-        }
-    }
-
-    /// The JSON body.
-    pub fn body(&self) -> Value {
-        json!({"error": {
-            "message": self.message, "type": self.kind, "param": self.param, "code": self.code,
-        }})
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
-    }
-}
+use crate::error::ApiError;
 
 /// A request made of the fields every endpoint shares and its own.
 pub trait WithCommon: serde::de::DeserializeOwned {
@@ -73,36 +17,48 @@ pub trait WithCommon: serde::de::DeserializeOwned {
     fn common(&self) -> &Common;
 }
 
-/// Reads a JSON value into `T`, naming the field that does not fit.
-fn read_value<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+/// Reads JSON bytes into `T`, naming the field that does not fit. Typed, from the bytes: no
+/// JSON tree of the body is built (a tree costs several times the body's size).
+fn read_typed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::invalid(
+                None,
+                format!("the body is not valid JSON ({inner}); send a JSON object"),
+            );
+        }
         let param = (path != ".").then_some(path);
-        ApiError::invalid(param, e.into_inner().to_string())
-    })
-}
-
-/// Reads a JSON body into a request, naming the field that does not fit; the body's JSON too.
-pub fn read_body<T: WithCommon>(bytes: &[u8]) -> Result<(T, Value), ApiError> {
-    if bytes.is_empty() {
-        return Err(ApiError::invalid(
-            None,
-            "the request has no body: send a JSON object",
-        ));
-    }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::invalid(param, inner.to_string())
+    })?;
+    de.end().map_err(|e| {
         ApiError::invalid(
             None,
-            format!("the body is not valid JSON ({e}); send a JSON object"),
+            format!("the body is not valid JSON ({e}); send one JSON object"),
         )
     })?;
-    if !value.is_object() {
-        return Err(ApiError::invalid(None, "the body must be a JSON object"));
+    Ok(value)
+}
+
+/// Reads a JSON body into a request, naming the field that does not fit.
+pub fn read_body<T: WithCommon>(bytes: &[u8]) -> Result<T, ApiError> {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    match start.map(|at| bytes[at]) {
+        None => {
+            return Err(ApiError::invalid(
+                None,
+                "the request has no body: send a JSON object",
+            ));
+        }
+        Some(b'{') => {}
+        Some(_) => return Err(ApiError::invalid(None, "the body must be a JSON object")),
     }
-    let common: Common = read_value(&value)?;
-    let mut request: T = read_value(&value)?;
+    let common: Common = read_typed(bytes)?;
+    let mut request: T = read_typed(bytes)?;
     request.set_common(common);
-    Ok((request, value))
+    Ok(request)
 }
 
 /// `stop`: one string or up to four.
@@ -320,6 +276,39 @@ pub enum ChatMessage {
         /// follow their calls in order).
         content: Value,
     },
+}
+
+impl ChatMessage {
+    /// The bytes of its text and calls as sent: about what it adds to the prompt as text.
+    pub fn text_bytes(&self) -> usize {
+        fn of(content: &Value) -> usize {
+            match content {
+                Value::String(s) => s.len(),
+                Value::Array(parts) => parts
+                    .iter()
+                    .map(|p| p.get("text").and_then(Value::as_str).map_or(0, str::len))
+                    .sum(),
+                _ => 0,
+            }
+        }
+        match self {
+            ChatMessage::System { content }
+            | ChatMessage::Developer { content }
+            | ChatMessage::User { content }
+            | ChatMessage::Tool { content } => of(content),
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } => {
+                let calls: usize = tool_calls
+                    .iter()
+                    .flatten()
+                    .map(|c| c.function.name.len() + c.function.arguments_text().len())
+                    .sum();
+                content.as_ref().map_or(0, of) + calls
+            }
+        }
+    }
 }
 
 /// A call in an earlier assistant message.

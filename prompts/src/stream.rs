@@ -8,7 +8,7 @@
 //! content of the same answer unstreamed. Arguments are sent when their segment ends, cleaned of
 //! a Markdown fence, so a client's `json.loads` reads them.
 
-use glm_prompts::{Arguments, DeclaredTools, Parsed, SpecialToken, ToolKind, parse};
+use crate::{Arguments, DeclaredTools, Parsed, SpecialToken, ToolKind, parse};
 
 /// What a piece of output adds to the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use glm_agent::trace::Trace;
 use glm_prompts::Encoder;
 use serde_json::Value;
 
-use super::api::ChatRequest;
-use super::output::Reader;
-use super::prompt::{chat_prompt, tool_specs};
+use crate::api::ChatRequest;
+use crate::prompt::{chat_prompt, tool_specs};
+use glm_prompts::Reader;
 
 /// What a server trace's replay found: the model turns compared (one) and the differences.
 pub struct ServeReplay {

@@ -1,0 +1,111 @@
+//! Errors as OpenAI clients expect them: `{"error": {"message", "type", "param", "code"}}` with
+//! an HTTP status, and the one mapping from an engine's failure to a status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use glm_agent::engine::EngineError;
+use serde_json::{Value, json};
+
+/// An error as OpenAI returns it: `{"error": {"message", "type", "param", "code"}}` with a status.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `server_error`, ...
+    pub kind: &'static str,
+    /// The request field at fault.
+    pub param: Option<String>,
+    /// A machine-readable code.
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    /// A 400 about `param`.
+    pub fn invalid(param: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: param.into(),
+            code: None,
+        }
+    }
+
+    /// Sets the code.
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// A failure on this side.
+    pub fn server(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        json!({"error": {
+            "message": self.message, "type": self.kind, "param": self.param, "code": self.code,
+        }})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+impl ApiError {
+    /// The answer to an engine's failure, with the status its cause maps to
+    /// ([`EngineError::http_status`]).
+    pub fn from_engine(e: &EngineError) -> Self {
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError {
+            status,
+            ..ApiError::server(format!("the engine failed: {}", e.message))
+        }
+    }
+
+    /// 401: no key, or the wrong one.
+    pub fn unauthorized() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "a valid API key is needed: send `Authorization: Bearer KEY`".into(),
+            kind: "authentication_error",
+            param: None,
+            code: Some("invalid_api_key"),
+        }
+    }
+
+    /// 429: every queue place is taken.
+    pub fn queue_full() -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "the server's queue is full: retry shortly (or raise --max-queue)".into(),
+            kind: "rate_limit_error",
+            param: None,
+            code: Some("queue_full"),
+        }
+    }
+
+    /// 404: a path this server does not offer.
+    pub fn no_endpoint() -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: "no such endpoint: this server offers GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /tokenize".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("not_found"),
+        }
+    }
+}

@@ -1,0 +1,603 @@
+//! One request's generation: a task that owns it (so a client that goes away cancels it), its
+//! stop strings, its answer read as it streams, and the response, streamed or whole.
+//!
+//! The task runs in three stages: [`Generation::open`] (the role chunk and the forced start),
+//! [`Generation::drive`] (the engine's stream to its end, a stop string, a failure or a client
+//! gone) and [`Generation::finish`] (usage, the remembered ids, the trace, the last chunks or the
+//! body).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use glm_agent::engine::{Cause, EngineError, EngineEvent, FinishReason, Usage};
+use glm_agent::{End, Event, prefix_hash};
+use glm_prompts::{Piece, Reader, Segments};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::Server;
+use crate::error::ApiError;
+use crate::job::{Job, Kind};
+
+/// A queue place: held by a request until its generation ends.
+pub(crate) type Place = tokio::sync::OwnedSemaphorePermit;
+
+/// What the job's task sends to the response.
+enum Out {
+    /// A streamed chunk.
+    Chunk(Value),
+    /// The whole answer (unstreamed).
+    Body(Value),
+    /// A failure.
+    Fail(ApiError),
+}
+
+/// Starts the job and answers: server-sent events, or one JSON body when it is done.
+pub(crate) async fn respond(
+    server: Arc<Server>,
+    job: Job,
+    place: Place,
+    started: Instant,
+) -> Response {
+    let (tx, mut rx) = mpsc::channel::<Out>(256);
+    let streaming = job.stream;
+    tokio::spawn(run(server, job, place, tx, started));
+    if streaming {
+        let events = futures::stream::unfold(Some(rx), |state| async move {
+            let mut rx = state?;
+            match rx.recv().await {
+                Some(Out::Chunk(v)) => Some((SseEvent::default().data(v.to_string()), Some(rx))),
+                Some(Out::Fail(e)) => Some((SseEvent::default().data(e.body().to_string()), None)),
+                Some(Out::Body(_)) => Some((SseEvent::default().data("[DONE]"), None)),
+                None => None,
+            }
+        })
+        .map(Ok::<_, Infallible>);
+        return Sse::new(events)
+            .keep_alive(KeepAlive::default())
+            .into_response();
+    }
+    loop {
+        match rx.recv().await {
+            Some(Out::Body(v)) => return axum::Json(v).into_response(),
+            Some(Out::Fail(e)) => return e.into_response(),
+            Some(Out::Chunk(_)) => continue,
+            None => {
+                return ApiError::server("the generation ended without an answer").into_response();
+            }
+        }
+    }
+}
+
+/// The longest tail of `text` (from `from`) that may be the start of a stop string, and the
+/// earliest stop string in `text[from..]`.
+fn scan_stops(text: &str, from: usize, stops: &[String]) -> (usize, bool) {
+    if stops.is_empty() {
+        return (text.len(), false);
+    }
+    let rest = &text[from..];
+    if let Some(at) = stops.iter().filter_map(|s| rest.find(s.as_str())).min() {
+        return (from + at, true);
+    }
+    let hold = stops.iter().map(String::len).max().unwrap_or(1) - 1;
+    let mut end = text.len().saturating_sub(hold).max(from);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (end.max(from), false)
+}
+
+/// A chat chunk around `delta`.
+fn chat_chunk(job: &Job, delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": format!("chatcmpl-{:016x}", job.number), "object": "chat.completion.chunk",
+        "created": job.created, "model": job.model, "system_fingerprint": null,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+    })
+}
+
+/// A completion chunk; `ids` are the generated ids it carries, when the client asked for them.
+fn completion_chunk(job: &Job, text: &str, ids: Option<&[u32]>, finish: Option<&str>) -> Value {
+    let mut chunk = json!({
+        "id": format!("cmpl-{:016x}", job.number), "object": "text_completion",
+        "created": job.created, "model": job.model, "system_fingerprint": null,
+        "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}],
+    });
+    if let Some(ids) = ids {
+        chunk["choices"][0]["token_ids"] = json!(ids);
+    }
+    chunk
+}
+
+fn call_id(job: &Job, index: usize) -> String {
+    format!("call_{:016x}{index:02}", job.number)
+}
+
+fn piece_delta(job: &Job, piece: &Piece) -> Value {
+    match piece {
+        Piece::Content(text) => json!({"content": text}),
+        Piece::CallStart { index, name } => json!({"tool_calls": [{
+            "index": index, "id": call_id(job, *index), "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }]}),
+        Piece::CallArguments { index, arguments } => json!({"tool_calls": [{
+            "index": index, "function": {"arguments": arguments},
+        }]}),
+    }
+}
+
+fn usage_json(usage: &Usage) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.generated_tokens,
+        "total_tokens": usage.prompt_tokens + usage.generated_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens.unwrap_or(0)},
+    })
+}
+
+/// The job, to its end or until the client goes away; the queue place is given back as soon as
+/// the engine's stream is done with.
+async fn run(server: Arc<Server>, job: Job, place: Place, tx: mpsc::Sender<Out>, started: Instant) {
+    let out = Outbox {
+        tx,
+        wait: server.options.limits.write_timeout,
+    };
+    let mut generation = Generation::new(&job);
+    generation.open(&job, &out).await;
+    let ended = generation.drive(&server, &job, &out).await;
+    drop(place);
+    match ended {
+        Ended::Gone => server.log(format_args!(
+            "POST {} cancelled: the client went away or stopped reading after {} generated tokens ({:.1} s)",
+            job.endpoint,
+            generation.ids.len(),
+            started.elapsed().as_secs_f64()
+        )),
+        Ended::Failed(e) => {
+            let error = ApiError::from_engine(&e);
+            server.log(format_args!(
+                "POST {} {} {}",
+                job.endpoint,
+                error.status.as_u16(),
+                e.message
+            ));
+            out.send(Out::Fail(error)).await;
+        }
+        Ended::Finished {
+            reason,
+            usage,
+            by_string,
+        } => {
+            let end = Finish {
+                reason,
+                usage,
+                by_string,
+                started,
+            };
+            generation.finish(&server, &job, &out, end).await;
+        }
+    }
+}
+
+/// Sends to the response, giving up on a client that leaves its answer unread for too long.
+struct Outbox {
+    tx: mpsc::Sender<Out>,
+    wait: std::time::Duration,
+}
+
+impl Outbox {
+    /// Whether it went (false: the client is gone or stopped reading).
+    async fn send(&self, out: Out) -> bool {
+        matches!(
+            tokio::time::timeout(self.wait, self.tx.send(out)).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+/// How the engine's stream ended.
+enum Ended {
+    /// It finished, or a stop string ended it (`by_string`).
+    Finished {
+        reason: FinishReason,
+        usage: Option<Usage>,
+        by_string: bool,
+    },
+    /// The client went away or stopped reading.
+    Gone,
+    /// The engine failed.
+    Failed(EngineError),
+}
+
+/// How a finished generation ended, for its last stage.
+struct Finish {
+    reason: FinishReason,
+    usage: Option<Usage>,
+    by_string: bool,
+    started: Instant,
+}
+
+/// One answer as it is generated.
+struct Generation {
+    /// Reads a chat answer into content and calls (none for a raw completion).
+    reader: Option<Reader>,
+    /// Read but not yet sent.
+    pieces: Vec<Piece>,
+    ids: Vec<u32>,
+    raw: String,
+    /// Bytes of `raw` passed on (the rest may be the start of a stop string).
+    sent: usize,
+    /// Generated ids already sent in a chunk, when the client asked for them.
+    ids_sent: usize,
+    /// Whether a raw completion's chunks carry their ids.
+    token_ids: bool,
+}
+
+impl Generation {
+    fn new(job: &Job) -> Self {
+        Generation {
+            reader: match &job.kind {
+                Kind::Chat { names, .. } => Some(Reader::new(names)),
+                Kind::Completion { .. } => None,
+            },
+            pieces: Vec::new(),
+            ids: Vec::new(),
+            raw: String::new(),
+            sent: 0,
+            ids_sent: 0,
+            token_ids: matches!(job.kind, Kind::Completion { token_ids: true }),
+        }
+    }
+
+    /// The role chunk of a streamed chat answer, and the forced start read as the answer's
+    /// beginning (a forced name streams as the call's name).
+    async fn open(&mut self, job: &Job, out: &Outbox) {
+        if job.stream && self.reader.is_some() {
+            let role = json!({"role": "assistant", "content": ""});
+            out.send(Out::Chunk(chat_chunk(job, role, None))).await;
+        }
+        if let (Some(r), Kind::Chat { prefill, .. }) = (self.reader.as_mut(), &job.kind) {
+            self.pieces.extend(r.push(&prefill.0));
+        }
+    }
+
+    /// Sends what was read; false when the client is gone.
+    async fn flush(&mut self, job: &Job, out: &Outbox) -> bool {
+        if !job.stream {
+            return true;
+        }
+        for piece in self.pieces.drain(..) {
+            if !out
+                .send(Out::Chunk(chat_chunk(job, piece_delta(job, &piece), None)))
+                .await
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The engine's stream, to its end; dropping it stops a generation still running.
+    async fn drive(&mut self, server: &Server, job: &Job, out: &Outbox) -> Ended {
+        let mut stream = server.engine.generate(job.request.clone());
+        loop {
+            if !self.flush(job, out).await {
+                return Ended::Gone;
+            }
+            let next = tokio::select! {
+                biased;
+                () = out.tx.closed() => return Ended::Gone,
+                next = stream.next() => next,
+            };
+            let (text, finished) = match next {
+                Some(Ok(EngineEvent::Delta { ids, text })) => {
+                    self.ids.extend(ids);
+                    (text, None)
+                }
+                Some(Ok(EngineEvent::Finished { reason, usage })) => {
+                    (String::new(), Some((reason, usage)))
+                }
+                Some(Err(e)) => return Ended::Failed(e),
+                None => {
+                    return Ended::Failed(EngineError::new(
+                        Cause::StreamEnded,
+                        "the engine's stream ended without a finish event",
+                    ));
+                }
+            };
+            let (hit, fresh) = self.take(job, &text, finished.is_some());
+            if job.stream && self.reader.is_none() && !self.send_text(job, out, fresh).await {
+                return Ended::Gone;
+            }
+            if hit {
+                return Ended::Finished {
+                    reason: FinishReason::Stop,
+                    usage: finished.map(|f| f.1),
+                    by_string: true,
+                };
+            }
+            if let Some((reason, usage)) = finished {
+                return Ended::Finished {
+                    reason,
+                    usage: Some(usage),
+                    by_string: false,
+                };
+            }
+        }
+    }
+
+    /// Adds a delta's text; passes on what cannot be the start of a stop string (everything,
+    /// at the end). Whether a stop string was found, and the text passed on.
+    fn take(&mut self, job: &Job, text: &str, last: bool) -> (bool, std::ops::Range<usize>) {
+        self.raw.push_str(text);
+        let (ready, hit) = match scan_stops(&self.raw, self.sent, &job.stops) {
+            (at, true) => (at, true),
+            _ if last => (self.raw.len(), false),
+            other => other,
+        };
+        if let Some(r) = self.reader.as_mut() {
+            self.pieces.extend(r.push(&self.raw[self.sent..ready]));
+        }
+        let fresh = self.sent..ready;
+        self.sent = ready;
+        (hit, fresh)
+    }
+
+    /// A raw completion's chunk of new text (and ids, when asked for); false when the client
+    /// is gone.
+    async fn send_text(&mut self, job: &Job, out: &Outbox, fresh: std::ops::Range<usize>) -> bool {
+        let new_ids = self.token_ids && self.ids.len() > self.ids_sent;
+        if fresh.is_empty() && !new_ids {
+            return true;
+        }
+        let ids = self.token_ids.then(|| &self.ids[self.ids_sent..]);
+        let chunk = completion_chunk(job, &self.raw[fresh], ids, None);
+        self.ids_sent = self.ids.len();
+        out.send(Out::Chunk(chunk)).await
+    }
+
+    /// The last stage: usage, the ids remembered for a follow-up, the log line, the trace, and
+    /// the answer's last chunks or its body.
+    async fn finish(mut self, server: &Server, job: &Job, out: &Outbox, end: Finish) {
+        let mut usage = end.usage.unwrap_or_else(|| Usage {
+            prompt_tokens: job.request.prompt.len(),
+            generated_tokens: self.ids.len(),
+            ..Usage::default()
+        });
+        if self.ids.is_empty() && !self.raw.is_empty() {
+            // A backend that reports text only.
+            self.ids = server
+                .encoder
+                .encode(&Segments::from_spelled(&self.raw).0)
+                .unwrap_or_default();
+        }
+        if usage.generated_tokens == 0 {
+            // A backend that does not count (a recording).
+            usage.generated_tokens = self.ids.len();
+        }
+        if let Some(r) = self.reader.as_mut() {
+            self.pieces.extend(r.finish());
+        }
+        let finish = match (end.reason, self.reader.as_ref()) {
+            (FinishReason::Length, _) => "length",
+            (_, Some(r)) if !r.calls.is_empty() => "tool_calls",
+            _ => "stop",
+        };
+        let took = end.started.elapsed();
+        server.log(format_args!(
+            "POST {} 200 prompt={} cached={} generated={} finish={finish} {:.0} ms",
+            job.endpoint,
+            usage.prompt_tokens,
+            usage.cached_prompt_tokens.unwrap_or(0),
+            usage.generated_tokens,
+            took.as_secs_f64() * 1000.0
+        ));
+        let answer = self.answer(server, job, end.by_string);
+        if server.options.trace_dir.is_some() {
+            let outcome = Outcome {
+                ids: &self.ids,
+                raw: &self.raw,
+                reason: end.reason,
+                usage: &usage,
+                answer: answer.as_ref(),
+                took,
+            };
+            write_trace(server, job, &outcome);
+        }
+        if job.stream {
+            self.send_last_chunks(job, out, finish, &usage).await;
+        } else {
+            let body = self.body(job, answer, finish, &usage);
+            out.send(Out::Body(body)).await;
+        }
+    }
+
+    /// A chat answer's content and calls; its ids are remembered for a follow-up that sends it
+    /// back (unless a stop string cut it: then the ids say more than the answer).
+    fn answer(&self, server: &Server, job: &Job, by_string: bool) -> Option<Answer> {
+        let (Kind::Chat { hash, prefill, .. }, Some(r)) = (&job.kind, self.reader.as_ref()) else {
+            return None;
+        };
+        let calls: Vec<(String, String)> = r
+            .calls
+            .iter()
+            .map(|c| (c.name.clone(), c.arguments.clone()))
+            .collect();
+        if !by_string {
+            let mut kept = prefill.1.clone();
+            kept.extend(&self.ids);
+            if kept
+                .last()
+                .is_some_and(|l| job.request.stop_ids.contains(l))
+            {
+                kept.pop();
+            }
+            server.memory.put(hash.key(&r.content, &calls), kept);
+        }
+        Some((r.content.clone(), calls))
+    }
+
+    async fn send_last_chunks(&mut self, job: &Job, out: &Outbox, finish: &str, usage: &Usage) {
+        if !self.flush(job, out).await {
+            return;
+        }
+        let last = match &job.kind {
+            Kind::Chat { .. } => chat_chunk(job, json!({}), Some(finish)),
+            Kind::Completion { .. } => completion_chunk(
+                job,
+                "",
+                self.token_ids
+                    .then(|| self.ids.get(self.ids_sent..).unwrap_or(&[])),
+                Some(finish),
+            ),
+        };
+        out.send(Out::Chunk(last)).await;
+        if job.usage_chunk {
+            let mut chunk = match &job.kind {
+                Kind::Chat { .. } => chat_chunk(job, json!({}), None),
+                Kind::Completion { .. } => completion_chunk(job, "", None, None),
+            };
+            chunk["choices"] = json!([]);
+            chunk["usage"] = usage_json(usage);
+            out.send(Out::Chunk(chunk)).await;
+        }
+        out.send(Out::Body(Value::Null)).await;
+    }
+
+    fn body(&self, job: &Job, answer: Option<Answer>, finish: &str, usage: &Usage) -> Value {
+        let Some((content, calls)) = answer else {
+            let mut body = completion_chunk(
+                job,
+                &self.raw[..self.sent],
+                self.token_ids.then_some(self.ids.as_slice()),
+                Some(finish),
+            );
+            body["usage"] = usage_json(usage);
+            return body;
+        };
+        let content = if content.is_empty() && !calls.is_empty() {
+            Value::Null
+        } else {
+            Value::String(content)
+        };
+        let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+        if !calls.is_empty() {
+            message["tool_calls"] = calls
+                .iter()
+                .enumerate()
+                .map(|(i, (name, arguments))| {
+                    json!({"id": call_id(job, i), "type": "function",
+                           "function": {"name": name, "arguments": arguments}})
+                })
+                .collect();
+        }
+        json!({
+            "id": format!("chatcmpl-{:016x}", job.number), "object": "chat.completion",
+            "created": job.created, "model": job.model, "system_fingerprint": null,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+            "usage": usage_json(usage),
+        })
+    }
+}
+
+/// A chat answer: its content and its calls (name, arguments).
+type Answer = (String, Vec<(String, String)>);
+
+/// What a trace records of a finished generation.
+struct Outcome<'a> {
+    ids: &'a [u32],
+    raw: &'a str,
+    reason: FinishReason,
+    usage: &'a Usage,
+    answer: Option<&'a Answer>,
+    took: std::time::Duration,
+}
+/// One trace per request: the request as received, what was remembered, and the model turn.
+fn write_trace(server: &Server, job: &Job, outcome: &Outcome<'_>) {
+    let Some(dir) = &server.options.trace_dir else {
+        return;
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let name = format!("serve-{stamp}-{:016x}", job.number);
+    let mut writer = match glm_agent::trace::TraceWriter::create(dir, &name) {
+        Ok(w) => w,
+        Err(e) => {
+            server.log(format_args!(
+                "warning: no trace for this request ({}: {e})",
+                dir.display()
+            ));
+            return;
+        }
+    };
+    writer.record(&Event::Start {
+        task: job.task.clone(),
+        engine: server.engine.describe(),
+        model: server.options.model_info.clone(),
+        tools: job.tools.clone(),
+        settings: json!({"serve": job.trace}),
+    });
+    writer.record(&Event::Model {
+        step: 1,
+        prompt_tokens: job.request.prompt.len(),
+        prompt_delta: job.request.prompt.clone(),
+        prefix_hash: prefix_hash(&job.request.prompt),
+        cached_tokens: outcome.usage.cached_prompt_tokens,
+        ids: outcome.ids.to_vec(),
+        text: outcome.raw.to_owned(),
+        finish: outcome.reason,
+        generated_tokens: outcome.usage.generated_tokens,
+        prefill_ms: outcome.usage.prefill.as_millis() as u64,
+        decode_ms: outcome.usage.decode.as_millis() as u64,
+    });
+    if let Some((content, calls)) = outcome.answer {
+        for (name, arguments) in calls {
+            writer.record(&Event::Call {
+                step: 1,
+                name: name.clone(),
+                arguments: serde_json::from_str(arguments)
+                    .unwrap_or_else(|_| Value::String(arguments.clone())),
+            });
+        }
+        if !content.is_empty() || calls.is_empty() {
+            writer.record(&Event::Answer {
+                step: 1,
+                text: content.clone(),
+            });
+        }
+    }
+    writer.record(&Event::End {
+        end: End::Answered,
+        steps: 1,
+        generated_tokens: outcome.usage.generated_tokens,
+        took_ms: outcome.took.as_millis() as u64,
+    });
+    if let Some(e) = writer.error() {
+        server.log(format_args!(
+            "warning: the trace {} is incomplete: {e}",
+            writer.path().display()
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_strings_cut_and_hold_back_only_a_possible_start() {
+        let stops = vec!["END".to_string()];
+        assert_eq!(scan_stops("abcE", 0, &stops), (2, false));
+        assert_eq!(scan_stops("abcEN", 2, &stops), (3, false));
+        assert_eq!(scan_stops("abcENDxyz", 3, &stops), (3, true));
+        assert_eq!(scan_stops("abc", 0, &[]), (3, false));
+        // Never inside a character.
+        assert_eq!(scan_stops("aé", 0, &["xyz".to_string()]), (1, false));
+    }
+}
