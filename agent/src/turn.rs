@@ -485,6 +485,10 @@ impl<'t, 'a> Turn<'t, 'a> {
                 Err(Attempt::Interrupted) => {
                     return Err(Finish::new(End::Interrupted, "interrupted"));
                 }
+                Err(Attempt::OutOfTime) => {
+                    let detail = Budget::Time.describe(&self.agent.settings);
+                    return Err(Finish::new(End::Budget(Budget::Time), detail));
+                }
                 Err(Attempt::Failed(e)) => e,
             };
             if failure.retryable() && attempts < 3 {
@@ -497,6 +501,20 @@ impl<'t, 'a> Turn<'t, 'a> {
                 End::EngineFailed(failure.message.clone()),
                 failure.message,
             ));
+        }
+    }
+
+    /// Completes when the run's time limit and the last turn's grace are over (never without a
+    /// limit): budgets are checked between turns, and this stops a generation that does not end.
+    fn hard_deadline(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let limit = self.agent.settings.time_limit_s.map(Duration::from_secs);
+        let at = limit
+            .map(|l| tokio::time::Instant::from_std(self.started + l + l.min(LAST_TURN_GRACE)));
+        async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         }
     }
 
@@ -518,10 +536,13 @@ impl<'t, 'a> Turn<'t, 'a> {
         let mut stream = self.agent.engine.generate(request);
         let mut ids = Vec::new();
         let mut text = String::new();
+        let out_of_time = self.hard_deadline();
+        tokio::pin!(out_of_time);
         loop {
             let next = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => return Err(Attempt::Interrupted),
+                () = &mut out_of_time => return Err(Attempt::OutOfTime),
                 next = stream.next() => next,
             };
             match next {
@@ -575,8 +596,15 @@ impl<'t, 'a> Turn<'t, 'a> {
 /// Why one generation attempt did not finish.
 enum Attempt {
     Interrupted,
+    /// The run's time limit and the last turn's grace are over while the model generates.
+    OutOfTime,
     Failed(EngineError),
 }
+
+/// The most time a run may go past its time limit: the last turn, in which the model answers
+/// with what it has (as long as the limit itself, up to this). A generation still running
+/// after it is stopped.
+const LAST_TURN_GRACE: Duration = Duration::from_secs(60);
 
 /// The event for what the model wrote: a call, a malformed call or an answer. The loop reports
 /// calls this way before running them; [`Agent::first_turn`] reports its one parsed output.

@@ -384,6 +384,43 @@ async fn a_token_budget_ends_the_run() {
     assert_eq!(outcome.answer.as_deref(), Some("ok"));
 }
 
+/// An engine whose answer never ends: a token every 10 ms, for ever.
+struct Endless;
+
+impl Engine for Endless {
+    fn describe(&self) -> String {
+        "endless".into()
+    }
+
+    fn generate(&self, _: GenerateRequest) -> EventStream<'_> {
+        Box::pin(futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let delta = glm_agent::engine::EngineEvent::Delta {
+                ids: vec![b'x' as u32],
+                text: "x".into(),
+            };
+            Some((Ok(delta), ()))
+        }))
+    }
+}
+
+#[tokio::test]
+async fn the_time_limit_stops_a_generation_that_never_ends() {
+    let s = Settings {
+        time_limit_s: Some(1),
+        ..settings()
+    };
+    let started = std::time::Instant::now();
+    let (outcome, _) = run_with(&Endless, ToolRegistry::new(), s, "t").await;
+    assert_eq!(outcome.end, End::Budget(Budget::Time));
+    // The limit, then as long again for the last turn.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
+
 #[tokio::test]
 async fn interruption_stops_a_running_tool_promptly() {
     let engine = Recording::new(&["slow\n{}<|observation|>", "x<|user|>"]);

@@ -199,13 +199,13 @@ impl OpenAiEngine {
             .map_err(|e| not_reached(&url, e))?;
         let status = response.status();
         if matches!(status.as_u16(), 401 | 403) {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let body = json_capped(response, MAX_ERROR_BODY).await;
             return Err(http_error(&url, status.as_u16(), &body));
         }
         if !status.is_success() {
             return Ok(None);
         }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body = json_capped(response, MAX_JSON).await;
         let first = &body["data"][0];
         Ok(first["id"].as_str().map(|model| {
             (
@@ -222,7 +222,7 @@ impl OpenAiEngine {
             .await
             .map_err(|e| not_reached(url, e))?;
         let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body = json_capped(response, MAX_JSON).await;
         if !status.is_success() {
             return Err(http_error(url, status.as_u16(), &body));
         }
@@ -280,7 +280,7 @@ impl OpenAiEngine {
         if !response.status().is_success() {
             return Ok(None);
         }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let body = json_capped(response, MAX_JSON).await;
         // llama.cpp answers `[id, ...]`, or `[{"id", "piece"}, ...]` when asked for pieces.
         let tokens: Option<Vec<u64>> = body["tokens"].as_array().and_then(|a| {
             a.iter()
@@ -384,6 +384,7 @@ impl OpenAiEngine {
     async fn open(&self, body: &Value) -> Result<reqwest::Response, EngineError> {
         let url = self.url(self.endpoint());
         let mut backoff = self.config.backoff;
+        let mut waited_total = Duration::ZERO;
         let mut attempt = 1;
         loop {
             let result = self.request(self.client.post(&url).json(body)).send().await;
@@ -396,7 +397,7 @@ impl OpenAiEngine {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok());
-                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    let body = json_capped(response, MAX_ERROR_BODY).await;
                     if let Some(secs) = retry_after {
                         backoff = backoff.max(Duration::from_secs(secs.min(60)));
                     }
@@ -404,9 +405,12 @@ impl OpenAiEngine {
                 }
                 Err(e) => not_reached(&url, e),
             };
-            if !error.retryable() || attempt >= self.config.attempts {
+            // One budget of waiting for all the attempts, whatever a server's Retry-After asks.
+            let waited = waited_total + backoff;
+            if !error.retryable() || attempt >= self.config.attempts || waited > MAX_RETRY_WAIT {
                 return Err(error);
             }
+            waited_total = waited;
             tokio::time::sleep(backoff).await;
             backoff *= 2;
             attempt += 1;
@@ -432,9 +436,13 @@ fn http_error(url: &str, status: u16, body: &Value) -> EngineError {
         .or_else(|| body["message"].as_str())
         .or_else(|| body["detail"].as_str())
         .unwrap_or("");
-    let message = format!("{} answered HTTP {status} {detail}", redact_url(url))
-        .trim_end()
-        .to_owned();
+    let message = format!(
+        "{} answered HTTP {status} {}",
+        redact_url(url),
+        quote(detail)
+    )
+    .trim_end()
+    .to_owned();
     let context = detail.contains("context length") || detail.contains("context_length");
     let cause = match status {
         429 | 503 => Cause::Overloaded,
@@ -442,6 +450,35 @@ fn http_error(url: &str, status: u16, body: &Value) -> EngineError {
         other => Cause::Status(other),
     };
     EngineError::new(cause, message)
+}
+
+/// The most bytes of a JSON answer read (`/v1/models`, `/props`, `/tokenize`).
+const MAX_JSON: usize = 4 << 20;
+/// The most bytes of an error answer read.
+const MAX_ERROR_BODY: usize = 64 << 10;
+/// The most time spent waiting between attempts at one request.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// The most characters of a server's text quoted in an error.
+const MAX_QUOTE: usize = 300;
+
+/// Reads at most `cap` bytes of `response` as JSON (null when it is longer, or not JSON).
+async fn json_capped(mut response: reqwest::Response, cap: usize) -> Value {
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if bytes.len() + chunk.len() > cap {
+            return Value::Null;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// `text` cut to [`MAX_QUOTE`] characters, for an error message.
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTE) {
+        Some((at, _)) => format!("{}… ({} bytes in all)", &text[..at], text.len()),
+        None => text.to_owned(),
+    }
 }
 
 /// The ids of an OpenAI-shaped chunk's choice: `token_ids` (vLLM's `return_token_ids`, and
@@ -504,10 +541,20 @@ struct SseState {
     stop_ids: Vec<u32>,
     /// Bytes of the line being received (a character may be split between network reads).
     buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no line end: each byte is looked at once.
+    scanned: usize,
     usage: Usage,
     reason: Option<FinishReason>,
     first_token: Option<Instant>,
     done: bool,
+    /// Tokens received (a delta without ids counts as one), and the most that will be read:
+    /// a server that goes on past the request's limit is cut off there.
+    received: usize,
+    most: usize,
+    /// The longest wait for the next token; comments and keep-alive lines do not reset it.
+    idle: Duration,
+    /// When the last token arrived.
+    last_delta: Instant,
 }
 
 impl SseState {
@@ -517,6 +564,7 @@ impl SseState {
             control: engine.control.clone(),
             stop_ids: request.stop_ids.clone(),
             buffer: Vec::new(),
+            scanned: 0,
             usage: Usage {
                 prompt_tokens: request.prompt.len(),
                 ..Usage::default()
@@ -524,6 +572,10 @@ impl SseState {
             reason: None,
             first_token: None,
             done: false,
+            received: 0,
+            most: token_ceiling(request.max_new_tokens),
+            idle: engine.config.read_timeout,
+            last_delta: Instant::now(),
         }
     }
 
@@ -536,13 +588,13 @@ impl SseState {
         let chunk: Value = serde_json::from_str(data).map_err(|e| {
             EngineError::new(
                 Cause::StreamEnded,
-                format!("the server sent a malformed event ({e}): {data}"),
+                format!("the server sent a malformed event ({e}): {}", quote(data)),
             )
         })?;
         if let Some(message) = chunk["error"]["message"].as_str() {
             return Err(EngineError::new(
                 Cause::StreamEnded,
-                format!("the server failed mid-stream: {message}"),
+                format!("the server failed mid-stream: {}", quote(message)),
             ));
         }
         let (text, ids) = match self.dialect {
@@ -551,6 +603,12 @@ impl SseState {
         };
         if text.is_empty() && ids.is_empty() {
             return Ok(None);
+        }
+        self.received += ids.len().max(1);
+        if self.received >= self.most {
+            // Past what was asked for: the rest is not read.
+            self.reason = Some(FinishReason::Length);
+            self.done = true;
         }
         self.first_token.get_or_insert_with(Instant::now);
         Ok(Some(EngineEvent::Delta { ids, text }))
@@ -623,6 +681,13 @@ fn count(v: &Value) -> Option<usize> {
     v.as_u64().and_then(|n| usize::try_from(n).ok())
 }
 
+/// The most tokens read of an answer limited to `max_new_tokens`: the limit and a margin (a
+/// server may count a little differently, and its last chunk carries the usage).
+fn token_ceiling(max_new_tokens: u32) -> usize {
+    let limit = max_new_tokens as usize;
+    limit + limit / 8 + 16
+}
+
 /// The longest server-sent line read: llama.cpp's last event repeats the prompt's text.
 const MAX_LINE: usize = 64 << 20;
 
@@ -659,22 +724,43 @@ fn sse_events(
                         (bytes, state, pending, true),
                     ));
                 }
-                match bytes.next().await {
+                let progress = state.first_token.unwrap_or(started).max(state.last_delta);
+                let next = tokio::time::timeout_at((progress + state.idle).into(), bytes.next());
+                let Ok(next) = next.await else {
+                    let error = EngineError::new(
+                        Cause::StreamEnded,
+                        format!(
+                            "the server sent no token for {} s (--engine's read timeout)",
+                            state.idle.as_secs()
+                        ),
+                    );
+                    return Some((Err(error), (bytes, state, pending, true)));
+                };
+                match next {
                     Some(Ok(chunk)) => {
                         state.buffer.extend_from_slice(&chunk);
                         let mut events = Vec::new();
+                        let mut start = 0;
                         // Lines after the end (llama.cpp's final chunk, a stop id seen here)
                         // are not read: the stream is dropped with the response.
                         while !state.done
-                            && let Some(end) = state.buffer.iter().position(|b| *b == b'\n')
+                            && let Some(found) = state.buffer[state.scanned..]
+                                .iter()
+                                .position(|b| *b == b'\n')
                         {
-                            let bytes_of_line: Vec<u8> = state.buffer.drain(..=end).collect();
-                            let line = String::from_utf8_lossy(&bytes_of_line);
+                            let end = state.scanned + found;
+                            let line =
+                                String::from_utf8_lossy(&state.buffer[start..end]).into_owned();
+                            start = end + 1;
+                            state.scanned = start;
                             let Some(data) = line.trim_end().strip_prefix("data:") else {
                                 continue;
                             };
                             match state.data(data.trim()) {
-                                Ok(Some(event)) => events.push(Ok(event)),
+                                Ok(Some(event)) => {
+                                    state.last_delta = Instant::now();
+                                    events.push(Ok(event));
+                                }
                                 Ok(None) => {}
                                 Err(e) => {
                                     // What came before the error, then the error, then the end.
@@ -686,6 +772,8 @@ fn sse_events(
                                 }
                             }
                         }
+                        state.buffer.drain(..start);
+                        state.scanned = state.buffer.len();
                         if state.buffer.len() > MAX_LINE {
                             events.push(Err(EngineError::new(
                                 Cause::StreamEnded,
@@ -764,10 +852,15 @@ mod tests {
             control: Vec::new(),
             stop_ids: Vec::new(),
             buffer: Vec::new(),
+            scanned: 0,
             usage: Usage::default(),
             reason: None,
             first_token: None,
             done: false,
+            received: 0,
+            most: token_ceiling(16),
+            idle: Duration::from_secs(5),
+            last_delta: Instant::now(),
         };
         sse_events(response, Instant::now(), state).collect().await
     }

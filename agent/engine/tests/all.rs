@@ -7,4 +7,5 @@
     missing_docs
 )]
 
+mod hostile;
 mod openai;
