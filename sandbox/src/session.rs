@@ -138,9 +138,14 @@ impl Python {
         })
     }
 
-    /// Starts a session whose `/mnt/data` is `data_dir` on the host (created if missing).
+    /// Starts a session whose `/mnt/data` is `data_dir` on the host (created if missing, 0700:
+    /// the notebook's files are the user's alone).
     pub fn session(&self, data_dir: &Path, limits: Limits) -> Result<Session> {
-        std::fs::create_dir_all(data_dir).map_err(Error::io(data_dir))?;
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        folder.create(data_dir).map_err(Error::io(data_dir))?;
         let output = CappedOutput::new(limits.output_bytes);
         let mut live = self.instantiate(data_dir, &limits, &output)?;
         live.call_initialize()?;

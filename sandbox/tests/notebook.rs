@@ -202,3 +202,15 @@ fn concurrent_loads_all_succeed() {
         assert_eq!(load.join().unwrap(), "2\n");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn the_data_folder_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_session, dir) = roomy_session();
+    let mode = std::fs::metadata(dir.path().join("data"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}

@@ -42,6 +42,11 @@ const RUST_FORMATS: [&str; 12] = [
 /// How deep `$ref`s are followed; deeper (recursive) references become `{"type": "object"}`.
 const MAX_REF_DEPTH: usize = 8;
 
+/// The most schema nodes one normalised schema may have: inlining `$ref`s can multiply a
+/// schema (eight properties referring to the next definition, eight deep, are 16.7 million
+/// nodes from a few KB); past this, what is left becomes `{"type": "object"}`.
+const MAX_NODES: usize = 20_000;
+
 /// The normalised parameter schema of `T`.
 pub fn parameters_schema<T: JsonSchema>() -> Value {
     let root = schemars::generate::SchemaSettings::draft2020_12()
@@ -59,7 +64,8 @@ pub fn normalize(root: &Value) -> Value {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let mut out = clean(root, &defs, 0);
+    let mut left = MAX_NODES;
+    let mut out = clean(root, &defs, 0, &mut left);
     if let Value::Object(map) = &mut out {
         let union = map.contains_key("oneOf") || map.contains_key("anyOf");
         map.entry("type").or_insert_with(|| "object".into());
@@ -71,7 +77,11 @@ pub fn normalize(root: &Value) -> Value {
     reorder(out)
 }
 
-fn clean(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
+fn clean(schema: &Value, defs: &Map<String, Value>, depth: usize, left: &mut usize) -> Value {
+    if *left == 0 {
+        return serde_json::json!({"type": "object"});
+    }
+    *left -= 1;
     let Value::Object(map) = schema else {
         return schema.clone();
     };
@@ -79,7 +89,7 @@ fn clean(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
         let name = reference.rsplit('/').next().unwrap_or_default();
         return match defs.get(name) {
             Some(target) if depth < MAX_REF_DEPTH => {
-                let mut inlined = clean(target, defs, depth + 1);
+                let mut inlined = clean(target, defs, depth + 1, left);
                 // A description next to the `$ref` describes this use; it wins.
                 if let (Value::Object(out), Some(desc)) = (&mut inlined, map.get("description")) {
                     out.insert("description".into(), desc.clone());
@@ -93,15 +103,15 @@ fn clean(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
         if let Some(Value::Array(variants)) = map.get(union) {
             let kept: Vec<&Value> = variants.iter().filter(|v| !is_null_schema(v)).collect();
             if let [only] = kept.as_slice() {
-                let mut merged = clean(only, defs, depth);
+                let mut merged = clean(only, defs, depth, left);
                 if let Value::Object(out) = &mut merged {
                     for (key, value) in map {
                         if key != union && !out.contains_key(key) {
-                            out.insert(key.clone(), clean(value, defs, depth));
+                            out.insert(key.clone(), clean(value, defs, depth, left));
                         }
                     }
                 }
-                return clean(&merged, defs, depth);
+                return clean(&merged, defs, depth, left);
             }
         }
     }
@@ -114,16 +124,16 @@ fn clean(schema: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
                     .map(|props| {
                         props
                             .iter()
-                            .map(|(k, v)| (k.clone(), clean(v, defs, depth)))
+                            .map(|(k, v)| (k.clone(), clean(v, defs, depth, left)))
                             .collect()
                     })
                     .unwrap_or_default(),
             ),
-            "items" => clean(value, defs, depth),
+            "items" => clean(value, defs, depth, left),
             "anyOf" | "oneOf" => Value::Array(
                 value
                     .as_array()
-                    .map(|vs| vs.iter().map(|v| clean(v, defs, depth)).collect())
+                    .map(|vs| vs.iter().map(|v| clean(v, defs, depth, left)).collect())
                     .unwrap_or_default(),
             ),
             "type" => strip_null_type(value),
@@ -243,5 +253,30 @@ mod tests {
         }
         assert!(depth <= MAX_REF_DEPTH);
         assert_eq!(cur["type"], "object");
+    }
+
+    #[test]
+    fn inlined_references_are_bounded() {
+        // Each definition has eight properties referring to the next: 8^8 nodes inlined.
+        let mut defs = serde_json::Map::new();
+        for level in 0..9 {
+            let props: serde_json::Map<String, Value> = (0..8)
+                .map(|p| {
+                    let target = format!("#/$defs/d{}", level + 1);
+                    (format!("p{p}"), serde_json::json!({"$ref": target}))
+                })
+                .collect();
+            defs.insert(
+                format!("d{level}"),
+                serde_json::json!({"type": "object", "properties": props}),
+            );
+        }
+        let raw = serde_json::json!({"$ref": "#/$defs/d0", "$defs": defs});
+        assert!(raw.to_string().len() < 10_000);
+        let started = std::time::Instant::now();
+        let out = normalize(&raw);
+        let nodes = out.to_string().matches("\"type\"").count();
+        assert!(nodes <= MAX_NODES + 1, "{nodes} nodes");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

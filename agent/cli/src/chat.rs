@@ -25,6 +25,25 @@ pub struct ChatArgs {
 }
 
 /// `chat`.
+/// Ctrl-C cancels the turn in `current`; with no turn running it stops the servers and exits.
+fn watch_ctrl_c(
+    current: std::sync::Arc<std::sync::Mutex<Option<CancellationToken>>>,
+    servers: std::sync::Arc<glm_tools::mcp::McpServers>,
+) {
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            let running = current.lock().ok().and_then(|c| c.clone());
+            match running {
+                Some(token) => token.cancel(),
+                None => {
+                    servers.kill();
+                    std::process::exit(i32::from(ExitStatus::Interrupted.code()))
+                }
+            }
+        }
+    });
+}
+
 pub fn chat(args: ChatArgs) -> CmdResult {
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     runtime.block_on(async move {
@@ -49,22 +68,7 @@ pub fn chat(args: ChatArgs) -> CmdResult {
         // Ctrl-C stops the turn in progress; at the prompt it leaves.
         let current = std::sync::Arc::new(std::sync::Mutex::new(None::<CancellationToken>));
         let servers = std::sync::Arc::new(servers);
-        {
-            let current = current.clone();
-            let servers = servers.clone();
-            tokio::spawn(async move {
-                while tokio::signal::ctrl_c().await.is_ok() {
-                    let running = current.lock().ok().and_then(|c| c.clone());
-                    match running {
-                        Some(token) => token.cancel(),
-                        None => {
-                            servers.kill();
-                            std::process::exit(i32::from(ExitStatus::Interrupted.code()))
-                        }
-                    }
-                }
-            });
-        }
+        watch_ctrl_c(current.clone(), servers.clone());
         if tty {
             eprintln!("glm-agent chat: /reset starts over, /exit leaves.");
         }

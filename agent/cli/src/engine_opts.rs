@@ -97,18 +97,71 @@ pub enum Resolved {
     Remote,
 }
 
+/// The engine a command runs, read once from `--engine` (its flag, variable or setting) before
+/// any slow work: a typo is a usage error at once, not after the tools are readied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineSpec {
+    /// mistral.rs in this process.
+    Embedded,
+    /// An OpenAI-compatible server at this base URL.
+    OpenAi(String),
+    /// Recorded outputs: a JSON array of them, or a trace.
+    Replay(PathBuf),
+    /// Each eval case's reference outputs (`eval` only).
+    Reference,
+}
+
+impl EngineSpec {
+    /// Reads `embedded`, `openai:URL`, `replay:FILE` (`~/` is the home folder) or `reference`.
+    pub fn parse(text: &str) -> Result<EngineSpec, String> {
+        let (kind, target) = text.split_once(':').unwrap_or((text, ""));
+        match (kind, target) {
+            ("embedded", "") => Ok(EngineSpec::Embedded),
+            ("reference", "") => Ok(EngineSpec::Reference),
+            ("openai", url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Ok(EngineSpec::OpenAi(url.to_owned()))
+            }
+            ("openai", url) => Err(format!(
+                "`openai:{url}` needs the server's http:// or https:// address (openai:http://host:8000)"
+            )),
+            ("replay", path) if !path.is_empty() => Ok(EngineSpec::Replay(home(path))),
+            _ => Err(format!(
+                "`{text}` is not an engine: use embedded, openai:URL (an OpenAI-compatible server) or replay:FILE"
+            )),
+        }
+    }
+}
+
+/// `path` with a leading `~/` read as the home folder.
+fn home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+impl EngineSettings {
+    /// The engine, checked: a bad value is a usage error (exit 2).
+    pub fn spec(&self) -> Result<EngineSpec, Failure> {
+        EngineSpec::parse(self.engine())
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!("--engine {e}")))
+    }
+}
+
 /// Finds the model for `settings` (downloading it unless offline), before anything slow runs.
 pub async fn resolve(
     settings: &EngineSettings,
     common: &CommonOptions,
 ) -> Result<Resolved, Failure> {
-    match settings.engine() {
-        "embedded" => {
+    match settings.spec()? {
+        EngineSpec::Embedded => {
             let spec = settings.model().to_owned();
             let dir = resolve_model(&spec, common).await?;
             Ok(Resolved::Embedded { spec, dir })
         }
-        _ => Ok(Resolved::Remote),
+        EngineSpec::OpenAi(_) | EngineSpec::Replay(_) | EngineSpec::Reference => {
+            Ok(Resolved::Remote)
+        }
     }
 }
 
@@ -127,19 +180,18 @@ impl Resolved {
         settings: &EngineSettings,
         common: &CommonOptions,
     ) -> Result<Opened, Failure> {
-        let engine = settings.engine();
-        let (kind, target) = engine.split_once(':').unwrap_or((engine, ""));
-        match (self, kind) {
+        match (self, settings.spec()?) {
             (Resolved::Embedded { spec, dir }, _) => {
                 open_embedded(settings, common, &spec, &dir).await
             }
-            (Resolved::Remote, "openai") if !target.is_empty() => {
-                open_openai(settings, target).await
+            (Resolved::Remote, EngineSpec::OpenAi(url)) => open_openai(settings, &url).await,
+            (Resolved::Remote, EngineSpec::Replay(path)) => open_replay(settings, &path),
+            (Resolved::Remote, EngineSpec::Embedded | EngineSpec::Reference) => {
+                Err(Failure::bad_input(anyhow::anyhow!(
+                    "--engine {}: only `glm-agent eval` runs the reference outputs; use embedded, openai:URL or replay:FILE",
+                    settings.engine()
+                )))
             }
-            (Resolved::Remote, "replay") if !target.is_empty() => open_replay(settings, target),
-            _ => Err(Failure::bad_input(anyhow::anyhow!(
-                "--engine {engine}: use embedded, openai:URL (an OpenAI-compatible server) or replay:FILE"
-            ))),
         }
     }
 }
@@ -178,15 +230,16 @@ async fn open_openai(settings: &EngineSettings, target: &str) -> Result<Opened, 
     })
 }
 
-fn open_replay(settings: &EngineSettings, target: &str) -> Result<Opened, Failure> {
+fn open_replay(settings: &EngineSettings, target: &std::path::Path) -> Result<Opened, Failure> {
     let (ids, encoder) = ids_from_flag(settings)?;
-    let text = std::fs::read_to_string(target)
-        .map_err(|e| Failure::bad_input(anyhow::anyhow!("cannot read {target}: {e}")))?;
+    let text = std::fs::read_to_string(target).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!("cannot read {}: {e}", target.display()))
+    })?;
     // A JSON array of outputs, or a trace (JSON lines).
     let engine = if text.trim_start().starts_with('[') {
         ReplayEngine::from_json(&text).map_err(Failure::bad_input)?
     } else {
-        Trace::read(std::path::Path::new(target))
+        Trace::read(target)
             .map_err(Failure::bad_input)?
             .replay_engine()
     };
@@ -194,7 +247,7 @@ fn open_replay(settings: &EngineSettings, target: &str) -> Result<Opened, Failur
         engine: Box::new(engine),
         ids,
         encoder,
-        model: serde_json::json!({"replay": target}),
+        model: serde_json::json!({"replay": target.display().to_string()}),
     })
 }
 

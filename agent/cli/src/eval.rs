@@ -197,7 +197,7 @@ async fn run_on_engine(
     };
     let config = Config::load()?;
     let engine = config.resolve(&args.engine)?.value;
-    let opened = if engine.engine() == "reference" {
+    let opened = if engine.spec()? == crate::engine_opts::EngineSpec::Reference {
         None
     } else {
         Some(open(&engine, &args.common).await?)

@@ -7,6 +7,7 @@ use glm_agent::exit::ExitStatus;
 use glm_agent::replay::replay;
 use glm_agent::trace::Trace;
 use glm_prompts::Encoder;
+use glm_tools::ToolRegistry;
 use glm_tools::builtins::builtin_registry;
 
 use crate::cli::{CmdResult, Failure, write_stdout};
@@ -80,41 +81,7 @@ pub fn run(args: ReplayArgs) -> CmdResult {
     {
         return report_serve(&args, found.divergences);
     }
-    let live = match args.tools {
-        Tools::Recorded => None,
-        Tools::Live => {
-            let flags = ToolSettings {
-                allow_hosts: (!args.allow_host.is_empty()).then(|| args.allow_host.clone()),
-                ..ToolSettings::default()
-            };
-            let settings = Config::load()?.resolve(&flags)?.value;
-            let options =
-                settings.builtin_options(args.common.cache()?, args.common.is_offline())?;
-            let names: Vec<String> = trace
-                .events
-                .iter()
-                .find_map(|e| match e {
-                    glm_agent::Event::Start { tools, .. } => Some(
-                        tools
-                            .iter()
-                            .filter_map(|t| {
-                                serde_json::from_value::<glm_prompts::ToolSpec>(t.clone())
-                                    .ok()
-                                    .map(|s| s.name().to_owned())
-                            })
-                            .collect(),
-                    ),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            Some(builtin_registry(&options, &names).map_err(|e| {
-                Failure::bad_input(anyhow::anyhow!(
-                    "{e}; a live replay can run only the built-in tools (use --tools recorded)"
-                ))
-            })?)
-        }
-    };
+    let live = live_tools(&args, &trace)?;
     let work = crate::workdir::WorkDir::new("replay", None, false)?;
     let workdir = work.path().to_path_buf();
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
@@ -156,6 +123,42 @@ pub fn run(args: ReplayArgs) -> CmdResult {
     } else {
         Err(Failure::silent(ExitStatus::Mismatch))
     }
+}
+
+/// The built-in tools the trace's run offered, for `--tools live`; `None` for recorded.
+fn live_tools(args: &ReplayArgs, trace: &Trace) -> Result<Option<ToolRegistry>, Failure> {
+    if matches!(args.tools, Tools::Recorded) {
+        return Ok(None);
+    }
+    let flags = ToolSettings {
+        allow_hosts: (!args.allow_host.is_empty()).then(|| args.allow_host.clone()),
+        ..ToolSettings::default()
+    };
+    let settings = Config::load()?.resolve(&flags)?.value;
+    let options = settings.builtin_options(args.common.cache()?, args.common.is_offline())?;
+    let names: Vec<String> = trace
+        .events
+        .iter()
+        .find_map(|e| match e {
+            glm_agent::Event::Start { tools, .. } => Some(
+                tools
+                    .iter()
+                    .filter_map(|t| {
+                        serde_json::from_value::<glm_prompts::ToolSpec>(t.clone())
+                            .ok()
+                            .map(|s| s.name().to_owned())
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    builtin_registry(&options, &names).map(Some).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "{e}; a live replay can run only the built-in tools (use --tools recorded)"
+        ))
+    })
 }
 
 /// The report of a server trace's replay: one request, one model turn.

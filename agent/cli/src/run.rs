@@ -112,6 +112,8 @@ pub fn tool_names(registry: &glm_tools::ToolRegistry) -> Vec<String> {
 pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     let config = Config::load()?;
     let engine = config.resolve(&options.engine)?.value;
+    // A bad --engine is a usage error before anything slow runs.
+    engine.spec()?;
     let looping = config.resolve(&options.looping)?.value;
     let sampling = config.resolve(&options.sampling)?.value;
     let layered_tools = config.resolve(&options.tools)?;

@@ -11,7 +11,7 @@ use glm_agent::exit::ExitStatus;
 
 use crate::cli::{CmdResult, Failure};
 use crate::config::{Config, EngineSettings, SamplingSettings, ServeSettings};
-use crate::engine_opts::open;
+use crate::engine_opts::{EngineSpec, open};
 use crate::setup::CommonOptions;
 
 pub use glm_serve::replay_serve_trace;
@@ -69,6 +69,7 @@ fn loopback(host: &str) -> bool {
 async fn serve(args: ServeArgs) -> CmdResult {
     let config = Config::load()?;
     let settings = config.resolve(&args.engine)?.value;
+    let spec = settings.spec()?;
     let sampling = config.resolve(&args.sampling)?.value.sampling();
     let serve = config.resolve(&args.serve)?.value;
     let host = serve.host.clone().unwrap_or_else(|| "127.0.0.1".into());
@@ -105,7 +106,7 @@ async fn serve(args: ServeArgs) -> CmdResult {
         serve
             .served_model_name
             .clone()
-            .unwrap_or_else(|| served_name(settings.model(), settings.engine())),
+            .unwrap_or_else(|| served_name(settings.model(), &spec)),
     );
     let defaults = glm_serve::Options::new("");
     options.api_key = api_key;
@@ -145,8 +146,8 @@ async fn serve(args: ServeArgs) -> CmdResult {
 }
 
 /// The name `/v1/models` lists: the last part of a folder path or repo id.
-fn served_name(model: &str, engine: &str) -> String {
-    if engine.starts_with("replay:") {
+fn served_name(model: &str, engine: &EngineSpec) -> String {
+    if matches!(engine, EngineSpec::Replay(_)) {
         return "replay".into();
     }
     let trimmed = model.trim_end_matches('/');

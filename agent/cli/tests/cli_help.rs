@@ -58,3 +58,26 @@ fn unknown_commands_are_usage_errors() {
     let out = glm_agent(&["frobnicate"], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_misspelt_engine_is_a_usage_error_before_any_slow_work() {
+    let dir = tempfile::tempdir().unwrap();
+    for engine in ["opneai:http://127.0.0.1:9", "openai:127.0.0.1:9", "replay:"] {
+        let started = std::time::Instant::now();
+        let out = glm_test_support::glm_agent_command()
+            .args(["run", "--engine", engine, "--tools", "python", "t"])
+            .env("GLM_AGENT_CACHE", dir.path().join("cache"))
+            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{engine}: {err}");
+        assert!(err.contains("--engine"), "{engine}: {err}");
+        // Nothing was installed or started: the Python runtime would take minutes.
+        assert!(!dir.path().join("cache/python").exists(), "{engine}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{engine}"
+        );
+    }
+}

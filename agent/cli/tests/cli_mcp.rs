@@ -552,3 +552,73 @@ fn mistakes_in_the_configuration_are_named() {
         text(&unknown.stderr)
     );
 }
+
+/// `glm-agent tools ARGS` against `tests/mcp/hostile_server.py`, measured.
+fn hostile(dir: &Path, args: &[&str]) -> glm_test_support::Measured {
+    let mcp = format!(
+        "h=python3 {}",
+        repo_file_path("agent/cli/tests/mcp/hostile_server.py")
+    );
+    let mut command = glm_agent_command();
+    command
+        .arg("tools")
+        .args(args)
+        .args(["--mcp", &mcp, "--tools", "h"])
+        .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
+        .env("GLM_AGENT_TRACE_DIR", dir.join("traces"));
+    glm_test_support::run_measured(&mut command)
+}
+
+fn repo_file_path(path: &str) -> String {
+    format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_hostile_server_is_bounded_in_schemas_pages_and_results() {
+    let dir = tempfile::tempdir().unwrap();
+    // A `$ref` bomb of 8^8 nodes and a cursor that never ends.
+    let listed = hostile(dir.path(), &["list"]);
+    let out = text(&listed.output.stdout);
+    let err = text(&listed.output.stderr);
+    eprintln!(
+        "tools list: {:?}, peak {} MB",
+        listed.elapsed,
+        listed.peak_rss >> 20
+    );
+    assert!(listed.output.status.success(), "{err}");
+    assert!(out.contains("h__bomb") && out.contains("h__t1"), "{out}");
+    assert!(err.contains("goes on past"), "{err}");
+    assert!(
+        listed.elapsed < Duration::from_secs(20),
+        "{:?}",
+        listed.elapsed
+    );
+    assert!(
+        listed.peak_rss < 400 << 20,
+        "peak {} MB",
+        listed.peak_rss >> 20
+    );
+
+    // 16 MB of structured content.
+    let called = hostile(dir.path(), &["call", "h__huge", "{}"]);
+    eprintln!(
+        "tools call: {:?}, peak {} MB",
+        called.elapsed,
+        called.peak_rss >> 20
+    );
+    assert!(
+        text(&called.output.stdout).contains("done"),
+        "{}",
+        text(&called.output.stderr)
+    );
+    assert!(
+        called.elapsed < Duration::from_secs(20),
+        "{:?}",
+        called.elapsed
+    );
+    assert!(
+        called.peak_rss < 400 << 20,
+        "peak {} MB",
+        called.peak_rss >> 20
+    );
+}

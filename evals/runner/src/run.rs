@@ -245,7 +245,7 @@ pub async fn run_case(
     let tools = case_tools(case, builtins, options.sources)?;
     let history = case_history(case)?;
     let work = out.join("work").join(&case.id);
-    std::fs::create_dir_all(&work).map_err(RunnerError::io(&work))?;
+    glm_agent::trace::private_dir(&work).map_err(RunnerError::io(&work))?;
     let path = out.join(format!("{}.jsonl", case.id));
     let _ = std::fs::remove_file(&path);
     let mut writer = TraceWriter::create(out, &case.id).map_err(RunnerError::io(&path))?;
@@ -306,7 +306,7 @@ pub async fn run_suite(
     options: &SuiteOptions<'_>,
 ) -> Result<Vec<CaseReport>, RunnerError> {
     let (builtins, out) = (options.builtins, options.out);
-    std::fs::create_dir_all(out).map_err(RunnerError::io(out))?;
+    glm_agent::trace::private_dir(out).map_err(RunnerError::io(out))?;
     let uses_site = cases
         .iter()
         .any(|c| c.task.contains("{site}") || c.reference.iter().any(|r| r.contains("{site}")));

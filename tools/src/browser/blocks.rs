@@ -374,6 +374,42 @@ pub fn features(blocks: &[Block<'_>]) -> Vec<[f32; FEATURES]> {
     out
 }
 
+/// What the blocks sharing a parent (or grandparent) element hold together: prose characters,
+/// all characters, blocks.
+struct Groups(foldhash::HashMap<(bool, ego_tree::NodeId), (usize, usize, usize)>);
+
+impl Groups {
+    fn of(blocks: &[Block<'_>], shallow: &[Shallow], prose: &[bool]) -> Self {
+        let mut groups: foldhash::HashMap<(bool, ego_tree::NodeId), (usize, usize, usize)> =
+            foldhash::HashMap::with_capacity_and_hasher(blocks.len(), Default::default());
+        for ((block, s), p) in blocks.iter().zip(shallow).zip(prose) {
+            for key in [
+                block.context.parent.map(|n| (false, n)),
+                block.context.grandparent.map(|n| (true, n)),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let g = groups.entry(key).or_default();
+                g.0 += if *p { s.chars } else { 0 };
+                g.1 += s.chars;
+                g.2 += 1;
+            }
+        }
+        Groups(groups)
+    }
+
+    /// The share of prose among the other blocks of the group, and how many they are.
+    fn share(&self, key: Option<(bool, ego_tree::NodeId)>, s: &Shallow, p: bool) -> [f32; 2] {
+        let Some(&(prose, chars, count)) = key.and_then(|k| self.0.get(&k)) else {
+            return [0.0, 0.0];
+        };
+        let prose = prose - if p { s.chars } else { 0 };
+        let chars = chars - s.chars;
+        [prose as f32 / chars.max(1) as f32, ln(count - 1)]
+    }
+}
+
 /// Calls `visit` with the features of every block, in order.
 fn each_features(blocks: &[Block<'_>], mut visit: impl FnMut(&[f32; FEATURES])) {
     let shallow: Vec<Shallow> = blocks.iter().map(|b| Shallow::of(b.text)).collect();
@@ -382,33 +418,7 @@ fn each_features(blocks: &[Block<'_>], mut visit: impl FnMut(&[f32; FEATURES])) 
     let prose_total = prose.iter().filter(|p| **p).count();
     let first_prose = prose.iter().position(|p| *p);
     let last_prose = prose.iter().rposition(|p| *p);
-    // What the blocks sharing a parent (or grandparent) element hold together: prose
-    // characters, all characters, blocks.
-    let mut groups: foldhash::HashMap<(bool, ego_tree::NodeId), (usize, usize, usize)> =
-        foldhash::HashMap::with_capacity_and_hasher(blocks.len(), Default::default());
-    for ((block, s), p) in blocks.iter().zip(&shallow).zip(&prose) {
-        for key in [
-            block.context.parent.map(|n| (false, n)),
-            block.context.grandparent.map(|n| (true, n)),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let g = groups.entry(key).or_default();
-            g.0 += if *p { s.chars } else { 0 };
-            g.1 += s.chars;
-            g.2 += 1;
-        }
-    }
-    // The share of prose among the other blocks of the group, and how many they are.
-    let group = |key: Option<(bool, ego_tree::NodeId)>, s: &Shallow, p: bool| {
-        let Some(&(prose, chars, count)) = key.and_then(|k| groups.get(&k)) else {
-            return [0.0, 0.0];
-        };
-        let prose = prose - if p { s.chars } else { 0 };
-        let chars = chars - s.chars;
-        [prose as f32 / chars.max(1) as f32, ln(count - 1)]
-    };
+    let groups = Groups::of(blocks, &shallow, &prose);
     let mut before = 0usize;
     let mut prose_before = 0usize;
     for (i, (block, s)) in blocks.iter().zip(&shallow).enumerate() {
@@ -469,10 +479,10 @@ fn each_features(blocks: &[Block<'_>], mut visit: impl FnMut(&[f32; FEATURES])) 
             f.push(flag(block.context.words & (1 << g) != 0));
         }
         f.push(ln(usize::from(block.context.depth)));
-        for v in group(block.context.parent.map(|n| (false, n)), s, prose[i]) {
+        for v in groups.share(block.context.parent.map(|n| (false, n)), s, prose[i]) {
             f.push(v);
         }
-        for v in group(block.context.grandparent.map(|n| (true, n)), s, prose[i]) {
+        for v in groups.share(block.context.grandparent.map(|n| (true, n)), s, prose[i]) {
             f.push(v);
         }
         f.push(flag(block.text.trim_end().ends_with(['?', '？'])));

@@ -319,6 +319,37 @@ fn intern(name: &str) -> &'static str {
     KNOWN.iter().find(|k| **k == name).copied().unwrap_or("")
 }
 
+/// An element's frame is done: links and paragraphs counted, its score passed up to the three
+/// elements above it, and its totals added to its parent's.
+fn close(mut frame: Frame, stack: &mut [Frame], stats: &mut HashMap<NodeId, Stats>) {
+    if frame.tag == "a" {
+        frame.stats.link_text = frame.stats.text;
+        frame.stats.links += 1;
+    }
+    let leaf_div = frame.tag == "div" && !frame.has_block;
+    if (is_paragraph(frame.tag) || leaf_div) && frame.stats.text >= MIN_PARAGRAPH {
+        let prose = 1.0 + frame.commas.min(20) as f32 + (frame.stats.text as f32 / 100.0).min(3.0);
+        let prose = prose * (1.0 - frame.stats.link_density());
+        frame.stats.paragraph = true;
+        let depth = stack.len();
+        for (level, divider) in [(1, 1.0), (2, 2.0), (3, 3.0)] {
+            if let Some(f) = depth.checked_sub(level).and_then(|i| stack.get_mut(i)) {
+                f.stats.score += prose / divider;
+            }
+        }
+    }
+    if let Some(parent) = stack.last_mut() {
+        parent.stats.text += frame.stats.text;
+        parent.stats.link_text += frame.stats.link_text;
+        parent.stats.links += frame.stats.links;
+        parent.commas += frame.commas;
+        parent.has_block |= is_block(frame.tag) || frame.has_block;
+    }
+    if frame.stats.text > 0 {
+        stats.insert(frame.id, frame.stats);
+    }
+}
+
 /// Measures every element of `document` (skipped and hidden subtrees count nothing).
 pub(super) fn analyse(document: &Html) -> Analysis {
     let mut stats = HashMap::new();
@@ -380,37 +411,10 @@ pub(super) fn analyse(document: &Html) -> Analysis {
                     skipping -= 1;
                     continue;
                 }
-                let Some(mut frame) = stack.pop() else {
+                let Some(frame) = stack.pop() else {
                     continue;
                 };
-                if frame.tag == "a" {
-                    frame.stats.link_text = frame.stats.text;
-                    frame.stats.links += 1;
-                }
-                let leaf_div = frame.tag == "div" && !frame.has_block;
-                if (is_paragraph(frame.tag) || leaf_div) && frame.stats.text >= MIN_PARAGRAPH {
-                    let prose = 1.0
-                        + frame.commas.min(20) as f32
-                        + (frame.stats.text as f32 / 100.0).min(3.0);
-                    let prose = prose * (1.0 - frame.stats.link_density());
-                    frame.stats.paragraph = true;
-                    let depth = stack.len();
-                    for (level, divider) in [(1, 1.0), (2, 2.0), (3, 3.0)] {
-                        if let Some(f) = depth.checked_sub(level).and_then(|i| stack.get_mut(i)) {
-                            f.stats.score += prose / divider;
-                        }
-                    }
-                }
-                if let Some(parent) = stack.last_mut() {
-                    parent.stats.text += frame.stats.text;
-                    parent.stats.link_text += frame.stats.link_text;
-                    parent.stats.links += frame.stats.links;
-                    parent.commas += frame.commas;
-                    parent.has_block |= is_block(frame.tag) || frame.has_block;
-                }
-                if frame.stats.text > 0 {
-                    stats.insert(frame.id, frame.stats);
-                }
+                close(frame, &mut stack, &mut stats);
             }
         }
     }

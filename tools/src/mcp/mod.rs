@@ -23,7 +23,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, Implementation, ProtocolVersion};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, Implementation, PaginatedRequestParams,
+    ProtocolVersion,
+};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::{ClientHandler, RoleClient, ServiceError, ServiceExt};
 use serde_json::Value;
@@ -40,6 +43,10 @@ use crate::tool::{ToolContext, ToolOutput};
 pub const SEPARATOR: &str = "__";
 /// The most tools one server may offer; more are left out with a warning.
 pub const MAX_TOOLS: usize = 256;
+/// The most pages of a tool list read: a server whose cursor never ends is read this far.
+pub const MAX_PAGES: usize = 32;
+/// The longest a tool list may take to read again after the server says it changed.
+pub const RELIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most characters of a tool's description the model reads.
 pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
 /// The most bytes of a server's standard error kept for messages.
@@ -256,7 +263,27 @@ impl McpServer {
     /// Lists the tools again and keeps those allowed.
     async fn list(&self) -> Result<(), ServiceError> {
         self.changed.store(false, Ordering::SeqCst);
-        let listed = self.peer.list_all_tools().await?;
+        let mut listed = Vec::new();
+        let mut cursor = None;
+        for page in 1.. {
+            let params = cursor
+                .take()
+                .map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+            let result = self.peer.list_tools(params).await?;
+            listed.extend(result.tools);
+            let Some(next) = result.next_cursor else {
+                break;
+            };
+            if page == MAX_PAGES || listed.len() > 4 * MAX_TOOLS {
+                (self.warn)(&format!(
+                    "MCP server `{}`: its tool list goes on past {} tools in {page} pages; the rest are left out",
+                    self.name,
+                    listed.len()
+                ));
+                break;
+            }
+            cursor = Some(next);
+        }
         let kept = keep(&self.name, listed, self.allow.as_deref(), &*self.warn);
         *self.tools.write().unwrap_or_else(|e| e.into_inner()) = kept;
         Ok(())
@@ -355,7 +382,13 @@ impl ToolSource for McpServer {
                 return false;
             }
             let before = self.tools();
-            if let Err(e) = self.list().await {
+            let relisted = tokio::time::timeout(RELIST_TIMEOUT, self.list()).await;
+            let failure = match relisted {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer within {} s", RELIST_TIMEOUT.as_secs())),
+            };
+            if let Some(e) = failure {
                 (self.warn)(&format!(
                     "MCP server `{}`: the tool list changed but cannot be read again: {e}",
                     self.name
