@@ -95,7 +95,13 @@ pub fn render(result: &Value, files: &Files) -> Rendered {
             _ => parts.push(glm_prompts::pyjson::dumps(block)),
         }
     }
-    if let Some(structured) = result.get("structuredContent").filter(|v| !v.is_null()) {
+    let structured = result.get("structuredContent").filter(|v| !v.is_null());
+    if let Some(size) = structured.and_then(|v| larger_than(v, MAX_STRUCTURED)) {
+        parts.push(format!(
+            "[Structured content of over {} KiB left out: too large to read here]",
+            size >> 10
+        ));
+    } else if let Some(structured) = structured {
         // A text block usually carries the same JSON (the SDKs wrap a plain value as
         // `{"result": value}`): then it is not shown twice.
         let unwrapped = structured
@@ -119,6 +125,36 @@ pub fn render(result: &Value, files: &Files) -> Rendered {
         },
         is_error: result.get("isError").and_then(Value::as_bool) == Some(true),
     }
+}
+
+/// The most bytes of structured content shown (as JSON); the model reads a bounded view anyway.
+const MAX_STRUCTURED: usize = 1 << 20;
+
+/// `Some(cap)` when `value` written as JSON would be over `cap` bytes, found by a walk that stops
+/// there (nothing is written).
+fn larger_than(value: &Value, cap: usize) -> Option<usize> {
+    fn walk(value: &Value, left: &mut usize) -> bool {
+        let own = match value {
+            Value::Null | Value::Bool(_) => 5,
+            Value::Number(_) => 8,
+            Value::String(s) => s.len() + 2,
+            Value::Array(items) => {
+                *left = left.saturating_sub(2);
+                return items.iter().all(|item| walk(item, left) && *left > 0);
+            }
+            Value::Object(map) => {
+                *left = left.saturating_sub(2);
+                return map.iter().all(|(key, item)| {
+                    *left = left.saturating_sub(key.len() + 4);
+                    walk(item, left) && *left > 0
+                });
+            }
+        };
+        *left = left.saturating_sub(own);
+        *left > 0
+    }
+    let mut left = cap;
+    (!walk(value, &mut left)).then_some(cap)
 }
 
 /// The file extension for a media type; anything else is `.bin`.

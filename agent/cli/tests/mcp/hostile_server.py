@@ -1,7 +1,7 @@
 """The worst MCP server over stdio we can write: one tool whose input schema is a `$ref` bomb
 (eight properties referring to the next definition, nine deep: 8^8 nodes once inlined, from a
-few KB), a tool list whose cursor never ends, and a tool whose result carries 16 MB of
-structured content."""
+few KB), a tool list whose cursor never ends, and a tool whose result carries 15 MiB of
+structured content, much of it small values."""
 
 import json
 import sys
@@ -32,10 +32,10 @@ def answer(message):
             tools.append({"name": "huge", "description": "16 MB", "inputSchema": {"type": "object"}})
         return {"tools": tools, "nextCursor": str(page + 1)}
     if method == "tools/call":
-        blob = "x" * (16 << 20)
+        # Small values: a JSON tree of them costs many times their text.
         return {
             "content": [{"type": "text", "text": "done"}],
-            "structuredContent": {"blob": blob},
+            "structuredContent": {"blob": "x" * (8 << 20), "values": [0] * (2 << 20)},
         }
     return {}
 
