@@ -114,9 +114,15 @@ pub async fn start(servers: Vec<(String, McpServerConfig)>) -> Result<McpServers
     let names: Vec<&str> = servers.iter().map(|(n, _)| n.as_str()).collect();
     eprintln!("starting MCP servers: {}", names.join(", "));
     let warn: glm_tools::mcp::Warn = Arc::new(|message: &str| eprintln!("warning: {message}"));
-    McpServers::start(servers, warn)
-        .await
-        .map_err(Failure::bad_input)
+    // Ctrl-C or SIGTERM while servers start: every one started so far goes with its process
+    // group (dropping the start does that), then the command ends.
+    tokio::select! {
+        started = McpServers::start(servers, warn) => started.map_err(Failure::bad_input),
+        () = crate::run::interrupted() => Err(Failure::new(
+            glm_agent::exit::ExitStatus::Interrupted,
+            anyhow::anyhow!("interrupted while MCP servers were starting; they are stopped"),
+        )),
+    }
 }
 
 /// Adds the servers' tools to `registry`.

@@ -181,12 +181,12 @@ fn call_with(
         timeout: std::time::Duration::from_secs(options.tool_timeout),
         ..ToolContext::new(work.path())
     };
-    // Ctrl-C cancels the call in progress (an MCP server is told), then the servers close.
+    // Ctrl-C or SIGTERM cancels the call in progress (an MCP server is told), then the
+    // servers close.
     let cancel = ctx.cancel.clone();
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
+        crate::run::interrupted().await;
+        cancel.cancel();
     });
     let count = args.len();
     let mut all_ok = true;

@@ -623,3 +623,77 @@ fn a_hostile_server_is_bounded_in_schemas_pages_and_results() {
         called.peak_rss >> 20
     );
 }
+
+#[test]
+fn an_http_server_cannot_redirect_the_session_to_another_origin() {
+    let (elsewhere, seen) = glm_test_support::http::serve(|_, _| (200, Vec::new(), "{}".into()));
+    let target = format!("{elsewhere}/mcp");
+    let (base, _) = glm_test_support::http::serve(move |_, _| {
+        (307, vec![("Location", target.clone())], String::new())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = glm_agent(
+        dir.path(),
+        &[
+            "tools",
+            "list",
+            "--mcp",
+            &format!("r={base}/mcp"),
+            "--tools",
+            "r",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("MCP server `r` did not start"), "{err}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the other origin was asked"
+    );
+}
+
+#[test]
+fn sigterm_while_servers_start_leaves_none_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("glm-agent-slow-start-{}", std::process::id());
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[mcp_servers.slow]\ncommand = \"sh\"\nargs = [\"-c\", \"sleep 60 # {marker}\"]\nstartup_timeout_s = 60\n"
+        ),
+    )
+    .unwrap();
+    let mut child = glm_agent_command()
+        .args(["tools", "list"])
+        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while processes_with(&marker).is_empty() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !processes_with(&marker).is_empty(),
+        "the server did not start"
+    );
+    let pid = child.id().to_string();
+    let signalled = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        processes_with(&marker).is_empty(),
+        "{:?}",
+        processes_with(&marker)
+    );
+}

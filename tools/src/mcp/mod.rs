@@ -477,6 +477,9 @@ async fn connect(name: String, config: McpServerConfig, warn: Warn) -> Result<Mc
     };
     let limit = config.startup_timeout();
     let group = Mutex::new(None);
+    // A half-started server goes with whatever it started: on a failure, the start-up limit,
+    // or this start being dropped (a signal). A started server has taken the group.
+    let _orphans = KillOnDrop(&group);
     let starting = async {
         let service = match transport {
             McpTransport::Stdio {
@@ -493,6 +496,7 @@ async fn connect(name: String, config: McpServerConfig, warn: Warn) -> Result<Mc
             McpTransport::Http { url, bearer_token } => {
                 let client = reqwest::Client::builder()
                     .no_proxy()
+                    .redirect(same_origin_redirects())
                     .build()
                     .map_err(|e| start_error(e.to_string(), &stderr))?;
                 let mut transport_config =
@@ -532,10 +536,6 @@ async fn connect(name: String, config: McpServerConfig, warn: Warn) -> Result<Mc
         Ok(server)
     };
     let started = tokio::time::timeout(limit, starting).await;
-    if !matches!(started, Ok(Ok(_))) {
-        // A half-started server goes with whatever it started.
-        kill_group(group.lock().unwrap_or_else(|e| e.into_inner()).take());
-    }
     match started {
         Ok(result) => result,
         Err(_) => Err(start_error(
@@ -545,6 +545,33 @@ async fn connect(name: String, config: McpServerConfig, warn: Warn) -> Result<Mc
             ),
             &stderr,
         )),
+    }
+}
+
+/// Redirects within the server's own origin, at most five; never to another host, port or
+/// scheme (its session and token would follow).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(url::Url::origin);
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if first == Some(attempt.url().origin()) {
+            attempt.follow()
+        } else {
+            let to = attempt.url().origin().ascii_serialization();
+            attempt.error(format!(
+                "a redirect to another origin ({to}) is not followed"
+            ))
+        }
+    })
+}
+
+/// Kills the process group it holds, if any, when dropped.
+struct KillOnDrop<'a>(&'a Mutex<Option<u32>>);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        kill_group(self.0.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 }
 
