@@ -41,19 +41,19 @@ concern! {
     /// The agent loop's budgets and system prompt.
     pub struct LoopSettings {
         #[arg(long, value_name = "N")]
-        max_steps: usize = Some(20), env "GLM_AGENT_MAX_STEPS",
+        max_steps: usize = Some(glm_agent::Settings::default().max_steps), env "GLM_AGENT_MAX_STEPS",
             "The most model turns per run";
-        #[arg(long = "max-tokens", value_name = "N")]
-        max_generated_tokens: usize = Some(32_768), env "GLM_AGENT_MAX_TOKENS",
+        #[arg(long, value_name = "N")]
+        max_tokens: usize = Some(glm_agent::Settings::default().max_generated_tokens), env "GLM_AGENT_MAX_TOKENS",
             "The most tokens generated over a run";
         #[arg(long, value_name = "N")]
-        max_step_tokens: u32 = Some(4_096), env "GLM_AGENT_MAX_STEP_TOKENS",
+        max_step_tokens: u32 = Some(glm_agent::Settings::default().max_step_tokens), env "GLM_AGENT_MAX_STEP_TOKENS",
             "The most tokens of one model turn";
-        #[arg(long = "time-limit", value_name = "S")]
-        time_limit_s: u64 = None, env "GLM_AGENT_TIME_LIMIT",
+        #[arg(long, value_name = "S")]
+        time_limit: u64 = None, env "GLM_AGENT_TIME_LIMIT",
             "Wall-clock limit of a run, in seconds";
-        #[arg(long = "tool-timeout", value_name = "S")]
-        tool_timeout_s: u64 = Some(60), env "GLM_AGENT_TOOL_TIMEOUT",
+        #[arg(long, value_name = "S")]
+        tool_timeout: u64 = Some(glm_agent::Settings::default().tool_timeout_s), env "GLM_AGENT_TOOL_TIMEOUT",
             "The most one tool call may take, in seconds";
         #[arg(long, value_name = "TEXT")]
         system_prompt: String = None, env "GLM_AGENT_SYSTEM_PROMPT",
@@ -65,10 +65,10 @@ concern! {
     /// How tokens are sampled.
     pub struct SamplingSettings {
         #[arg(long, value_name = "T")]
-        temperature: f32 = Some(0.8), env "GLM_AGENT_TEMPERATURE",
+        temperature: f32 = Some(Sampling::default().temperature), env "GLM_AGENT_TEMPERATURE",
             "Sampling temperature; 0 for greedy";
         #[arg(long, value_name = "P")]
-        top_p: f32 = Some(0.8), env "GLM_AGENT_TOP_P",
+        top_p: f32 = Some(Sampling::default().top_p), env "GLM_AGENT_TOP_P",
             "Nucleus sampling mass";
         #[arg(long, value_name = "K")]
         top_k: u32 = None, env "GLM_AGENT_TOP_K",
@@ -85,8 +85,8 @@ concern! {
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         tools: Vec<String> = Some(vec!["python".into(), "simple_browser".into()]), env "GLM_AGENT_TOOLS",
             "Tools offered to the model, comma separated: built-ins, MCP servers (NAME: all its tools) or their tools (NAME__TOOL); `none` for none [default: the built-ins and every configured server]";
-        #[arg(long = "allow-host", value_name = "HOST")]
-        allow_hosts: Vec<String> = Some(Vec::new()), env "GLM_AGENT_ALLOW_HOSTS",
+        #[arg(long, value_name = "HOST")]
+        allow_host: Vec<String> = Some(Vec::new()), env "GLM_AGENT_ALLOW_HOSTS",
             "A private or loopback host the browser may reach (repeatable)";
         #[arg(long, value_name = "BACKEND")]
         search: String = Some("duckduckgo".into()), env "GLM_AGENT_SEARCH",
@@ -95,7 +95,7 @@ concern! {
         cell_timeout: u64 = Some(60), env "GLM_AGENT_CELL_TIMEOUT",
             "Seconds one python cell may run before it is stopped and the notebook rolled back";
         #[arg(long, value_name = "CHARS")]
-        page_chars: usize = Some(12_000), env "GLM_AGENT_PAGE_CHARS",
+        page_chars: usize = Some(glm_tools::browser::BrowserConfig::default().max_page_chars), env "GLM_AGENT_PAGE_CHARS",
             "Characters of a web page the browser shows the model at once (GLM-4-9B-Chat-1M can take whole pages: raise it when the context allows)";
     }
 }
@@ -228,11 +228,14 @@ impl ToolSettings {
         )
         .map_err(|e| Failure::bad_input(anyhow::anyhow!("search: {e}")))?;
         Ok(glm_tools::builtins::BuiltinOptions {
-            allow_hosts: self.allow_hosts.clone().unwrap_or_default(),
+            allow_hosts: self.allow_host.clone().unwrap_or_default(),
             search,
             offline,
             python_limits: self.python_limits(),
-            page_chars: self.page_chars.unwrap_or(12_000).max(100),
+            page_chars: self
+                .page_chars
+                .unwrap_or(glm_tools::browser::BrowserConfig::default().max_page_chars)
+                .max(100),
             ..glm_tools::builtins::BuiltinOptions::new(cache)
         })
     }
@@ -275,12 +278,10 @@ pub fn loop_settings(looping: &LoopSettings, sampling: &SamplingSettings) -> Set
     let default = Settings::default();
     Settings {
         max_steps: looping.max_steps.unwrap_or(default.max_steps),
-        max_generated_tokens: looping
-            .max_generated_tokens
-            .unwrap_or(default.max_generated_tokens),
+        max_generated_tokens: looping.max_tokens.unwrap_or(default.max_generated_tokens),
         max_step_tokens: looping.max_step_tokens.unwrap_or(default.max_step_tokens),
-        time_limit_s: looping.time_limit_s,
-        tool_timeout_s: looping.tool_timeout_s.unwrap_or(default.tool_timeout_s),
+        time_limit_s: looping.time_limit,
+        tool_timeout_s: looping.tool_timeout.unwrap_or(default.tool_timeout_s),
         sampling: sampling.sampling(),
         system_prompt: looping.system_prompt.clone(),
         ..default
@@ -365,7 +366,7 @@ mod tests {
         .unwrap();
         let looping = layers.resolve(LoopSettings::default()).unwrap();
         assert_eq!(looping.value.max_steps, Some(7));
-        assert_eq!(looping.value.time_limit_s, Some(30));
+        assert_eq!(looping.value.time_limit, Some(30));
         assert!(matches!(looping.sources["max_steps"], Source::File(_)));
         let engine = layers.resolve(EngineSettings::default()).unwrap();
         assert_eq!(engine.value.model(), "/models/b");
@@ -377,7 +378,7 @@ mod tests {
         let tools = layers.resolve(ToolSettings::default()).unwrap();
         assert_eq!(tools.value.names(), vec!["python"]);
         assert_eq!(
-            tools.value.allow_hosts,
+            tools.value.allow_host,
             Some(vec!["a.internal".to_owned(), "b.internal".to_owned()])
         );
         let flags = LoopSettings {
@@ -408,5 +409,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("GLM_AGENT_MAX_STEPS"), "{err}");
+    }
+
+    #[test]
+    fn keys_are_named_as_their_flags_and_old_names_still_read() {
+        let layers = layers(
+            "time_limit = 9\nmax_generated_tokens = 5\nallow_hosts = [\"x\"]\n",
+            |_| None,
+        )
+        .unwrap();
+        let looping = layers.resolve(LoopSettings::default()).unwrap();
+        assert_eq!(looping.value.max_tokens, Some(5));
+        assert_eq!(looping.value.time_limit, Some(9));
+        let tools = layers.resolve(ToolSettings::default()).unwrap();
+        assert_eq!(tools.value.allow_host, Some(vec!["x".to_owned()]));
     }
 }

@@ -44,7 +44,7 @@ pub struct ReplayArgs {
     /// A local model folder (its tokenizer.json is used).
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
-    /// A private host the browser may reach in a live replay (repeatable) [config: allow_hosts].
+    /// A private host the browser may reach in a live replay (repeatable) [config: allow_host].
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_host: Vec<String>,
     /// Print the report as JSON.
@@ -131,7 +131,7 @@ fn live_tools(args: &ReplayArgs, trace: &Trace) -> Result<Option<ToolRegistry>, 
         return Ok(None);
     }
     let flags = ToolSettings {
-        allow_hosts: (!args.allow_host.is_empty()).then(|| args.allow_host.clone()),
+        allow_host: (!args.allow_host.is_empty()).then(|| args.allow_host.clone()),
         ..ToolSettings::default()
     };
     let settings = Config::load()?.resolve(&flags)?.value;

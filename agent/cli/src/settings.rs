@@ -73,6 +73,28 @@ pub enum SettingsError {
     },
 }
 
+/// Keys that were renamed to match their flags: the old name, the new.
+const RENAMED: [(&str, &str); 4] = [
+    ("max_generated_tokens", "max_tokens"),
+    ("time_limit_s", "time_limit"),
+    ("tool_timeout_s", "tool_timeout"),
+    ("allow_hosts", "allow_host"),
+];
+
+/// `key` under its current name; an old name is still read, with a warning naming the new.
+fn renamed(path: &Path, key: String) -> String {
+    match RENAMED.iter().find(|(old, _)| *old == key) {
+        Some((old, new)) => {
+            eprintln!(
+                "warning: {}: `{old}` is now `{new}` (the flag's name); the old name is still read",
+                path.display()
+            );
+            (*new).to_owned()
+        }
+        None => key,
+    }
+}
+
 /// One concern's settings: a struct whose fields are all optional (unset at a layer).
 pub trait Concern: Default + Clone + Serialize + DeserializeOwned {
     /// Each key with its environment variable and meaning.
@@ -192,6 +214,7 @@ impl Layers {
             let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
             let table: toml::Table = text.parse().map_err(|e| file_error(format!("{e}")))?;
             for (key, value) in table {
+                let key = renamed(path, key);
                 if tables.contains(&key.as_str()) {
                     let value =
                         serde_json::to_value(value).map_err(|e| file_error(e.to_string()))?;
