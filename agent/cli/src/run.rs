@@ -58,7 +58,7 @@ engine failed (the model cannot be downloaded or loaded), 130 interrupted.\n\n\
 Examples:\n  glm-agent run \"What is 2**100? Use python.\"\n  \
 glm-agent run --model ~/models/glm-4-9b-chat-1m-hf \"Summarise https://example.com\"\n  \
 glm-agent run --engine openai:http://gpu-box:8000 --tokenizer tokenizer.json \"...\"\n  \
-glm-agent run --engine replay:~/.local/state/glm-agent/traces/run.jsonl --json \"...\""
+glm-agent run --engine replay:~/.local/state/glm-agent/traces/run-1764331200000-4242.jsonl --json \"...\""
 )]
 pub struct RunArgs {
     /// The task.

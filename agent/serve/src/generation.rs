@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -22,16 +23,22 @@ use tokio::sync::mpsc;
 use crate::Server;
 use crate::error::ApiError;
 use crate::job::{Job, Kind};
+use crate::response::{
+    ChatChoice, ChatCompletion, ChunkChoice, Completion, CompletionChoice, Delta, Function, Head,
+    Message, ToolCall, to_json,
+};
 
 /// A queue place: held by a request until its generation ends.
 pub(crate) type Place = tokio::sync::OwnedSemaphorePermit;
 
 /// What the job's task sends to the response.
 enum Out {
-    /// A streamed chunk.
-    Chunk(Value),
-    /// The whole answer (unstreamed).
-    Body(Value),
+    /// A streamed chunk, as JSON.
+    Chunk(String),
+    /// The whole answer (unstreamed), as JSON.
+    Body(String),
+    /// The end of a stream.
+    Done,
     /// A failure.
     Fail(ApiError),
 }
@@ -50,10 +57,10 @@ pub(crate) async fn respond(
         let events = futures::stream::unfold(Some(rx), |state| async move {
             let mut rx = state?;
             match rx.recv().await {
-                Some(Out::Chunk(v)) => Some((SseEvent::default().data(v.to_string()), Some(rx))),
+                Some(Out::Chunk(v)) => Some((SseEvent::default().data(v), Some(rx))),
                 Some(Out::Fail(e)) => Some((SseEvent::default().data(e.body().to_string()), None)),
-                Some(Out::Body(_)) => Some((SseEvent::default().data("[DONE]"), None)),
-                None => None,
+                Some(Out::Done) => Some((SseEvent::default().data("[DONE]"), None)),
+                Some(Out::Body(_)) | None => None,
             }
         })
         .map(Ok::<_, Infallible>);
@@ -63,9 +70,12 @@ pub(crate) async fn respond(
     }
     loop {
         match rx.recv().await {
-            Some(Out::Body(v)) => return axum::Json(v).into_response(),
+            Some(Out::Body(v)) => {
+                let json = [(header::CONTENT_TYPE, "application/json")];
+                return (json, v).into_response();
+            }
             Some(Out::Fail(e)) => return e.into_response(),
-            Some(Out::Chunk(_)) => continue,
+            Some(Out::Chunk(_) | Out::Done) => continue,
             None => {
                 return ApiError::server("the generation ended without an answer").into_response();
             }
@@ -91,52 +101,90 @@ fn scan_stops(text: &str, from: usize, stops: &[String]) -> (usize, bool) {
     (end.max(from), false)
 }
 
+fn head(job: &Job, object: &'static str) -> Head {
+    let prefix = match job.kind {
+        Kind::Chat { .. } => "chatcmpl",
+        Kind::Completion { .. } => "cmpl",
+    };
+    Head {
+        id: format!("{prefix}-{:016x}", job.number),
+        object,
+        created: job.created,
+        model: job.model.clone(),
+        system_fingerprint: None,
+    }
+}
+
 /// A chat chunk around `delta`.
-fn chat_chunk(job: &Job, delta: Value, finish: Option<&str>) -> Value {
-    json!({
-        "id": format!("chatcmpl-{:016x}", job.number), "object": "chat.completion.chunk",
-        "created": job.created, "model": job.model, "system_fingerprint": null,
-        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+fn chat_chunk(job: &Job, delta: Delta, finish: Option<&'static str>) -> String {
+    to_json(&ChatCompletion {
+        head: head(job, "chat.completion.chunk"),
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: None,
+            finish_reason: finish,
+        }],
+        usage: None,
     })
 }
 
-/// A completion chunk; `ids` are the generated ids it carries, when the client asked for them.
-fn completion_chunk(job: &Job, text: &str, ids: Option<&[u32]>, finish: Option<&str>) -> Value {
-    let mut chunk = json!({
-        "id": format!("cmpl-{:016x}", job.number), "object": "text_completion",
-        "created": job.created, "model": job.model, "system_fingerprint": null,
-        "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}],
-    });
-    if let Some(ids) = ids {
-        chunk["choices"][0]["token_ids"] = json!(ids);
+/// A completion, whole or a chunk; `ids` are the generated ids it carries, when the client
+/// asked for them.
+fn completion(
+    job: &Job,
+    text: &str,
+    ids: Option<&[u32]>,
+    finish: Option<&'static str>,
+) -> Completion {
+    Completion {
+        head: head(job, "text_completion"),
+        choices: vec![CompletionChoice {
+            index: 0,
+            text: text.to_owned(),
+            logprobs: None,
+            finish_reason: finish,
+            token_ids: ids.map(<[u32]>::to_vec),
+        }],
+        usage: None,
     }
-    chunk
 }
 
 fn call_id(job: &Job, index: usize) -> String {
     format!("call_{:016x}{index:02}", job.number)
 }
 
-fn piece_delta(job: &Job, piece: &Piece) -> Value {
+fn piece_delta(job: &Job, piece: &Piece) -> Delta {
     match piece {
-        Piece::Content(text) => json!({"content": text}),
-        Piece::CallStart { index, name } => json!({"tool_calls": [{
-            "index": index, "id": call_id(job, *index), "type": "function",
-            "function": {"name": name, "arguments": ""},
-        }]}),
-        Piece::CallArguments { index, arguments } => json!({"tool_calls": [{
-            "index": index, "function": {"arguments": arguments},
-        }]}),
+        Piece::Content(text) => Delta {
+            content: Some(text.clone()),
+            ..Delta::default()
+        },
+        Piece::CallStart { index, name } => Delta {
+            tool_calls: Some(vec![ToolCall {
+                index: Some(*index),
+                id: Some(call_id(job, *index)),
+                kind: Some("function"),
+                function: Function {
+                    name: Some(name.clone()),
+                    arguments: String::new(),
+                },
+            }]),
+            ..Delta::default()
+        },
+        Piece::CallArguments { index, arguments } => Delta {
+            tool_calls: Some(vec![ToolCall {
+                index: Some(*index),
+                id: None,
+                kind: None,
+                function: Function {
+                    name: None,
+                    arguments: arguments.clone(),
+                },
+            }]),
+            ..Delta::default()
+        },
     }
-}
-
-fn usage_json(usage: &Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.generated_tokens,
-        "total_tokens": usage.prompt_tokens + usage.generated_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens.unwrap_or(0)},
-    })
 }
 
 /// The job, to its end or until the client goes away; the queue place is given back as soon as
@@ -257,7 +305,11 @@ impl Generation {
     /// beginning (a forced name streams as the call's name).
     async fn open(&mut self, job: &Job, out: &Outbox) {
         if job.stream && self.reader.is_some() {
-            let role = json!({"role": "assistant", "content": ""});
+            let role = Delta {
+                role: Some("assistant"),
+                content: Some(String::new()),
+                tool_calls: None,
+            };
             out.send(Out::Chunk(chat_chunk(job, role, None))).await;
         }
         if let (Some(r), Kind::Chat { prefill, .. }) = (self.reader.as_mut(), &job.kind) {
@@ -355,7 +407,7 @@ impl Generation {
             return true;
         }
         let ids = self.token_ids.then(|| &self.ids[self.ids_sent..]);
-        let chunk = completion_chunk(job, &self.raw[fresh], ids, None);
+        let chunk = to_json(&completion(job, &self.raw[fresh], ids, None));
         self.ids_sent = self.ids.len();
         out.send(Out::Chunk(chunk)).await
     }
@@ -441,65 +493,88 @@ impl Generation {
         Some((r.content.clone(), calls))
     }
 
-    async fn send_last_chunks(&mut self, job: &Job, out: &Outbox, finish: &str, usage: &Usage) {
+    async fn send_last_chunks(
+        &mut self,
+        job: &Job,
+        out: &Outbox,
+        finish: &'static str,
+        usage: &Usage,
+    ) {
         if !self.flush(job, out).await {
             return;
         }
         let last = match &job.kind {
-            Kind::Chat { .. } => chat_chunk(job, json!({}), Some(finish)),
-            Kind::Completion { .. } => completion_chunk(
-                job,
-                "",
-                self.token_ids
-                    .then(|| self.ids.get(self.ids_sent..).unwrap_or(&[])),
-                Some(finish),
-            ),
+            Kind::Chat { .. } => chat_chunk(job, Delta::default(), Some(finish)),
+            Kind::Completion { .. } => {
+                let ids = self.ids.get(self.ids_sent..).unwrap_or(&[]);
+                to_json(&completion(
+                    job,
+                    "",
+                    self.token_ids.then_some(ids),
+                    Some(finish),
+                ))
+            }
         };
         out.send(Out::Chunk(last)).await;
         if job.usage_chunk {
-            let mut chunk = match &job.kind {
-                Kind::Chat { .. } => chat_chunk(job, json!({}), None),
-                Kind::Completion { .. } => completion_chunk(job, "", None, None),
+            let chunk = match &job.kind {
+                Kind::Chat { .. } => to_json(&ChatCompletion::<ChunkChoice> {
+                    head: head(job, "chat.completion.chunk"),
+                    choices: Vec::new(),
+                    usage: Some(usage.into()),
+                }),
+                Kind::Completion { .. } => to_json(&Completion {
+                    head: head(job, "text_completion"),
+                    choices: Vec::new(),
+                    usage: Some(usage.into()),
+                }),
             };
-            chunk["choices"] = json!([]);
-            chunk["usage"] = usage_json(usage);
             out.send(Out::Chunk(chunk)).await;
         }
-        out.send(Out::Body(Value::Null)).await;
+        out.send(Out::Done).await;
     }
 
-    fn body(&self, job: &Job, answer: Option<Answer>, finish: &str, usage: &Usage) -> Value {
+    fn body(
+        &self,
+        job: &Job,
+        answer: Option<Answer>,
+        finish: &'static str,
+        usage: &Usage,
+    ) -> String {
         let Some((content, calls)) = answer else {
-            let mut body = completion_chunk(
-                job,
-                &self.raw[..self.sent],
-                self.token_ids.then_some(self.ids.as_slice()),
-                Some(finish),
-            );
-            body["usage"] = usage_json(usage);
-            return body;
+            let ids = self.token_ids.then_some(self.ids.as_slice());
+            let mut body = completion(job, &self.raw[..self.sent], ids, Some(finish));
+            body.usage = Some(usage.into());
+            return to_json(&body);
         };
-        let content = if content.is_empty() && !calls.is_empty() {
-            Value::Null
-        } else {
-            Value::String(content)
-        };
-        let mut message = json!({"role": "assistant", "content": content, "refusal": null});
-        if !calls.is_empty() {
-            message["tool_calls"] = calls
-                .iter()
-                .enumerate()
-                .map(|(i, (name, arguments))| {
-                    json!({"id": call_id(job, i), "type": "function",
-                           "function": {"name": name, "arguments": arguments}})
-                })
-                .collect();
-        }
-        json!({
-            "id": format!("chatcmpl-{:016x}", job.number), "object": "chat.completion",
-            "created": job.created, "model": job.model, "system_fingerprint": null,
-            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-            "usage": usage_json(usage),
+        let content = (!content.is_empty() || calls.is_empty()).then_some(content);
+        let tool_calls = calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, arguments))| ToolCall {
+                index: None,
+                id: Some(call_id(job, i)),
+                kind: Some("function"),
+                function: Function {
+                    name: Some(name),
+                    arguments,
+                },
+            })
+            .collect();
+        to_json(&ChatCompletion {
+            head: head(job, "chat.completion"),
+            choices: vec![ChatChoice {
+                index: 0,
+                message: Message {
+                    role: "assistant",
+                    content,
+                    refusal: None,
+                    tool_calls,
+                },
+                logprobs: None,
+                finish_reason: finish,
+            }],
+            usage: Some(usage.into()),
         })
     }
 }

@@ -30,6 +30,7 @@ mod listen;
 mod log;
 mod prompt;
 mod replay;
+mod response;
 mod routes;
 
 use std::path::PathBuf;
