@@ -697,3 +697,47 @@ fn sigterm_while_servers_start_leaves_none_running() {
         processes_with(&marker)
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_server_dies_with_a_killed_glm_agent() {
+    if Command::new("setpriv").arg("--help").output().is_err() {
+        eprintln!("skipped: no setpriv on this system (util-linux)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("glm-agent-orphan-{}", std::process::id());
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[mcp_servers.slow]\ncommand = \"python3\"\nargs = [\"-c\", \"import time; time.sleep(60)\", \"{marker}\"]\nstartup_timeout_s = 60\n"
+        ),
+    )
+    .unwrap();
+    let mut child = glm_agent_command()
+        .args(["tools", "list"])
+        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while processes_with(&marker).is_empty() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !processes_with(&marker).is_empty(),
+        "the server did not start"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    while !processes_with(&marker).is_empty() && killed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        processes_with(&marker).is_empty(),
+        "{:?}",
+        processes_with(&marker)
+    );
+}

@@ -588,6 +588,54 @@ fn kill_group(group: Option<u32>) {
     let _ = group;
 }
 
+/// `command` as a path: itself when it names a path, else the first executable of that name on
+/// `path`.
+fn find_program(command: &str, path: &str) -> Option<std::path::PathBuf> {
+    let executable = |p: &Path| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        }
+        #[cfg(not(unix))]
+        {
+            p.is_file()
+        }
+    };
+    if command.contains(std::path::MAIN_SEPARATOR) {
+        let p = Path::new(command);
+        return executable(p).then(|| p.to_path_buf());
+    }
+    std::env::split_paths(path)
+        .map(|dir| dir.join(command))
+        .find(|p| executable(p))
+}
+
+/// `setpriv` (util-linux), when this system has it: a server started through it gets Linux's
+/// parent-death signal, so it is killed with glm-agent even when glm-agent itself is killed
+/// with SIGKILL and can run nothing. glm-agent cannot set that signal itself: it must be set
+/// between fork and exec, which takes `unsafe` code, and this workspace has none.
+fn death_signal() -> Option<&'static Path> {
+    static FOUND: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            if !cfg!(target_os = "linux") {
+                return None;
+            }
+            let path = std::env::var("PATH").unwrap_or_default();
+            find_program("setpriv", &path).filter(|setpriv| {
+                std::process::Command::new(setpriv)
+                    .args(["--pdeathsig", "KILL", "--", "true"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+        })
+        .as_deref()
+}
+
 /// Spawns a stdio server with only the environment its config gives plus `PATH` and `HOME`,
 /// in a process group of its own (so a kill reaches whatever it started), its standard error
 /// kept in a bounded tail.
@@ -598,7 +646,31 @@ fn spawn(
     cwd: Option<&Path>,
     stderr: &StderrTail,
 ) -> Result<rmcp::transport::TokioChildProcess, String> {
-    let mut cmd = tokio::process::Command::new(command);
+    let path = env
+        .get("PATH")
+        .cloned()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    // A relative path is the server's own folder's.
+    let named = match cwd {
+        Some(dir) if command.contains('/') && Path::new(command).is_relative() => dir.join(command),
+        _ => std::path::PathBuf::from(command),
+    };
+    if find_program(&named.to_string_lossy(), &path).is_none() {
+        return Err(format!(
+            "the command `{command}` was not found (is it installed and on PATH?)"
+        ));
+    }
+    // The command as written: `setpriv` looks it up on the server's PATH, as a shell would,
+    // and the server sees the name it was given.
+    let mut cmd = match death_signal() {
+        Some(setpriv) => {
+            let mut cmd = tokio::process::Command::new(setpriv);
+            cmd.args(["--pdeathsig", "KILL", "--", command]);
+            cmd
+        }
+        None => tokio::process::Command::new(command),
+    };
     cmd.args(args).env_clear().kill_on_drop(true);
     for key in ["PATH", "HOME"] {
         if let Some(value) = std::env::var_os(key) {
@@ -657,5 +729,14 @@ mod tests {
         assert!(!writable_tool_name("has space"));
         assert!(!writable_tool_name(""));
         assert!(!writable_tool_name(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn programs_are_found_as_a_shell_finds_them() {
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert!(find_program("sh", &path).is_some());
+        assert!(find_program("glm-agent-no-such-command", &path).is_none());
+        assert!(find_program("/bin/sh", "").is_some());
+        assert!(find_program("/bin/no-such-file", &path).is_none());
     }
 }
