@@ -473,7 +473,7 @@ impl<'t, 'a> Turn<'t, 'a> {
         }
     }
 
-    /// One model turn, streamed; a dead engine gets two retries.
+    /// One model turn, streamed; a broken stream or a dead engine gets two retries.
     async fn generate(&mut self, max_new: u32) -> Result<Generated, Finish> {
         let step = self.session.steps + 1;
         let hash = self.session.prefix_hash();
@@ -491,7 +491,10 @@ impl<'t, 'a> Turn<'t, 'a> {
                 }
                 Err(Attempt::Failed(e)) => e,
             };
-            if failure.retryable() && attempts < 3 {
+            // A broken stream or an engine restarting is tried again here; a server's failures
+            // were already tried again, within one wait budget, by the engine client.
+            let again = matches!(failure.cause, Cause::StreamEnded | Cause::Overloaded);
+            if again && attempts < 3 {
                 self.sink.event(&Event::Error {
                     message: format!("{} (retrying)", failure.message),
                 });

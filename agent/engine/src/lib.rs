@@ -134,13 +134,14 @@ pub enum EngineEvent {
 pub enum Cause {
     /// The server could not be reached: no connection, DNS, TLS, a timeout before an answer.
     Unreachable,
-    /// The server answered this HTTP status (other than overload, which is [`Cause::Overloaded`]).
+    /// The server answered this HTTP status (429 and 503 included: the engine client retries
+    /// those itself).
     Status(u16),
     /// The prompt and the answer's limit do not fit the model's context.
     ContextExceeded,
     /// The stream broke or ended before its end, or carried an event that cannot be read.
     StreamEnded,
-    /// The engine or server is busy or restarting (HTTP 429 and 503, a worker that died).
+    /// The engine is busy or restarting (the embedded engine's worker died).
     Overloaded,
     /// The request cannot be served as asked (an empty prompt, a recording that has no more
     /// outputs, a model that cannot load).

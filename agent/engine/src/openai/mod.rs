@@ -444,8 +444,9 @@ fn http_error(url: &str, status: u16, body: &Value) -> EngineError {
     .trim_end()
     .to_owned();
     let context = detail.contains("context length") || detail.contains("context_length");
+    // Overload (429, 503) stays a status: the attempts here already waited for it, so the
+    // caller does not wait again.
     let cause = match status {
-        429 | 503 => Cause::Overloaded,
         400 if context => Cause::ContextExceeded,
         other => Cause::Status(other),
     };
