@@ -652,30 +652,42 @@ fn an_http_server_cannot_redirect_the_session_to_another_origin() {
     );
 }
 
+/// Starts `glm-agent tools list` with one server, `command` and `args` (a marker in them), that
+/// never answers the handshake.
+fn waiting_on_a_mute_server(dir: &Path, command: &str, args: &str) -> std::process::Child {
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[mcp_servers.slow]\ncommand = \"{command}\"\nargs = {args}\nstartup_timeout_s = 60\n"
+        ),
+    )
+    .unwrap();
+    glm_agent_command()
+        .args(["tools", "list"])
+        .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits up to `within` for processes naming `marker` to be there (`present`) or gone.
+fn wait_for(marker: &str, present: bool, within: Duration) -> bool {
+    let started = Instant::now();
+    while processes_with(marker).is_empty() == present && started.elapsed() < within {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    processes_with(marker).is_empty() != present
+}
+
 #[test]
 fn sigterm_while_servers_start_leaves_none_running() {
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("glm-agent-slow-start-{}", std::process::id());
-    std::fs::write(
-        dir.path().join("config.toml"),
-        format!(
-            "[mcp_servers.slow]\ncommand = \"sh\"\nargs = [\"-c\", \"sleep 60 # {marker}\"]\nstartup_timeout_s = 60\n"
-        ),
-    )
-    .unwrap();
-    let mut child = glm_agent_command()
-        .args(["tools", "list"])
-        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while processes_with(&marker).is_empty() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let args = format!("[\"-c\", \"sleep 60 # {marker}\"]");
+    let mut child = waiting_on_a_mute_server(dir.path(), "sh", &args);
     assert!(
-        !processes_with(&marker).is_empty(),
+        wait_for(&marker, true, Duration::from_secs(10)),
         "the server did not start"
     );
     let pid = child.id().to_string();
@@ -690,9 +702,8 @@ fn sigterm_while_servers_start_leaves_none_running() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(signalled.elapsed() < Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
     assert!(
-        processes_with(&marker).is_empty(),
+        wait_for(&marker, false, Duration::from_secs(2)),
         "{:?}",
         processes_with(&marker)
     );
@@ -707,36 +718,16 @@ fn a_server_dies_with_a_killed_glm_agent() {
     }
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("glm-agent-orphan-{}", std::process::id());
-    std::fs::write(
-        dir.path().join("config.toml"),
-        format!(
-            "[mcp_servers.slow]\ncommand = \"python3\"\nargs = [\"-c\", \"import time; time.sleep(60)\", \"{marker}\"]\nstartup_timeout_s = 60\n"
-        ),
-    )
-    .unwrap();
-    let mut child = glm_agent_command()
-        .args(["tools", "list"])
-        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while processes_with(&marker).is_empty() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let args = format!("[\"-c\", \"import time; time.sleep(60)\", \"{marker}\"]");
+    let mut child = waiting_on_a_mute_server(dir.path(), "python3", &args);
     assert!(
-        !processes_with(&marker).is_empty(),
+        wait_for(&marker, true, Duration::from_secs(10)),
         "the server did not start"
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    let killed = Instant::now();
-    while !processes_with(&marker).is_empty() && killed.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(
-        processes_with(&marker).is_empty(),
+        wait_for(&marker, false, Duration::from_secs(5)),
         "{:?}",
         processes_with(&marker)
     );
