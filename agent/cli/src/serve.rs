@@ -72,8 +72,12 @@ async fn serve(args: ServeArgs) -> CmdResult {
     let spec = settings.spec()?;
     let sampling = config.resolve(&args.sampling)?.value.sampling();
     let serve = config.resolve(&args.serve)?.value;
-    let host = serve.host.clone().unwrap_or_else(|| "127.0.0.1".into());
-    let port = serve.port.unwrap_or(8000);
+    // The concern's defaults fill both (`127.0.0.1`, 8000).
+    let (Some(host), Some(port)) = (serve.host.clone(), serve.port) else {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "serve needs --host and --port"
+        )));
+    };
     let api_key = args.api_key.clone().filter(|k| !k.is_empty());
     if !loopback(&host) && api_key.is_none() && !args.allow_unauthenticated {
         return Err(Failure::bad_input(anyhow::anyhow!(
@@ -108,13 +112,13 @@ async fn serve(args: ServeArgs) -> CmdResult {
             .clone()
             .unwrap_or_else(|| served_name(settings.model(), &spec)),
     );
-    let defaults = glm_serve::Options::new("");
+    // Unset, each keeps `Options::new`'s default (which the concern's defaults read too).
     options.api_key = api_key;
-    options.max_queue = serve.max_queue.unwrap_or(defaults.max_queue);
+    options.max_queue = serve.max_queue.unwrap_or(options.max_queue);
     options.default_max_tokens = serve
         .default_max_tokens
-        .unwrap_or(defaults.default_max_tokens);
-    options.remember = serve.remember.unwrap_or(defaults.remember);
+        .unwrap_or(options.default_max_tokens);
+    options.remember = serve.remember.unwrap_or(options.remember);
     options.max_model_len = serve.max_model_len;
     options.trace_dir = args.trace_dir.clone();
     options.model_info = opened.model.clone();
