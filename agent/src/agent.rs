@@ -37,7 +37,7 @@ pub struct Settings {
     pub max_observation_chars: usize,
     /// The same failing call this many times in a row stops the run (default 3).
     pub repeat_limit: usize,
-    /// Sampling.
+    /// How tokens are drawn: temperature, top-p, seed, greedy.
     pub sampling: Sampling,
     /// An optional system prompt, rendered with the tool descriptions.
     pub system_prompt: Option<String>,

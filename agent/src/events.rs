@@ -74,10 +74,10 @@ impl End {
 /// One thing that happened in a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[allow(missing_docs)]
 pub enum Event {
     /// The run starts.
     Start {
-        /// The task.
         task: String,
         /// The engine's description.
         engine: String,
@@ -100,7 +100,6 @@ pub enum Event {
     },
     /// Text the model just generated (not recorded in traces: `model` has all of it).
     Delta {
-        /// The step.
         step: usize,
         /// The new text.
         text: String,
@@ -126,7 +125,6 @@ pub enum Event {
         text: String,
         /// Why generation stopped.
         finish: FinishReason,
-        /// Tokens generated.
         generated_tokens: usize,
         /// Time to the first token.
         prefill_ms: u64,
@@ -135,7 +133,6 @@ pub enum Event {
     },
     /// A tool call about to run.
     Call {
-        /// The step.
         step: usize,
         /// The tool.
         name: String,
@@ -144,7 +141,6 @@ pub enum Event {
     },
     /// A call that cannot run (bad arguments, unknown tool).
     Malformed {
-        /// The step.
         step: usize,
         /// The name the model wrote.
         name: String,
@@ -153,13 +149,11 @@ pub enum Event {
     },
     /// What the model reads after a call.
     Observation {
-        /// The step.
         step: usize,
         /// The tool.
         name: String,
         /// The observation's label.
         metadata: Option<String>,
-        /// The text.
         text: String,
         /// Files the call produced.
         files: Vec<String>,
@@ -170,7 +164,6 @@ pub enum Event {
     },
     /// The final answer.
     Answer {
-        /// The step.
         step: usize,
         /// The answer.
         text: String,
@@ -193,7 +186,6 @@ pub enum Event {
         end: End,
         /// Model turns.
         steps: usize,
-        /// Tokens generated.
         generated_tokens: usize,
         /// Wall-clock time.
         took_ms: u64,

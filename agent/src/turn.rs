@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use glm_prompts::{
     DeclaredTools, Message, Parsed, Role, Segment, SpecialToken, ToolCall, Written, render_message,
     render_segments,
@@ -17,7 +16,7 @@ use glm_tools::{Recovery, ToolContext, ToolError};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, Outcome};
-use crate::engine::{Cause, EngineError, EngineEvent, GenerateRequest};
+use crate::engine::{Cause, Collector, EngineError, GenerateRequest, Generation, Progress};
 use crate::events::{Budget, End, Event};
 use crate::session::Session;
 use crate::sink::EventSink;
@@ -49,7 +48,6 @@ impl Finish {
 
 /// Observation turns to append after a call.
 struct Observed {
-    /// The tool.
     tool: String,
     /// The observation messages.
     messages: Vec<Message>,
@@ -537,62 +535,50 @@ impl<'t, 'a> Turn<'t, 'a> {
             starts_with: Vec::new(),
         };
         let mut stream = self.agent.engine.generate(request);
-        let mut ids = Vec::new();
-        let mut text = String::new();
+        let mut collector = Collector::default();
         let out_of_time = self.hard_deadline();
         tokio::pin!(out_of_time);
-        loop {
+        let (reason, usage) = loop {
             let next = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => return Err(Attempt::Interrupted),
                 () = &mut out_of_time => return Err(Attempt::OutOfTime),
-                next = stream.next() => next,
+                next = collector.next(&mut stream) => next.map_err(Attempt::Failed)?,
             };
             match next {
-                Some(Ok(EngineEvent::Delta { ids: i, text: t })) => {
-                    ids.extend(i);
-                    if !t.is_empty() {
-                        self.sink.event(&Event::Delta {
-                            step,
-                            text: t.clone(),
-                        });
-                    }
-                    text.push_str(&t);
+                Progress::Delta(text) if !text.is_empty() => {
+                    self.sink.event(&Event::Delta { step, text });
                 }
-                Some(Ok(EngineEvent::Finished { reason, usage })) => {
-                    if ids.is_empty() && !text.is_empty() {
-                        // A backend that reports text only: the ids come from the text,
-                        // control tokens recognised.
-                        ids = self
-                            .agent
-                            .encoder
-                            .encode(&glm_prompts::Segments::from_spelled(&text).0)
-                            .unwrap_or_default();
-                    }
-                    self.sink.event(&Event::Model {
-                        step,
-                        prompt_tokens: prompt.len(),
-                        prompt_delta: prompt.get(self.session.recorded..).unwrap_or(&[]).to_vec(),
-                        prefix_hash: hash.to_owned(),
-                        cached_tokens: usage.cached_prompt_tokens,
-                        ids: ids.clone(),
-                        text: text.clone(),
-                        finish: reason,
-                        generated_tokens: usage.generated_tokens.max(ids.len()),
-                        prefill_ms: millis(usage.prefill),
-                        decode_ms: millis(usage.decode),
-                    });
-                    return Ok(Generated { ids, text });
-                }
-                Some(Err(e)) => return Err(Attempt::Failed(e)),
-                None => {
-                    return Err(Attempt::Failed(EngineError::new(
-                        Cause::StreamEnded,
-                        "the engine's stream ended early",
-                    )));
-                }
+                Progress::Delta(_) => {}
+                Progress::Finished { reason, usage } => break (reason, usage),
             }
+        };
+        if collector.ids().is_empty() && !collector.text().is_empty() {
+            // A backend that reports text only: the ids come from the text, control tokens
+            // recognised.
+            let spelled = glm_prompts::Segments::from_spelled(collector.text()).0;
+            collector.set_ids(self.agent.encoder.encode(&spelled).unwrap_or_default());
         }
+        let Generation {
+            ids,
+            text,
+            reason,
+            usage,
+        } = collector.into_generation(reason, usage);
+        self.sink.event(&Event::Model {
+            step,
+            prompt_tokens: prompt.len(),
+            prompt_delta: prompt.get(self.session.recorded..).unwrap_or(&[]).to_vec(),
+            prefix_hash: hash.to_owned(),
+            cached_tokens: usage.cached_prompt_tokens,
+            ids: ids.clone(),
+            text: text.clone(),
+            finish: reason,
+            generated_tokens: usage.generated_tokens.max(ids.len()),
+            prefill_ms: millis(usage.prefill),
+            decode_ms: millis(usage.decode),
+        });
+        Ok(Generated { ids, text })
     }
 }
 

@@ -48,6 +48,7 @@ pub struct Turn {
 /// How a case is judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(missing_docs)]
 pub enum Check {
     /// The model's first turn calls these functions (order-free), judged on the abstract
     /// syntax by BFCL's rules ([`crate::calls`]); the tools are not run.
@@ -73,20 +74,11 @@ pub enum Check {
         ground_truth: Vec<Value>,
     },
     /// The final answer equals this text (trimmed).
-    Exact {
-        /// The text.
-        text: String,
-    },
+    Exact { text: String },
     /// The final answer contains this text (case-insensitive).
-    Contains {
-        /// The text.
-        text: String,
-    },
+    Contains { text: String },
     /// The final answer matches this regular expression.
-    Regex {
-        /// The pattern.
-        pattern: String,
-    },
+    Regex { pattern: String },
     /// Python run in the sandbox after the run, with `answer` bound to the final answer and the
     /// run's files under `/mnt/data`; the case passes when the code's last expression is true.
     Python {

@@ -20,7 +20,7 @@ pub enum BuiltinError {
     /// A tool could not be set up.
     #[error("cannot set up `{tool}`: {message}")]
     ToolSetup {
-        /// The tool.
+        /// The name of the tool.
         tool: &'static str,
         /// What failed.
         message: String,

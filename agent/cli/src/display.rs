@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Write};
 
 use glm_agent::{Event, EventSink};
-use glm_prompts::SpecialToken;
+use glm_prompts::{Piece, Reader};
 use serde::Deserialize;
 
 use crate::cli::write_stdout;
@@ -14,12 +14,13 @@ use crate::cli::write_stdout;
 pub struct Display {
     json: bool,
     at_line_start: bool,
-    /// Tool names: a turn whose first line is one is a call, shown by its `call` event only.
+    /// Tool names: a segment of a turn whose first line is one is a call, shown by its `call`
+    /// event only.
     tools: Vec<String>,
-    /// The current turn's first line, held back until it is known not to name a tool.
-    held: String,
-    /// Whether the current turn's text is streamed (`None` until its first line is complete).
-    streaming: Option<bool>,
+    /// Reads the current turn into its text, which streams, and its calls, which do not.
+    reader: Reader,
+    /// The reason of the turn's malformed call, which its error observation repeats.
+    malformed: Option<String>,
     /// Whether the answer also goes to stdout.
     answer_to_stdout: bool,
 }
@@ -35,14 +36,6 @@ pub fn short(text: &str, lines: usize, chars: usize) -> String {
     out
 }
 
-fn visible(text: &str) -> String {
-    let mut shown = text.to_owned();
-    for t in SpecialToken::ALL {
-        shown = shown.replace(t.as_str(), "");
-    }
-    shown
-}
-
 impl Display {
     /// A display for a run offering `tools`; `json` prints JSON lines instead.
     pub fn new(json: bool, tools: Vec<String>) -> Self {
@@ -50,9 +43,9 @@ impl Display {
         Display {
             json,
             at_line_start: true,
+            reader: Reader::new(&tools),
             tools,
-            held: String::new(),
-            streaming: None,
+            malformed: None,
             answer_to_stdout: !same_terminal,
         }
     }
@@ -80,35 +73,26 @@ impl Display {
         }
     }
 
-    /// Streams a delta, holding back a turn's first line until it is known not to be a call.
+    /// Streams a turn's text as it comes; a call's name and arguments wait for its `call` event.
     fn delta(&mut self, text: &str) {
-        match self.streaming {
-            Some(true) => self.write_err(&visible(text)),
-            Some(false) => {}
-            None => {
-                self.held.push_str(text);
-                let Some((first, _)) = self.held.split_once('\n') else {
-                    return;
-                };
-                let first = visible(first);
-                let call = self.tools.iter().any(|t| *t == first.trim());
-                self.streaming = Some(!call);
-                if !call {
-                    let held = std::mem::take(&mut self.held);
-                    self.write_err(&visible(&held));
-                }
+        let pieces = self.reader.push(text);
+        self.content(pieces);
+    }
+
+    fn content(&mut self, pieces: Vec<Piece>) {
+        for piece in pieces {
+            if let Piece::Content(text) = piece {
+                self.write_err(&text);
             }
         }
     }
 
-    /// Ends a model turn: a held first line that never ended is shown now.
+    /// Ends a model turn: what the reader held back is shown, and the next turn starts afresh.
     fn end_turn(&mut self) {
-        if self.streaming.is_none() {
-            let held = std::mem::take(&mut self.held);
-            self.write_err(&visible(&held));
-        }
-        self.held.clear();
-        self.streaming = None;
+        let pieces = self.reader.finish();
+        self.content(pieces);
+        self.reader = Reader::new(&self.tools);
+        self.malformed = None;
         self.end_line();
     }
 
@@ -133,11 +117,19 @@ impl Display {
                     }
                     other => other.to_string(),
                 };
-                self.write_err(&format!("→ {name}: {}\n", short(&args, 6, 400)));
+                let args = short(&args, 6, 400).replace('\n', "\n  ");
+                self.write_err(&format!("→ {name}: {args}\n"));
             }
             Event::Malformed { name, reason, .. } => {
                 self.write_err(&format!("✗ {name}: {reason}\n"));
+                self.malformed = Some(reason.clone());
             }
+            Event::Observation { text, error, .. }
+                if *error
+                    && self
+                        .malformed
+                        .as_ref()
+                        .is_some_and(|r| text.contains(r.as_str())) => {}
             Event::Observation {
                 text, error, files, ..
             } => {
@@ -154,6 +146,7 @@ impl Display {
                     .filter_map(|t| glm_prompts::ToolSpec::deserialize(t).ok())
                     .map(|t| t.name().to_owned())
                     .collect();
+                self.reader = Reader::new(&self.tools);
                 self.write_err(&format!(
                     "tools changed: {} offered now ({})\n",
                     self.tools.len(),

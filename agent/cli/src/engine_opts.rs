@@ -18,7 +18,6 @@ use crate::setup::CommonOptions;
 
 /// An opened engine and the ids of its model's control tokens.
 pub struct Opened {
-    /// The engine.
     pub engine: Box<dyn Engine>,
     /// Control-token ids from the model's tokenizer.
     pub ids: SpecialIds,

@@ -245,7 +245,7 @@ async fn run_on_engine(
 
 pub fn run(args: EvalArgs) -> CmdResult {
     let mut builtins = BuiltinOptions::new(args.common.cache()?);
-    builtins.offline = args.common.is_offline();
+    builtins.offline = args.common.downloads_off();
     match &args.command {
         Some(EvalCommand::ConvertBfcl {
             data,

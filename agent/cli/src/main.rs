@@ -9,6 +9,7 @@ mod display;
 mod engine_opts;
 mod eval;
 mod generate;
+mod input;
 mod mcp;
 mod model;
 mod prompt;
@@ -22,10 +23,11 @@ mod workdir;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let command = config::with_help_notes(cli::Cli::command(), &config::help_notes());
+    let args = cli::Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

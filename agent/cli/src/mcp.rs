@@ -15,10 +15,10 @@ use crate::settings::{Layered, Source};
 /// The `--mcp` flag.
 #[derive(Debug, Clone, Default, Args)]
 pub struct McpFlags {
-    /// An MCP server for this run: NAME=COMMAND ARGS... (one argument, split as a shell would)
-    /// or NAME=URL (streamable HTTP); repeatable. Its tools are offered as NAME__TOOL. Adds to
+    /// An MCP server for this run: NAME=COMMAND ARGS... (one argument, split as a shell would;
+    /// leading KEY=VALUE words are its environment) or NAME=URL (streamable HTTP); repeatable. Its tools are offered as NAME__TOOL. Adds to
     /// (or replaces, by name) the config file's [mcp_servers.NAME] tables
-    #[arg(long = "mcp", value_name = "NAME=COMMAND|URL")]
+    #[arg(long = "mcp", value_name = "NAME=[KEY=VALUE...] COMMAND|URL")]
     pub mcp: Vec<String>,
 }
 

@@ -135,7 +135,7 @@ fn live_tools(args: &ReplayArgs, trace: &Trace) -> Result<Option<ToolRegistry>, 
         ..ToolSettings::default()
     };
     let settings = Config::load()?.resolve(&flags)?.value;
-    let options = settings.builtin_options(args.common.cache()?, args.common.is_offline())?;
+    let options = settings.builtin_options(args.common.cache()?, args.common.downloads_off())?;
     let names: Vec<String> = trace
         .events
         .iter()

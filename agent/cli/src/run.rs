@@ -18,7 +18,7 @@ use crate::config::{
 use crate::display::Display;
 use crate::engine_opts::{Opened, resolve};
 use crate::mcp::McpFlags;
-use crate::setup::{CommonOptions, show_progress};
+use crate::setup::CommonOptions;
 use crate::workdir::{WorkDir, WorkDirOptions};
 
 /// Options shared by `run` and `chat`. Unset flags fall back to the environment, then the config
@@ -61,7 +61,6 @@ glm-agent run --engine openai:http://gpu-box:8000 --tokenizer tokenizer.json \".
 glm-agent run --engine replay:~/.local/state/glm-agent/traces/run-1764331200000-4242.jsonl --json \"...\""
 )]
 pub struct RunArgs {
-    /// The task.
     task: String,
     #[command(flatten)]
     options: RunOptions,
@@ -107,8 +106,8 @@ pub fn tool_names(registry: &glm_tools::ToolRegistry) -> Vec<String> {
 }
 
 /// Reads every setting, finds the model, readies the tools, then loads the engine: a model that
-/// cannot be had fails (exit 4) before the Python runtime is installed or an MCP server starts,
-/// and a missing runtime or a server that does not start before a model loads for minutes.
+/// cannot be had fails (exit 4) before an MCP server starts, and a server that does not start
+/// fails before a model loads for minutes. The Python runtime readies in the background.
 pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     let config = Config::load()?;
     let engine = config.resolve(&options.engine)?.value;
@@ -124,7 +123,7 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     let tools = layered_tools.value;
     let trace = config.resolve(&options.trace)?.value;
     let common = &options.common;
-    let builtin = tools.builtin_options(common.cache()?, common.is_offline())?;
+    let builtin = tools.builtin_options(common.cache()?, common.downloads_off())?;
     let names: Vec<&str> = offered.builtins.iter().map(String::as_str).collect();
     let mut registry = if names.is_empty() {
         glm_tools::ToolRegistry::new()
@@ -133,9 +132,9 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     };
     let resolved = resolve(&engine, common).await?;
     if names.contains(&"python") {
-        glm_tools::python::setup(&builtin.cache, builtin.offline, &show_progress)
-            .await
-            .map_err(|e| Failure::bad_input(anyhow::anyhow!("the python tool: {e}")))?;
+        // Installed (once, 93 MB) and compiled while the model loads, never before the first
+        // turn; a call that comes earlier waits for it, and one that cannot have it is told why.
+        install_python_in_background(builtin.cache.clone(), builtin.offline);
     }
     let servers = crate::mcp::start(offered.servers).await?;
     crate::mcp::register(&servers, &mut registry);
@@ -152,6 +151,24 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
         trace_dir: trace.trace_dir.unwrap_or_else(std::env::temp_dir),
         servers,
     })
+}
+
+/// Readies the Python runtime in the background, saying so when it has to be installed.
+fn install_python_in_background(cache: PathBuf, offline: bool) {
+    let installed = glm_tools::python::installed(&cache);
+    if !installed && !offline {
+        eprintln!("Installing the Python runtime in the background (once, about 93 MB)...");
+    }
+    tokio::spawn(async move {
+        match glm_tools::python::setup(&cache, offline, &|_| {}).await {
+            Ok(_) if !installed => eprintln!("The Python runtime is ready."),
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "warning: the python tool is unavailable ({e}); the run goes on, and python \
+answers that it is unavailable"
+            ),
+        }
+    });
 }
 
 /// The tokenizer of `model` when it is a local folder or in the Hugging Face cache.
@@ -195,7 +212,6 @@ pub fn trace_writer(options: &RunOptions, trace_dir: &std::path::Path) -> Option
 pub struct Shown<'d> {
     /// The trace, if any.
     pub trace: Option<TraceWriter>,
-    /// The display.
     pub display: &'d mut Display,
 }
 

@@ -56,7 +56,6 @@ pub enum SettingsError {
     Unknown {
         /// The file.
         path: PathBuf,
-        /// The key.
         key: String,
         /// Every known key.
         known: String,
@@ -64,7 +63,6 @@ pub enum SettingsError {
     /// A value of the wrong type.
     #[error("invalid setting `{key}` ({source_}): {message}")]
     Invalid {
-        /// The key.
         key: String,
         /// Where the value came from.
         source_: Source,
@@ -344,6 +342,17 @@ pub struct Layered<T> {
     pub sources: BTreeMap<&'static str, Source>,
 }
 
+/// `value` with a number that came from an `f32` written as that `f32` prints (`0.8`, not
+/// `0.800000011920929`).
+pub fn shortest(value: &Value) -> Value {
+    match value.as_f64() {
+        Some(x) if value.is_f64() && f64::from(x as f32) == x => {
+            serde_json::from_str(&(x as f32).to_string()).unwrap_or_else(|_| value.clone())
+        }
+        _ => value.clone(),
+    }
+}
+
 impl<T: Concern> Layered<T> {
     /// Every key with its value, source and meaning, in the concern's order.
     pub fn rows(&self) -> Vec<(&'static str, Value, Source, &'static str)> {
@@ -351,7 +360,7 @@ impl<T: Concern> Layered<T> {
         T::KEYS
             .iter()
             .map(|key| {
-                let value = values.get(key.name).cloned().unwrap_or(Value::Null);
+                let value = values.get(key.name).map_or(Value::Null, shortest);
                 let source = self
                     .sources
                     .get(key.name)

@@ -46,6 +46,12 @@ impl CommonOptions {
     pub fn is_offline(&self) -> bool {
         glm_agent::paths::offline(self.offline, |k| std::env::var(k).ok())
     }
+
+    /// Whether downloads other than the model's (the Python runtime) are off: `--offline` or
+    /// `GLM_AGENT_OFFLINE`, not `HF_HUB_OFFLINE`.
+    pub fn downloads_off(&self) -> bool {
+        glm_agent::paths::downloads_off(self.offline, |k| std::env::var(k).ok())
+    }
 }
 
 pub fn run(command: SetupCommand) -> CmdResult {
@@ -54,7 +60,7 @@ pub fn run(command: SetupCommand) -> CmdResult {
             let cache = common.cache()?;
             let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
             runtime
-                .block_on(setup(&cache, common.is_offline(), &show_progress))
+                .block_on(setup(&cache, common.downloads_off(), &show_progress))
                 .map_err(|e| Failure::new(ExitStatus::BadInput, e))?;
             eprintln!("Python runtime ready in {}", cache.join("python").display());
             Ok(())

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use glm_agent::exit::ExitStatus;
-use glm_prompts::{Parsed, parse};
+use glm_prompts::{Parsed, ToolKind, parse};
 use glm_tools::builtins::builtin_registry;
 use glm_tools::{ToolContext, ToolRegistry};
 
@@ -73,7 +73,8 @@ impl ToolOptions {
         let config = Config::load()?;
         let layered = config.resolve(&self.tools)?;
         let settings = &layered.value;
-        let options = settings.builtin_options(self.common.cache()?, self.common.is_offline())?;
+        let options =
+            settings.builtin_options(self.common.cache()?, self.common.downloads_off())?;
         let servers = crate::mcp::configured(&config, &self.mcp)?;
         let offered = match call {
             None => crate::mcp::offered(&layered, servers)?,
@@ -124,17 +125,44 @@ pub fn run(command: ToolsCommand) -> CmdResult {
 }
 
 fn list(registry: &ToolRegistry, json: bool) -> CmdResult {
+    let declared = registry.declared();
+    // How the model (and `tools call`) writes a built-in's arguments, which are not JSON.
+    let syntax = |name: &str| {
+        match declared.kind(name) {
+        Some(ToolKind::Python) => Some("Python code (a cell of the notebook)".to_owned()),
+        Some(ToolKind::SimpleBrowser) => Some(
+            "one of search(\"query\", recency_days=N), mclick([id, ...]), open_url(\"https://...\")"
+                .to_owned(),
+        ),
+        Some(ToolKind::Function) | None => None,
+    }
+    };
     let infos = registry.describe();
     let text = if json {
+        let infos: Vec<serde_json::Value> = infos
+            .iter()
+            .map(|info| {
+                let mut value = serde_json::to_value(info).unwrap_or_default();
+                if let (Some(syntax), Some(map)) = (syntax(&info.name), value.as_object_mut()) {
+                    map.insert("arguments".into(), syntax.into());
+                }
+                value
+            })
+            .collect();
         serde_json::to_string_pretty(&infos).map_err(Failure::bad_input)? + "\n"
     } else {
         let mut out = String::new();
         for info in infos {
+            let how = match syntax(&info.name) {
+                Some(syntax) => format!("arguments: {syntax}"),
+                None => format!(
+                    "parameters: {}",
+                    glm_prompts::pyjson::dumps(&info.parameters)
+                ),
+            };
             out.push_str(&format!(
-                "{}\n  {}\n  parameters: {}\n\n",
-                info.name,
-                info.description,
-                glm_prompts::pyjson::dumps(&info.parameters)
+                "{}\n  {}\n  {how}\n\n",
+                info.name, info.description
             ));
         }
         out
@@ -170,7 +198,7 @@ fn call_with(
     }
     if name == "python" {
         // Install on first use, with progress, before the call's time limit starts.
-        let (cache, offline) = (options.common.cache()?, options.common.is_offline());
+        let (cache, offline) = (options.common.cache()?, options.common.downloads_off());
         runtime
             .block_on(glm_tools::python::setup(&cache, offline, &show_progress))
             .map_err(Failure::bad_input)?;

@@ -75,11 +75,18 @@ impl WorkDir {
     }
 
     /// Ends the command's use of the folder (removed unless kept, as on drop); says where kept
-    /// files are when there are any.
+    /// files are when there are any, or how to keep the ones removed.
     pub fn finish(self, quiet: bool) {
         let has_files = std::fs::read_dir(&self.path).is_ok_and(|mut d| d.next().is_some());
-        if self.keep && has_files && !quiet {
-            eprintln!("files: {}", self.path.display());
+        if has_files && !quiet {
+            if self.keep {
+                eprintln!("files: {}", self.path.display());
+            } else {
+                eprintln!(
+                    "files: the files the tools wrote are removed with the run's temporary folder; \
+--keep-files or --work-dir DIR keeps them"
+                );
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
-//! MCP servers through the command line, against the protocol's reference server
-//! (`@modelcontextprotocol/server-everything` from npm) and a server written with the official
-//! Python SDK (`mcp` from PyPI), both installed by `tests/mcp/fetch.sh` into the cache folder.
+//! MCP servers through the command line, against the protocol's reference servers
+//! (`@modelcontextprotocol/server-everything` and `server-filesystem` from npm) and a server
+//! written with the official Python SDK (`mcp` from PyPI), installed by `tests/mcp/fetch.sh`
+//! into the cache folder.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -32,6 +33,17 @@ fn packages() -> &'static (PathBuf, PathBuf) {
             .unwrap();
         (everything, python)
     })
+}
+
+/// `--mcp` for the reference filesystem server over stdio, allowed into `root`.
+fn filesystem_stdio(root: &Path) -> String {
+    let js = packages()
+        .0
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("server-filesystem/dist/index.js");
+    format!("fs=node {} {}", js.display(), root.display())
 }
 
 /// `--mcp` for the reference server over stdio.
@@ -731,4 +743,30 @@ fn a_server_dies_with_a_killed_glm_agent() {
         "{:?}",
         processes_with(&marker)
     );
+}
+
+/// server-filesystem sends each result twice (a text block and `structuredContent`), an image
+/// also as base64 in both: the model reads the text once and the image as a saved file.
+#[test]
+fn the_filesystem_servers_results_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("notes.txt"), "marker-7731 first\nsecond line\n").unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..12_000u32).map(|i| (i * 7919 % 251) as u8));
+    std::fs::write(root.join("figure.png"), &png).unwrap();
+    let fs = filesystem_stdio(&root);
+    let call = |tool: &str, path: &str| {
+        let args = serde_json::json!({ "path": root.join(path) }).to_string();
+        let out = glm_agent(dir.path(), &["tools", "call", tool, &args, "--mcp", &fs]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let read = call("fs__read_text_file", "notes.txt");
+    assert_eq!(read.matches("marker-7731").count(), 1, "{read}");
+    let image = call("fs__read_media_file", "figure.png");
+    assert!(image.contains("/mnt/data/"), "{image}");
+    assert!(!image.contains("iVBORw0KGgo"), "{image}");
+    assert!(image.len() < 1_000, "{} bytes: {image}", image.len());
 }

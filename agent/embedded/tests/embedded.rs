@@ -10,9 +10,9 @@ use glm_engine_mistralrs::model::prepare;
 use glm_engine_mistralrs::{EmbeddedConfig, EmbeddedEngine, Isq};
 use glm_prompts::tiny::TINY_VOCAB_SIZE;
 
-use crate::model_map::{
-    Incremental, Tensors, glm_hf_tensors_vocab, glm_model, hf_config_vocab, write_checkpoint,
-};
+use glm_test_support::checkpoint::tiny_glm4;
+
+use crate::model_map::{Incremental, Tensors, glm_model};
 
 /// The tiny checkpoint (original layout and its mapped copy), made once per test process.
 pub(crate) struct Fixture {
@@ -23,14 +23,15 @@ pub(crate) struct Fixture {
 pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
+        let tiny = tiny_glm4();
         let dir = tempfile::tempdir().unwrap().keep();
-        let source = dir.join("glm-4-tiny-hf");
-        let tensors = glm_hf_tensors_vocab(TINY_VOCAB_SIZE);
-        write_checkpoint(&source, &tensors, hf_config_vocab(TINY_VOCAB_SIZE));
-        let mapped = prepare(&source, &dir.join("cache"), &mut |_, _| {})
+        let mapped = prepare(&tiny.dir, &dir.join("cache"), &mut |_, _| {})
             .unwrap()
             .dir;
-        Fixture { mapped, tensors }
+        Fixture {
+            mapped,
+            tensors: tiny.tensors.clone(),
+        }
     })
 }
 
@@ -677,7 +678,7 @@ fn glm_agent_generate_on_a_local_model_folder() {
         "",
     );
     assert_eq!(out.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("huggingface-cli download org/absent"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hf download org/absent"));
     let out = glm_test_support::glm_agent(
         &[
             "generate",

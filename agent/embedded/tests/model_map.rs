@@ -9,65 +9,15 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::json;
 
 const VOCAB: usize = 300;
-const HIDDEN: usize = 64;
-const HEADS: usize = 4;
-const KV_HEADS: usize = 2;
-const HEAD_DIM: usize = 16;
-const FFN: usize = 96;
-const LAYERS: usize = 2;
-/// GLM-4-9B-Chat-1M's rotary base: 10000 × rope_ratio 10000.
-const BASE: f64 = 1e8;
 
-pub(crate) use glm_test_support::checkpoint::{Tensors, weights, write_checkpoint};
+pub(crate) use glm_test_support::checkpoint::{
+    BASE, FFN, HEAD_DIM, HEADS, HIDDEN, KV_HEADS, LAYERS, Tensors, glm4_hf_config, glm4_hf_tensors,
+    write_checkpoint,
+};
 
 /// A GlmForCausalLM checkpoint's tensors.
 fn glm_hf_tensors() -> Tensors {
-    glm_hf_tensors_vocab(VOCAB)
-}
-
-/// A GlmForCausalLM checkpoint's tensors with a `vocab`-token vocabulary.
-pub(crate) fn glm_hf_tensors_vocab(vocab: usize) -> Tensors {
-    let mut t = Tensors::new();
-    let mut seed = 1;
-    let mut add = |name: String, shape: Vec<usize>, scale: f32| {
-        seed += 1;
-        let n = shape.iter().product();
-        t.insert(name, (shape, weights(seed, n, scale)));
-    };
-    add("model.embed_tokens.weight".into(), vec![vocab, HIDDEN], 1.0);
-    for i in 0..LAYERS {
-        let p = |s: &str| format!("model.layers.{i}.{s}");
-        add(
-            p("self_attn.q_proj.weight"),
-            vec![HEADS * HEAD_DIM, HIDDEN],
-            0.3,
-        );
-        add(p("self_attn.q_proj.bias"), vec![HEADS * HEAD_DIM], 0.3);
-        add(
-            p("self_attn.k_proj.weight"),
-            vec![KV_HEADS * HEAD_DIM, HIDDEN],
-            0.3,
-        );
-        add(p("self_attn.k_proj.bias"), vec![KV_HEADS * HEAD_DIM], 0.3);
-        add(
-            p("self_attn.v_proj.weight"),
-            vec![KV_HEADS * HEAD_DIM, HIDDEN],
-            0.3,
-        );
-        add(p("self_attn.v_proj.bias"), vec![KV_HEADS * HEAD_DIM], 0.3);
-        add(
-            p("self_attn.o_proj.weight"),
-            vec![HIDDEN, HEADS * HEAD_DIM],
-            0.2,
-        );
-        add(p("mlp.gate_up_proj.weight"), vec![2 * FFN, HIDDEN], 0.2);
-        add(p("mlp.down_proj.weight"), vec![HIDDEN, FFN], 0.2);
-        add(p("input_layernorm.weight"), vec![HIDDEN], 1.0);
-        add(p("post_attention_layernorm.weight"), vec![HIDDEN], 1.0);
-    }
-    add("model.norm.weight".into(), vec![HIDDEN], 1.0);
-    add("lm_head.weight".into(), vec![vocab, HIDDEN], 0.5);
-    t
+    glm4_hf_tensors(VOCAB)
 }
 
 /// The same weights in the original ChatGLMModel names, with q/k/v fused.
@@ -429,15 +379,7 @@ pub(crate) fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
 }
 
 fn hf_config() -> serde_json::Value {
-    hf_config_vocab(VOCAB)
-}
-
-pub(crate) fn hf_config_vocab(vocab: usize) -> serde_json::Value {
-    json!({"architectures": ["GlmForCausalLM"], "model_type": "glm", "vocab_size": vocab, "hidden_size": HIDDEN,
-           "intermediate_size": FFN, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
-           "num_key_value_heads": KV_HEADS, "head_dim": HEAD_DIM, "partial_rotary_factor": 0.5,
-           "rope_theta": BASE, "rms_norm_eps": 1e-5, "max_position_embeddings": 1_048_576,
-           "attention_bias": true, "tie_word_embeddings": false})
+    glm4_hf_config(VOCAB)
 }
 
 #[test]
@@ -608,7 +550,13 @@ fn model_prepare_maps_once_and_prints_the_folder() {
     );
     // Not a usage mistake: the model cannot be had (exit 4, as an engine failure).
     assert_eq!(missing.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("huggingface-cli download"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("hf download THUDM/glm-4-9b-chat-1m-hf")
+    );
+    // A folder that is not there is named as missing, not as "not a repo id".
+    let absent = glm_test_support::glm_agent(&["model", "prepare", "./no/such/glm-4"], "");
+    let err = String::from_utf8_lossy(&absent.stderr);
+    assert!(err.contains("./no/such/glm-4 does not exist"), "{err}");
 }
 
 /// A Hugging Face-like file server: `/{repo}/resolve/main/{file}` with ranges, ETag and commit
@@ -703,5 +651,5 @@ fn model_prepare_downloads_a_repo_once_then_works_offline() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(4));
     let err = String::from_utf8_lossy(&missing.stderr);
-    assert!(err.contains("huggingface-cli download org/other"), "{err}");
+    assert!(err.contains("hf download org/other"), "{err}");
 }

@@ -95,12 +95,12 @@ pub enum FinishReason {
 
 /// What a generation cost.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
 pub struct Usage {
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
     /// Prompt tokens served from the prefix cache, when the backend reports it.
     pub cached_prompt_tokens: Option<usize>,
-    /// Tokens generated.
     pub generated_tokens: usize,
     /// Time to the first generated token.
     pub prefill: Duration,
@@ -110,13 +110,13 @@ pub struct Usage {
 
 /// One event of a generation stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum EngineEvent {
     /// New tokens: their ids (when the backend reports them) and their text, control tokens
     /// visible.
     Delta {
         /// Token ids.
         ids: Vec<u32>,
-        /// Text.
         text: String,
     },
     /// The end, always the last event.
@@ -233,27 +233,158 @@ pub trait Engine: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<Generation, EngineError>> + Send + '_>> {
         Box::pin(async move {
             let mut stream = self.generate(request);
-            let (mut ids, mut text) = (Vec::new(), String::new());
-            while let Some(event) = stream.next().await {
-                match event? {
-                    EngineEvent::Delta { ids: i, text: t } => {
-                        ids.extend(i);
-                        text.push_str(&t);
-                    }
-                    EngineEvent::Finished { reason, usage } => {
-                        return Ok(Generation {
-                            ids,
-                            text,
-                            reason,
-                            usage,
-                        });
-                    }
+            let mut collector = Collector::default();
+            loop {
+                if let Progress::Finished { reason, usage } = collector.next(&mut stream).await? {
+                    return Ok(collector.into_generation(reason, usage));
                 }
             }
-            Err(EngineError::new(
+        })
+    }
+}
+
+/// Reads a generation stream by its contract: deltas, then one finish event, the last; a stream
+/// that ends before its finish is broken ([`Cause::StreamEnded`]). Every reader of
+/// [`Engine::generate`] goes through it: [`Engine::collect`] for a whole generation, the agent's
+/// loop and the server event by event while the text streams.
+#[derive(Debug, Default)]
+pub struct Collector {
+    ids: Vec<u32>,
+    text: String,
+}
+
+/// What [`Collector::next`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// New tokens: their text (empty when a delta carried ids only). The ids and text so far
+    /// are [`Collector::ids`] and [`Collector::text`].
+    Delta(String),
+    /// The generation's end.
+    Finished {
+        /// Why it ended.
+        reason: FinishReason,
+        /// What it cost.
+        usage: Usage,
+    },
+}
+
+impl Collector {
+    /// Reads the stream's next event into the collector. After [`Progress::Finished`] the stream
+    /// has nothing more to give.
+    pub async fn next(&mut self, stream: &mut EventStream<'_>) -> Result<Progress, EngineError> {
+        match stream.next().await {
+            Some(Ok(EngineEvent::Delta { ids, text })) => {
+                self.ids.extend(ids);
+                self.text.push_str(&text);
+                Ok(Progress::Delta(text))
+            }
+            Some(Ok(EngineEvent::Finished { reason, usage })) => {
+                Ok(Progress::Finished { reason, usage })
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(EngineError::new(
                 Cause::StreamEnded,
                 "the engine's stream ended without a finish event",
-            ))
+            )),
+        }
+    }
+
+    /// The ids generated so far (none from a backend that reports text only).
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// The text generated so far, control tokens visible.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Sets the ids of a backend that reports text only (the caller encodes the text, control
+    /// tokens recognised).
+    pub fn set_ids(&mut self, ids: Vec<u32>) {
+        self.ids = ids;
+    }
+
+    /// The whole generation, once [`Progress::Finished`] gave its reason and usage.
+    pub fn into_generation(self, reason: FinishReason, usage: Usage) -> Generation {
+        Generation {
+            ids: self.ids,
+            text: self.text,
+            reason,
+            usage,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(events: Vec<Result<EngineEvent, EngineError>>) -> EventStream<'static> {
+        Box::pin(futures::stream::iter(events))
+    }
+
+    fn delta(ids: &[u32], text: &str) -> Result<EngineEvent, EngineError> {
+        Ok(EngineEvent::Delta {
+            ids: ids.to_vec(),
+            text: text.to_owned(),
         })
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map(|r| r.block_on(f))
+            .unwrap_or_else(|e| panic!("runtime: {e}"))
+    }
+
+    #[test]
+    fn the_collector_gathers_deltas_until_the_finish() {
+        let finished = Ok(EngineEvent::Finished {
+            reason: FinishReason::Stop,
+            usage: Usage::default(),
+        });
+        let mut s = stream(vec![delta(&[1, 2], "ab"), delta(&[3], ""), finished]);
+        let mut c = Collector::default();
+        let steps: Vec<Progress> = block_on(async {
+            let mut steps = Vec::new();
+            loop {
+                let step = c.next(&mut s).await.unwrap_or_else(|e| panic!("{e}"));
+                let last = matches!(step, Progress::Finished { .. });
+                steps.push(step);
+                if last {
+                    return steps;
+                }
+            }
+        });
+        assert_eq!(steps[0], Progress::Delta("ab".into()));
+        assert_eq!(steps[1], Progress::Delta(String::new()));
+        assert_eq!((c.ids(), c.text()), (&[1, 2, 3][..], "ab"));
+    }
+
+    #[test]
+    fn a_stream_that_ends_before_its_finish_is_broken() {
+        let mut s = stream(vec![delta(&[1], "a")]);
+        let mut c = Collector::default();
+        let second = block_on(async {
+            let first = c.next(&mut s).await;
+            assert!(first.is_ok());
+            c.next(&mut s).await
+        });
+        let e = second
+            .err()
+            .unwrap_or_else(|| panic!("a finish was invented"));
+        assert_eq!(e.cause, Cause::StreamEnded);
+        assert!(e.retryable());
+        // What arrived before the break is kept for the caller's report.
+        assert_eq!(c.text(), "a");
+    }
+
+    #[test]
+    fn a_failure_in_the_stream_is_passed_on_as_it_is() {
+        let failed = Err(EngineError::new(Cause::ContextExceeded, "too long"));
+        let mut s = stream(vec![failed]);
+        let e = block_on(Collector::default().next(&mut s)).err();
+        assert_eq!(e.map(|e| e.cause), Some(Cause::ContextExceeded));
     }
 }

@@ -27,16 +27,23 @@ pub fn cache_dir(flag: Option<PathBuf>, env: impl Fn(&str) -> Option<String>) ->
 pub const NO_CACHE_DIR: &str =
     "no cache folder: set GLM_AGENT_CACHE (or HOME or XDG_CACHE_HOME), or pass --cache-dir DIR";
 
-/// Whether downloads are off: `flag`, or `GLM_AGENT_OFFLINE` / `HF_HUB_OFFLINE` set to a true
-/// value.
+/// Whether the model hub is off: [`downloads_off`], or `HF_HUB_OFFLINE` set to a true value.
 pub fn offline(flag: bool, env: impl Fn(&str) -> Option<String>) -> bool {
-    flag || ["GLM_AGENT_OFFLINE", "HF_HUB_OFFLINE"].iter().any(|k| {
-        env(k).is_some_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        })
+    downloads_off(flag, &env) || truthy(env("HF_HUB_OFFLINE"))
+}
+
+/// Whether every download is off (the model's and the Python runtime's): `flag` (`--offline`)
+/// or `GLM_AGENT_OFFLINE` set to a true value. `HF_HUB_OFFLINE` is about the model hub only.
+pub fn downloads_off(flag: bool, env: impl Fn(&str) -> Option<String>) -> bool {
+    flag || truthy(env("GLM_AGENT_OFFLINE"))
+}
+
+fn truthy(value: Option<String>) -> bool {
+    value.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
     })
 }
 
@@ -73,5 +80,10 @@ mod tests {
         );
         assert!(offline(false, |k| (k == "HF_HUB_OFFLINE").then(|| "1".to_owned())));
         assert!(!offline(false, |_| Some("0".to_owned())));
+        // HF_HUB_OFFLINE keeps the model hub off, not the Python runtime's download.
+        assert!(!downloads_off(false, |k| (k == "HF_HUB_OFFLINE").then(|| "1".to_owned())));
+        assert!(downloads_off(false, |k| (k == "GLM_AGENT_OFFLINE")
+            .then(|| "yes".to_owned())));
+        assert!(downloads_off(true, |_| None));
     }
 }

@@ -58,9 +58,15 @@ impl ApiError {
     }
 }
 
+/// The message of an [`ApiError`] answer, for the log line the router writes for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure(pub(crate) String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        response.extensions_mut().insert(Failure(self.message));
+        response
     }
 }
 

@@ -14,7 +14,7 @@ use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use glm_agent::engine::{Cause, EngineError, EngineEvent, FinishReason, Usage};
+use glm_agent::engine::{Collector, EngineError, FinishReason, Progress, Usage};
 use glm_agent::{End, Event, prefix_hash};
 use glm_prompts::{Piece, Reader, Segments};
 use serde_json::{Value, json};
@@ -202,17 +202,21 @@ async fn run(server: Arc<Server>, job: Job, place: Place, tx: mpsc::Sender<Out>,
         Ended::Gone => server.log(format_args!(
             "POST {} cancelled: the client went away or stopped reading after {} generated tokens ({:.1} s)",
             job.endpoint,
-            generation.ids.len(),
+            generation.collected.ids().len(),
             started.elapsed().as_secs_f64()
         )),
         Ended::Failed(e) => {
             let error = ApiError::from_engine(&e);
-            server.log(format_args!(
-                "POST {} {} {}",
-                job.endpoint,
-                error.status.as_u16(),
-                e.message
-            ));
+            if job.stream {
+                // An unstreamed failure is an answer the router logs; a stream's is not.
+                server.log(format_args!(
+                    "POST {} {} {} ({} ms)",
+                    job.endpoint,
+                    error.status.as_u16(),
+                    e.message,
+                    started.elapsed().as_millis()
+                ));
+            }
             out.send(Out::Fail(error)).await;
         }
         Ended::Finished {
@@ -275,8 +279,8 @@ struct Generation {
     reader: Option<Reader>,
     /// Read but not yet sent.
     pieces: Vec<Piece>,
-    ids: Vec<u32>,
-    raw: String,
+    /// The ids and text generated so far.
+    collected: Collector,
     /// Bytes of `raw` passed on (the rest may be the start of a stop string).
     sent: usize,
     /// Generated ids already sent in a chunk, when the client asked for them.
@@ -293,8 +297,7 @@ impl Generation {
                 Kind::Completion { .. } => None,
             },
             pieces: Vec::new(),
-            ids: Vec::new(),
-            raw: String::new(),
+            collected: Collector::default(),
             sent: 0,
             ids_sent: 0,
             token_ids: matches!(job.kind, Kind::Completion { token_ids: true }),
@@ -343,25 +346,14 @@ impl Generation {
             let next = tokio::select! {
                 biased;
                 () = out.tx.closed() => return Ended::Gone,
-                next = stream.next() => next,
+                next = self.collected.next(&mut stream) => next,
             };
-            let (text, finished) = match next {
-                Some(Ok(EngineEvent::Delta { ids, text })) => {
-                    self.ids.extend(ids);
-                    (text, None)
-                }
-                Some(Ok(EngineEvent::Finished { reason, usage })) => {
-                    (String::new(), Some((reason, usage)))
-                }
-                Some(Err(e)) => return Ended::Failed(e),
-                None => {
-                    return Ended::Failed(EngineError::new(
-                        Cause::StreamEnded,
-                        "the engine's stream ended without a finish event",
-                    ));
-                }
+            let finished = match next {
+                Ok(Progress::Delta(_)) => None,
+                Ok(Progress::Finished { reason, usage }) => Some((reason, usage)),
+                Err(e) => return Ended::Failed(e),
             };
-            let (hit, fresh) = self.take(job, &text, finished.is_some());
+            let (hit, fresh) = self.take(job, finished.is_some());
             if job.stream && self.reader.is_none() && !self.send_text(job, out, fresh).await {
                 return Ended::Gone;
             }
@@ -382,17 +374,17 @@ impl Generation {
         }
     }
 
-    /// Adds a delta's text; passes on what cannot be the start of a stop string (everything,
+    /// Reads what the last delta added; passes on what cannot be the start of a stop string (everything,
     /// at the end). Whether a stop string was found, and the text passed on.
-    fn take(&mut self, job: &Job, text: &str, last: bool) -> (bool, std::ops::Range<usize>) {
-        self.raw.push_str(text);
-        let (ready, hit) = match scan_stops(&self.raw, self.sent, &job.stops) {
+    fn take(&mut self, job: &Job, last: bool) -> (bool, std::ops::Range<usize>) {
+        let (ready, hit) = match scan_stops(self.collected.text(), self.sent, &job.stops) {
             (at, true) => (at, true),
-            _ if last => (self.raw.len(), false),
+            _ if last => (self.collected.text().len(), false),
             other => other,
         };
         if let Some(r) = self.reader.as_mut() {
-            self.pieces.extend(r.push(&self.raw[self.sent..ready]));
+            self.pieces
+                .extend(r.push(&self.collected.text()[self.sent..ready]));
         }
         let fresh = self.sent..ready;
         self.sent = ready;
@@ -402,13 +394,15 @@ impl Generation {
     /// A raw completion's chunk of new text (and ids, when asked for); false when the client
     /// is gone.
     async fn send_text(&mut self, job: &Job, out: &Outbox, fresh: std::ops::Range<usize>) -> bool {
-        let new_ids = self.token_ids && self.ids.len() > self.ids_sent;
+        let new_ids = self.token_ids && self.collected.ids().len() > self.ids_sent;
         if fresh.is_empty() && !new_ids {
             return true;
         }
-        let ids = self.token_ids.then(|| &self.ids[self.ids_sent..]);
-        let chunk = to_json(&completion(job, &self.raw[fresh], ids, None));
-        self.ids_sent = self.ids.len();
+        let ids = self
+            .token_ids
+            .then(|| &self.collected.ids()[self.ids_sent..]);
+        let chunk = to_json(&completion(job, &self.collected.text()[fresh], ids, None));
+        self.ids_sent = self.collected.ids().len();
         out.send(Out::Chunk(chunk)).await
     }
 
@@ -417,19 +411,18 @@ impl Generation {
     async fn finish(mut self, server: &Server, job: &Job, out: &Outbox, end: Finish) {
         let mut usage = end.usage.unwrap_or_else(|| Usage {
             prompt_tokens: job.request.prompt.len(),
-            generated_tokens: self.ids.len(),
+            generated_tokens: self.collected.ids().len(),
             ..Usage::default()
         });
-        if self.ids.is_empty() && !self.raw.is_empty() {
+        if self.collected.ids().is_empty() && !self.collected.text().is_empty() {
             // A backend that reports text only.
-            self.ids = server
-                .encoder
-                .encode(&Segments::from_spelled(&self.raw).0)
-                .unwrap_or_default();
+            let spelled = Segments::from_spelled(self.collected.text()).0;
+            self.collected
+                .set_ids(server.encoder.encode(&spelled).unwrap_or_default());
         }
         if usage.generated_tokens == 0 {
             // A backend that does not count (a recording).
-            usage.generated_tokens = self.ids.len();
+            usage.generated_tokens = self.collected.ids().len();
         }
         if let Some(r) = self.reader.as_mut() {
             self.pieces.extend(r.finish());
@@ -451,8 +444,8 @@ impl Generation {
         let answer = self.answer(server, job, end.by_string);
         if server.options.trace_dir.is_some() {
             let outcome = Outcome {
-                ids: &self.ids,
-                raw: &self.raw,
+                ids: self.collected.ids(),
+                raw: self.collected.text(),
                 reason: end.reason,
                 usage: &usage,
                 answer: answer.as_ref(),
@@ -481,7 +474,7 @@ impl Generation {
             .collect();
         if !by_string {
             let mut kept = prefill.1.clone();
-            kept.extend(&self.ids);
+            kept.extend(self.collected.ids());
             if kept
                 .last()
                 .is_some_and(|l| job.request.stop_ids.contains(l))
@@ -506,7 +499,7 @@ impl Generation {
         let last = match &job.kind {
             Kind::Chat { .. } => chat_chunk(job, Delta::default(), Some(finish)),
             Kind::Completion { .. } => {
-                let ids = self.ids.get(self.ids_sent..).unwrap_or(&[]);
+                let ids = self.collected.ids().get(self.ids_sent..).unwrap_or(&[]);
                 to_json(&completion(
                     job,
                     "",
@@ -542,8 +535,8 @@ impl Generation {
         usage: &Usage,
     ) -> String {
         let Some((content, calls)) = answer else {
-            let ids = self.token_ids.then_some(self.ids.as_slice());
-            let mut body = completion(job, &self.raw[..self.sent], ids, Some(finish));
+            let ids = self.token_ids.then_some(self.collected.ids());
+            let mut body = completion(job, &self.collected.text()[..self.sent], ids, Some(finish));
             body.usage = Some(usage.into());
             return to_json(&body);
         };

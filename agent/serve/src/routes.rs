@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use glm_prompts::Segments;
 use serde::Deserialize;
 use serde_json::json;
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Server;
 use crate::api::{self, WithCommon};
-use crate::error::ApiError;
+use crate::error::{ApiError, Failure};
 use crate::generation::{self, Place};
 use crate::job::{self, Job};
 
@@ -34,17 +34,36 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/tokenize", post(tokenize))
         .fallback(not_found)
         .layer(from_fn_with_state(server.clone(), authorize))
+        .layer(from_fn_with_state(server.clone(), log_failures))
         .route("/health", get(|| async { "ok" }))
         .with_state(server)
 }
 
-async fn not_found(State(server): State<Arc<Server>>, request: Request) -> Response {
-    server.log(format_args!(
-        "{} {} 404 no such endpoint",
-        request.method(),
-        request.uri().path()
-    ));
-    ApiError::no_endpoint().into_response()
+/// When the request arrived, for the log line of its generation.
+#[derive(Debug, Clone, Copy)]
+struct Arrived(Instant);
+
+async fn not_found() -> ApiError {
+    ApiError::no_endpoint()
+}
+
+/// Middleware, outermost: every request answered with an [`ApiError`] gets one log line (method,
+/// path, status, the message, the time taken). A generation logs its own ending.
+async fn log_failures(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let mut request = request;
+    request.extensions_mut().insert(Arrived(started));
+    let mut response = next.run(request).await;
+    if let Some(Failure(message)) = response.extensions_mut().remove::<Failure>() {
+        server.log(format_args!(
+            "{method} {} {} {message} ({} ms)",
+            crate::escape(&path, 200),
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        ));
+    }
+    response
 }
 
 /// Middleware: a request without the key is answered 401 before its body is read, and its
@@ -63,11 +82,6 @@ async fn authorize(State(server): State<Arc<Server>>, request: Request, next: Ne
     if given.is_some_and(|g| g.as_slice() == want) {
         return next.run(request).await;
     }
-    server.log(format_args!(
-        "{} {} 401 no valid API key",
-        request.method(),
-        request.uri().path()
-    ));
     let mut response = ApiError::unauthorized().into_response();
     response
         .headers_mut()
@@ -104,9 +118,19 @@ async fn models(State(server): State<Arc<Server>>) -> Response {
 }
 
 /// A body read whole, with its share of the buffered-bytes budget (given back when dropped).
+/// As an extractor it reads within the server's limits (see [`read`]).
 struct Read {
     bytes: Bytes,
     _room: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl FromRequest<Arc<Server>> for Read {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, server: &Arc<Server>) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        read(server, &parts.headers, body).await
+    }
 }
 
 /// Reads a body within the byte limit and the time limit, once there is room for it among the
@@ -220,104 +244,75 @@ async fn prepare<T: Send + 'static>(
 /// `POST /tokenize` as vLLM answers it: `{"prompt": TEXT}` to `{"tokens", "count",
 /// "max_model_len"}`, control tokens spelled out read as control tokens. Clients check with it
 /// that they talk to the model they render prompts for.
-async fn tokenize(State(server): State<Arc<Server>>, headers: HeaderMap, body: Body) -> Response {
+async fn tokenize(State(server): State<Arc<Server>>, read: Read) -> Result<Response, ApiError> {
     #[derive(Deserialize)]
     struct Tokenize {
         #[serde(default)]
         model: Option<String>,
         prompt: String,
     }
-    let started = Instant::now();
-    let answer = async {
-        let read = read(&server, &headers, body).await?;
-        prepare(&server, move |server| {
-            let request: Tokenize = serde_json::from_slice(&read.bytes).map_err(|e| {
-                ApiError::invalid(
-                    None,
-                    format!("the body is not a tokenize request ({e}): send {{\"prompt\": TEXT}}"),
-                )
-            })?;
-            if let Some(model) = &request.model {
-                check_model(server, model)?;
-            }
-            let max = server.options.limits.max_prompt_bytes;
-            if request.prompt.len() > max {
-                return Err(ApiError::invalid(
-                    Some("prompt".into()),
-                    format!("the prompt is over this server's {} MiB", max >> 20),
-                ));
-            }
-            let tokens = server
-                .encoder
-                .encode(&Segments::from_spelled(&request.prompt).0)
-                .map_err(|e| ApiError::server(format!("cannot encode the prompt: {e}")))?;
-            Ok(json!({
-                "count": tokens.len(), "max_model_len": server.engine.context_length(),
-                "tokens": tokens,
-            }))
-        })
-        .await
-    };
-    match answer.await {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => failed(&server, "/tokenize", &e, started),
-    }
+    let answer = prepare(&server, move |server| {
+        let request: Tokenize = serde_json::from_slice(&read.bytes).map_err(|e| {
+            ApiError::invalid(
+                None,
+                format!("the body is not a tokenize request ({e}): send {{\"prompt\": TEXT}}"),
+            )
+        })?;
+        if let Some(model) = &request.model {
+            check_model(server, model)?;
+        }
+        let max = server.options.limits.max_prompt_bytes;
+        if request.prompt.len() > max {
+            return Err(ApiError::invalid(
+                Some("prompt".into()),
+                format!("the prompt is over this server's {} MiB", max >> 20),
+            ));
+        }
+        let tokens = server
+            .encoder
+            .encode(&Segments::from_spelled(&request.prompt).0)
+            .map_err(|e| ApiError::server(format!("cannot encode the prompt: {e}")))?;
+        Ok(json!({
+            "count": tokens.len(), "max_model_len": server.engine.context_length(),
+            "tokens": tokens,
+        }))
+    })
+    .await?;
+    Ok(axum::Json(answer).into_response())
 }
 
-fn failed(server: &Server, path: &str, e: &ApiError, started: Instant) -> Response {
-    server.log(format_args!(
-        "POST {path} {} {} ({} ms)",
-        e.status.as_u16(),
-        e.message,
-        started.elapsed().as_millis()
-    ));
-    e.clone().into_response()
-}
-
-async fn chat(State(server): State<Arc<Server>>, headers: HeaderMap, body: Body) -> Response {
-    answer(server, headers, body, "/v1/chat/completions", job::chat_job).await
+async fn chat(
+    State(server): State<Arc<Server>>,
+    Extension(arrived): Extension<Arrived>,
+    read: Read,
+) -> Result<Response, ApiError> {
+    answer(server, arrived, read, job::chat_job).await
 }
 
 async fn completions(
     State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    answer(
-        server,
-        headers,
-        body,
-        "/v1/completions",
-        job::completion_job,
-    )
-    .await
+    Extension(arrived): Extension<Arrived>,
+    read: Read,
+) -> Result<Response, ApiError> {
+    answer(server, arrived, read, job::completion_job).await
 }
 
-/// One request of either endpoint, in stages: the body read, a queue place taken, the request
-/// parsed and its prompt built off the async workers, then generated.
+/// One request of either endpoint, in stages: (the body read by the extractor) a queue place
+/// taken, the request parsed and its prompt built off the async workers, then generated.
 async fn answer<R: WithCommon + Send + 'static>(
     server: Arc<Server>,
-    headers: HeaderMap,
-    body: Body,
-    path: &'static str,
+    Arrived(started): Arrived,
+    read: Read,
     job: fn(&Server, R, &[u8]) -> Result<Job, ApiError>,
-) -> Response {
-    let started = Instant::now();
-    let prepared = async {
-        let read = read(&server, &headers, body).await?;
-        let place = take_place(&server)?;
-        let job = prepare(&server, move |server| {
-            let request = api::read_body::<R>(&read.bytes)?;
-            check_model(server, &request.common().model)?;
-            job(server, request, &read.bytes)
-        })
-        .await?;
-        Ok::<_, ApiError>((job, place))
-    };
-    match prepared.await {
-        Ok((job, place)) => generation::respond(server.clone(), job, place, started).await,
-        Err(e) => failed(&server, path, &e, started),
-    }
+) -> Result<Response, ApiError> {
+    let place = take_place(&server)?;
+    let job = prepare(&server, move |server| {
+        let request = api::read_body::<R>(&read.bytes)?;
+        check_model(server, &request.common().model)?;
+        job(server, request, &read.bytes)
+    })
+    .await?;
+    Ok(generation::respond(server, job, place, started).await)
 }
 
 fn take_place(server: &Server) -> Result<Place, ApiError> {

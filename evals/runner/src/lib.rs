@@ -32,7 +32,7 @@ pub enum RunnerError {
     /// A case is not well formed.
     #[error("case {case}: {message}")]
     Case {
-        /// The case's id.
+        /// The id of the case at fault.
         case: String,
         /// What is wrong.
         message: String,
@@ -40,7 +40,7 @@ pub enum RunnerError {
     /// A file or folder could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
-        /// The path.
+        /// The file or folder at fault.
         path: PathBuf,
         /// Why.
         source: std::io::Error,

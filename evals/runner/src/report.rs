@@ -14,6 +14,7 @@ use crate::run::{python_check, result_of};
 
 /// One case's outcome, as the report shows it.
 #[derive(Debug, Clone, Serialize)]
+#[allow(missing_docs)]
 pub struct CaseReport {
     /// The case.
     pub id: String,
@@ -25,7 +26,6 @@ pub struct CaseReport {
     pub reason: String,
     /// Model turns.
     pub steps: usize,
-    /// Tokens generated.
     pub generated_tokens: usize,
     /// Prompt tokens over all turns.
     pub prompt_tokens: usize,
@@ -66,10 +66,9 @@ pub(crate) fn report(case: &Case, events: &[Event], verdict: Verdict, took_ms: u
 
 /// Cases passed in one category.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[allow(missing_docs)]
 pub struct Tally {
-    /// Passed.
     pub passed: usize,
-    /// Run.
     pub total: usize,
 }
 
@@ -109,7 +108,18 @@ pub struct SummaryLine {
 /// categories, live ones weighted by case count, as the leaderboard computes them; means
 /// are over the categories that ran.
 pub fn bfcl_summary(reports: &[CaseReport]) -> Vec<SummaryLine> {
-    let tallies = tallies(reports);
+    // Categories under their current names (a suite may use v3's `simple`).
+    let mut tallies: Vec<(String, Tally)> = Vec::new();
+    for (name, t) in self::tallies(reports) {
+        let name = glm_evals::bfcl::category_name(&name).to_owned();
+        match tallies.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, sum)) => {
+                sum.passed += t.passed;
+                sum.total += t.total;
+            }
+            None => tallies.push((name, t)),
+        }
+    }
     let get = |c: &str| tallies.iter().find(|(n, _)| n == c).map(|(_, t)| *t);
     if !tallies
         .iter()

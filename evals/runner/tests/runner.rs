@@ -84,6 +84,36 @@ async fn the_function_calling_suite_passes_on_its_references_and_rescores() {
     );
 }
 
+/// The BFCL summary counts a suite's v3 category names (`simple`) as the leaderboard's
+/// (`simple_python`): the built-in suite's 25 simple cases are in the headline.
+#[test]
+fn the_bfcl_summary_counts_the_simple_category_under_its_v3_name() {
+    let report = |category: &str, pass: bool| glm_eval_runner::CaseReport {
+        id: format!("{category}-{pass}"),
+        category: category.into(),
+        pass,
+        reason: String::new(),
+        steps: 1,
+        generated_tokens: 1,
+        prompt_tokens: 1,
+        cached_tokens: 0,
+        took_ms: 0,
+    };
+    // simple: 1 of 4 (v3 and current names together); multiple: 2 of 2.
+    let reports = [
+        report("simple", true),
+        report("simple", false),
+        report("simple", false),
+        report("simple_python", false),
+        report("multiple", true),
+        report("multiple", true),
+    ];
+    let summary = glm_eval_runner::bfcl_summary(&reports);
+    let get = |name: &str| summary.iter().find(|l| l.name == name).unwrap().accuracy;
+    assert_eq!(get("  simple"), Some(0.25));
+    assert_eq!(get("non-live AST"), Some((0.25 + 1.0) / 2.0));
+}
+
 #[test]
 fn glm_agent_eval_on_the_command_line() {
     let out = tempfile::tempdir().unwrap();

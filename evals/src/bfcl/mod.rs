@@ -21,6 +21,17 @@ use serde_json::{Map, Value};
 
 use crate::case::{Case, Check, Turn};
 
+/// A category's name as [`SINGLE_TURN`] spells it: v3's `simple`, `java` and `javascript` are
+/// `simple_python`, `simple_java` and `simple_javascript`; every other name is itself.
+pub fn category_name(name: &str) -> &str {
+    match name {
+        "simple" => "simple_python",
+        "java" => "simple_java",
+        "javascript" => "simple_javascript",
+        other => other,
+    }
+}
+
 /// BFCL's single-turn categories that are judged on the abstract syntax or on relevance.
 pub const SINGLE_TURN: &[&str] = &[
     "simple_python",
@@ -64,7 +75,7 @@ pub enum BfclError {
     /// A line of a file is not JSON.
     #[error("{file} line {line}: {message}")]
     Json {
-        /// The file.
+        /// The file at fault.
         file: String,
         /// 1-based line.
         line: usize,
@@ -80,7 +91,7 @@ pub struct Converted {
     pub category: String,
     /// The question file it came from.
     pub file: String,
-    /// The cases.
+    /// The cases, converted, in the file's order.
     pub cases: Vec<Case>,
     /// Questions not converted, with why (grouped reasons and counts).
     pub skipped: Vec<(String, usize)>,
@@ -281,12 +292,7 @@ pub fn convert(
             truth.insert(id.to_owned(), v["ground_truth"].clone());
         }
     }
-    let category = match category {
-        "simple" => "simple_python",
-        "java" => "simple_java",
-        "javascript" => "simple_javascript",
-        other => other,
-    };
+    let category = category_name(category);
     let relevance = category.contains("relevance");
     let mut converted = Converted {
         category: category.to_owned(),

@@ -81,7 +81,7 @@ pub enum FetchError {
     /// The time limit passed.
     #[error("{url} did not answer within {seconds} s")]
     Timeout {
-        /// The URL.
+        /// The address asked for.
         url: String,
         /// The limit that passed.
         seconds: u64,
@@ -89,13 +89,13 @@ pub enum FetchError {
     /// The page could not be read in time, not even as plain text.
     #[error("{url} could not be read in time: the page is too large or too complex")]
     Unreadable {
-        /// The URL.
+        /// The address asked for.
         url: String,
     },
     /// Connection or protocol failure.
     #[error("could not fetch {url}: {message}")]
     Network {
-        /// The URL.
+        /// The address asked for.
         url: String,
         /// What failed.
         message: String,

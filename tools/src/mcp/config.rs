@@ -73,7 +73,7 @@ pub enum McpTransport {
     },
     /// A streamable HTTP endpoint.
     Http {
-        /// The URL.
+        /// The endpoint's address (`https://host/mcp`).
         url: String,
         /// The token, read from the environment (never written anywhere).
         bearer_token: Option<String>,
@@ -184,20 +184,59 @@ pub fn parse_flag(flag: &str) -> Result<(String, McpServerConfig), String> {
         return Ok((name.to_owned(), config));
     }
     let words = shlex::split(rest).ok_or_else(|| format!("--mcp {flag:?}: unbalanced quotes"))?;
+    // Leading KEY=VALUE words are the server's environment, as a shell reads them.
+    let mut env = BTreeMap::new();
+    let mut words = words.as_slice();
+    while let Some((key, value)) = words.first().and_then(|w| env_assignment(w)) {
+        env.insert(key.to_owned(), value.to_owned());
+        words = &words[1..];
+    }
     let Some((command, args)) = words.split_first() else {
         return Err(format!("--mcp {name}=: no command"));
     };
     let config = McpServerConfig {
         command: Some(command.clone()),
         args: args.to_vec(),
+        env,
         ..McpServerConfig::default()
     };
     Ok((name.to_owned(), config))
 }
 
+/// `KEY=VALUE` with a shell variable's name as KEY.
+fn env_assignment(word: &str) -> Option<(&str, &str)> {
+    let (key, value) = word.split_once('=')?;
+    let mut chars = key.chars();
+    let first = chars.next()?;
+    ((first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    .then_some((key, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_gives_the_server_environment_as_a_shell_would() {
+        let (_, config) =
+            parse_flag("mem=MEMORY_FILE_PATH='/tmp/a b.json' DEBUG=1 npx -y server-memory X=1")
+                .unwrap();
+        assert_eq!(config.command.as_deref(), Some("npx"));
+        assert_eq!(config.args, ["-y", "server-memory", "X=1"]);
+        let env: Vec<(&str, &str)> = config
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(env, [("DEBUG", "1"), ("MEMORY_FILE_PATH", "/tmp/a b.json")]);
+        assert!(
+            parse_flag("mem=A=1").is_err(),
+            "an environment and no command"
+        );
+        let (_, config) = parse_flag("x=./1=odd-name").unwrap();
+        assert_eq!(config.command.as_deref(), Some("./1=odd-name"));
+    }
 
     #[test]
     fn flags_name_a_command_or_a_url() {

@@ -3,7 +3,8 @@
 //! Text blocks are joined; images, audio and binary resources are saved into the run's data
 //! folder (`/mnt/data`, where the notebook's figures go) under names made here and listed as
 //! `[Image] /mnt/data/NAME`; resource links and embedded text resources are listed with their
-//! addresses; `structuredContent` is shown as JSON unless a text block already carries it.
+//! addresses; `structuredContent` is shown as JSON unless the text blocks and the media saved
+//! from this result already carry what it says.
 //! The protocol's JSON is read directly, so a block of a kind this client does not know is
 //! shown as JSON rather than lost.
 
@@ -40,6 +41,8 @@ pub fn render(result: &Value, files: &Files) -> Rendered {
         .map(Vec::as_slice)
         .unwrap_or_default();
     let mut texts = Vec::new();
+    // Media saved from this result: its base64 data and the file it went to.
+    let mut media: Vec<(&str, String)> = Vec::new();
     for block in blocks {
         let kind = block
             .get("type")
@@ -56,7 +59,10 @@ pub fn render(result: &Value, files: &Files) -> Rendered {
                 let mime = str_of("mimeType").unwrap_or_default();
                 let label = if kind == "image" { "Image" } else { "Audio" };
                 parts.push(match save(files, &mut saved, str_of("data"), mime) {
-                    Ok(name) => format!("[{label}] /mnt/data/{name}"),
+                    Ok(name) => {
+                        media.push((str_of("data").unwrap_or_default(), name.clone()));
+                        format!("[{label}] /mnt/data/{name}")
+                    }
                     Err(why) => format!("[{label} ({mime}) not saved: {why}]"),
                 });
             }
@@ -75,8 +81,8 @@ pub fn render(result: &Value, files: &Files) -> Rendered {
                 parts.push(line);
             }
             "resource" => {
-                let resource = block.get("resource").cloned().unwrap_or_default();
-                let get = |key: &str| resource.get(key).and_then(Value::as_str);
+                let resource = block.get("resource");
+                let get = |key: &str| resource.and_then(|r| r.get(key)).and_then(Value::as_str);
                 let uri = get("uri").unwrap_or_default();
                 let mime = get("mimeType").unwrap_or_default();
                 let head = if mime.is_empty() {
@@ -87,7 +93,10 @@ pub fn render(result: &Value, files: &Files) -> Rendered {
                 parts.push(match (get("text"), get("blob")) {
                     (Some(text), _) => format!("{head}\n{text}"),
                     (None, blob) => match save(files, &mut saved, blob, mime) {
-                        Ok(name) => format!("{head} saved as /mnt/data/{name}"),
+                        Ok(name) => {
+                            media.push((blob.unwrap_or_default(), name.clone()));
+                            format!("{head} saved as /mnt/data/{name}")
+                        }
                         Err(why) => format!("{head} not saved: {why}"),
                     },
                 });
@@ -101,21 +110,12 @@ pub fn render(result: &Value, files: &Files) -> Rendered {
             "[Structured content of over {} KiB left out: too large to read here]",
             size >> 10
         ));
-    } else if let Some(structured) = structured {
-        // A text block usually carries the same JSON (the SDKs wrap a plain value as
-        // `{"result": value}`): then it is not shown twice.
-        let unwrapped = structured
-            .as_object()
-            .filter(|o| o.len() == 1)
-            .and_then(|o| o.get("result"));
-        let carried = texts.iter().any(|t| {
-            serde_json::from_str::<Value>(t)
-                .is_ok_and(|v| v == *structured || Some(&v) == unwrapped)
-                || unwrapped.and_then(Value::as_str) == Some(*t)
-        });
-        if !carried {
-            parts.push(glm_prompts::pyjson::dumps(structured));
-        }
+    } else if let Some(structured) = structured
+        && !carried(structured, &texts, &media)
+    {
+        parts.push(glm_prompts::pyjson::dumps(&without_media(
+            structured, &media,
+        )));
     }
     Rendered {
         observation: Observation {
@@ -124,6 +124,76 @@ pub fn render(result: &Value, files: &Files) -> Rendered {
             files: saved,
         },
         is_error: result.get("isError").and_then(Value::as_bool) == Some(true),
+    }
+}
+
+/// Whether the text blocks and the media saved carry everything `structured` says, so that
+/// showing it would only double the tokens: the text parses as the same JSON (or as its
+/// `{"result": value}`), or every string in it is written in the text or was saved as a file,
+/// and every number and boolean stands in the text as a word. Keys do not count. The search
+/// stops (and the structured content is shown) past a budget of bytes compared.
+fn carried(structured: &Value, texts: &[&str], media: &[(&str, String)]) -> bool {
+    let unwrapped = structured
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get("result"));
+    let same_json = texts.iter().any(|t| {
+        serde_json::from_str::<Value>(t).is_ok_and(|v| v == *structured || Some(&v) == unwrapped)
+    });
+    if same_json {
+        return true;
+    }
+    let joined = texts.join("\n");
+    let mut budget: usize = 64 << 20;
+    let mut found = |needle: &str, word: bool| -> bool {
+        budget = budget.saturating_sub(joined.len().max(1));
+        budget > 0 && contains(&joined, needle, word)
+    };
+    fn walk(
+        value: &Value,
+        media: &[(&str, String)],
+        found: &mut dyn FnMut(&str, bool) -> bool,
+    ) -> bool {
+        match value {
+            Value::Null => true,
+            Value::Bool(b) => found(if *b { "true" } else { "false" }, true),
+            Value::Number(n) => found(&n.to_string(), true),
+            Value::String(s) => {
+                s.trim().is_empty()
+                    || media.iter().any(|(data, _)| data.trim() == s.trim())
+                    || found(s, false)
+            }
+            Value::Array(items) => items.iter().all(|v| walk(v, media, found)),
+            Value::Object(map) => map.values().all(|v| walk(v, media, found)),
+        }
+    }
+    walk(structured, media, &mut found)
+}
+
+/// Whether `hay` holds `needle`; as a word, not inside a longer number or name.
+fn contains(hay: &str, needle: &str, word: bool) -> bool {
+    if !word {
+        return hay.contains(needle);
+    }
+    let part = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+    hay.match_indices(needle).any(|(at, _)| {
+        !part(hay[..at].chars().next_back()) && !part(hay[at + needle.len()..].chars().next())
+    })
+}
+
+/// `value` with the data of media saved from the same result replaced by the file's place.
+fn without_media(value: &Value, media: &[(&str, String)]) -> Value {
+    match value {
+        Value::String(s) => match media.iter().find(|(data, _)| data.trim() == s.trim()) {
+            Some((_, name)) => Value::String(format!("[saved as /mnt/data/{name}]")),
+            None => value.clone(),
+        },
+        Value::Array(items) => items.iter().map(|v| without_media(v, media)).collect(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), without_media(v, media)))
+            .collect(),
+        other => other.clone(),
     }
 }
 
@@ -243,5 +313,51 @@ mod tests {
             "structuredContent": {"result": "late says hi"}
         });
         assert_eq!(render(&wrapped, &files).observation.text, "late says hi");
+    }
+
+    /// As `@modelcontextprotocol/server-filesystem` answers: the text again under `content`,
+    /// and an image whose data is both a block and structured content.
+    #[test]
+    fn structured_content_that_repeats_the_text_or_saved_media_is_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files {
+            dir: dir.path().join("data"),
+            prefix: "mcp_fs_1".into(),
+        };
+        let read = json!({
+            "content": [{"type": "text", "text": "line one\nline \"two\""}],
+            "structuredContent": {"content": "line one\nline \"two\""}
+        });
+        assert_eq!(
+            render(&read, &files).observation.text,
+            "line one\nline \"two\""
+        );
+        let image = json!({
+            "content": [{"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"}],
+            "structuredContent": {"content": [{"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"}]}
+        });
+        let text = render(&image, &files).observation.text;
+        assert!(!text.contains("iVBORw0KGgo"), "{text}");
+        // A structured value the text does not carry is shown, with saved media as its file.
+        let more = json!({
+            "content": [
+                {"type": "text", "text": "Created 2 entities"},
+                {"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"}
+            ],
+            "structuredContent": {"count": 2, "ids": [17, 23], "thumb": "iVBORw0KGgo="}
+        });
+        let text = render(&more, &files).observation.text;
+        assert!(text.ends_with("{\"count\": 2, \"ids\": [17, 23], \"thumb\": \"[saved as /mnt/data/mcp_fs_1_2.png]\"}"), "{text}");
+        // Numbers count as words: 3 is not carried by "13".
+        let number = json!({
+            "content": [{"type": "text", "text": "13 items"}],
+            "structuredContent": {"n": 3}
+        });
+        assert!(
+            render(&number, &files)
+                .observation
+                .text
+                .ends_with("{\"n\": 3}")
+        );
     }
 }

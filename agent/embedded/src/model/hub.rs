@@ -123,7 +123,7 @@ pub async fn download(
     let remote = api.model(repo.to_owned());
     let failed = |file: &str, e: hf_hub::api::tokio::ApiError| {
         ModelError::Unavailable(format!(
-            "downloading {file} of {repo} failed: {e}. Check the repo id and your connection, or download it yourself (`huggingface-cli download {repo}`) and pass the folder"
+            "downloading {file} of {repo} failed: {e}. Check the repo id and your connection, or download it yourself (`hf download {repo}`) and pass the folder"
         ))
     };
     let config = remote
@@ -152,6 +152,19 @@ pub async fn download(
         .ok_or_else(|| ModelError::Config("the download has no folder".into()))
 }
 
+/// What is wrong with `spec`, a path that is not a model folder.
+fn not_a_folder(spec: &str, path: &Path) -> String {
+    let what = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => "is a file, not a model folder",
+        Ok(_) => "cannot be read as a folder",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(_) => "cannot be read (check its permissions)",
+    };
+    format!(
+        "{spec} {what}: pass the folder that holds the model's config.json and weights, or a Hugging Face repo id (owner/name)"
+    )
+}
+
 /// Finds the folder for `spec`: an existing folder as it is; a repo id from the Hugging Face
 /// cache, downloading it first unless `offline`.
 pub async fn locate(
@@ -165,16 +178,14 @@ pub async fn locate(
         return Ok(path);
     }
     if !looks_like_repo(spec) {
-        return Err(ModelError::Config(format!(
-            "{spec} is neither a model folder nor a Hugging Face repo id (owner/name)"
-        )));
+        return Err(ModelError::Config(not_a_folder(spec, &path)));
     }
     if let Some(dir) = cached(spec, hf_home) {
         return Ok(dir);
     }
     if offline {
         return Err(ModelError::Unavailable(format!(
-            "{spec} is not in the Hugging Face cache ({}) and downloads are off (--offline, HF_HUB_OFFLINE or GLM_AGENT_OFFLINE). Download it on a connected machine with `huggingface-cli download {spec}`, or pass a local folder",
+            "{spec} is not in the Hugging Face cache ({}) and downloads are off (--offline, HF_HUB_OFFLINE or GLM_AGENT_OFFLINE). Download it on a connected machine with `hf download {spec}` (pip install huggingface_hub), or pass a local folder",
             cache_for(hf_home).path().display()
         )));
     }
@@ -210,5 +221,18 @@ mod tests {
         assert!(!looks_like_repo("/models/x"));
         assert!(!looks_like_repo("a/b/c"));
         assert!(!looks_like_repo("model"));
+    }
+
+    #[test]
+    fn a_path_that_is_no_folder_is_named_as_such() {
+        let dir = std::env::temp_dir().join(format!("glm-hub-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let absent = dir.join("models/glm-4");
+        let msg = not_a_folder("./models/glm-4", &absent);
+        assert!(msg.starts_with("./models/glm-4 does not exist:"), "{msg}");
+        let file = dir.join("weights.safetensors");
+        std::fs::write(&file, b"x").unwrap_or_else(|e| panic!("{e}"));
+        assert!(not_a_folder("w", &file).contains("is a file, not a model folder"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -31,7 +31,7 @@ pub struct GlmShape {
     pub hidden: usize,
     /// FFN size.
     pub intermediate: usize,
-    /// Layers.
+    /// Transformer layers.
     pub layers: usize,
     /// Attention heads.
     pub heads: usize,

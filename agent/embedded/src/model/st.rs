@@ -22,7 +22,7 @@ pub struct TensorInfo {
     pub start: u64,
     /// End of that range.
     pub end: u64,
-    /// The file.
+    /// The shard file that holds it.
     pub file: PathBuf,
     /// Where the data section begins in the file.
     pub data_offset: u64,
@@ -159,7 +159,7 @@ pub fn read_model(dir: &Path) -> Result<BTreeMap<String, TensorInfo>, ModelError
 pub struct Planned<'a> {
     /// Name in the output.
     pub name: String,
-    /// dtype.
+    /// Its safetensors dtype in the output (`F32`, `BF16`).
     pub dtype: String,
     /// Dimensions.
     pub shape: Vec<usize>,

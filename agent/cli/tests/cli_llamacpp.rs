@@ -14,8 +14,7 @@ use glm_prompts::tiny::TINY_VOCAB_SIZE;
 use glm_test_support::checkpoint::{Tensors, weights, write_checkpoint};
 use serde_json::Value;
 
-use crate::embedded::fixture;
-use crate::serve::Server;
+use crate::cli_serve::{Server, tiny_model};
 
 /// The pinned packages' folder, for PYTHONPATH.
 fn packages() -> &'static PathBuf {
@@ -175,15 +174,15 @@ fn generate(engine_args: &[&str], prompt: &str, dir: &Path) -> (Vec<u64>, Value)
 /// are those `glm-agent serve` passes on; both report what they served from their cache.
 #[test]
 fn servers_generate_the_embedded_engines_ids() {
-    let fx = fixture();
+    let mapped = tiny_model();
     let dir = tempfile::tempdir().unwrap();
     let gguf = dir.path().join("glm-4-tiny.gguf");
-    to_gguf(&fx.mapped, &gguf);
+    to_gguf(mapped, &gguf);
     let llama = llama_server(&gguf, &dir.path().join("llama.log"));
-    let served = glm_agent_server(&fx.mapped, dir.path());
-    let tokenizer = fx.mapped.join("tokenizer.json");
+    let served = glm_agent_server(mapped, dir.path());
+    let tokenizer = mapped.join("tokenizer.json");
     let tokenizer = tokenizer.to_str().unwrap();
-    let model = fx.mapped.to_str().unwrap();
+    let model = mapped.to_str().unwrap();
 
     for prompt in [
         "151331,151333,151336,10,104,105,151337",
@@ -283,10 +282,9 @@ fn python_caller(dir: &Path) {
             put(format!("{p}{norm}.weight"), vec![HIDDEN], vec![1.0; HIDDEN]);
         }
     }
-    let config: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture().mapped.join("config.json")).unwrap(),
-    )
-    .unwrap();
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(tiny_model().join("config.json")).unwrap())
+            .unwrap();
     write_checkpoint(dir, &tensors, config);
 }
 

@@ -9,8 +9,20 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::embedded::fixture;
-use crate::llamacpp::Listening;
+use crate::cli_llamacpp::Listening;
+
+/// The tiny GLM-4 checkpoint mapped for the embedded engine (as `glm-agent` maps a user's model
+/// on first use), once per test process.
+pub(crate) fn tiny_model() -> &'static Path {
+    static MAPPED: OnceLock<PathBuf> = OnceLock::new();
+    MAPPED.get_or_init(|| {
+        let tiny = glm_test_support::checkpoint::tiny_glm4();
+        let cache = tempfile::tempdir().unwrap().keep();
+        glm_engine_mistralrs::model::prepare(&tiny.dir, &cache, &mut |_, _| {})
+            .unwrap()
+            .dir
+    })
+}
 
 /// The pinned client's folder, for PYTHONPATH.
 fn openai_client() -> &'static PathBuf {
@@ -167,13 +179,13 @@ fn serve_answers_openai_clients_with_recorded_glm4_outputs() {
 
 #[test]
 fn serve_on_the_embedded_engine_enforces_cancels_batches_and_caches() {
-    let fx = fixture();
+    let model = tiny_model();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let server = Server::start(
         &[
             "--model",
-            fx.mapped.to_str().unwrap(),
+            model.to_str().unwrap(),
             "--isq",
             "none",
             "--max-sequences",
