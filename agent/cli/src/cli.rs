@@ -1,6 +1,8 @@
 //! Command-line definitions and dispatch. Only the binary prints.
 
-use crate::{chat, config, eval, generate, model, prompt, replay, run, serve, setup, tools};
+use crate::{
+    chat, config, eval, generate, model, prompt, replay, run, serve, setup, tools, traces,
+};
 
 use std::io::Write;
 
@@ -90,6 +92,12 @@ enum Command {
         #[command(subcommand)]
         command: setup::SetupCommand,
     },
+    /// The recorded runs: list them, or show one as a transcript.
+    #[command(after_help = "Examples:\n  glm-agent traces list\n  glm-agent traces show last")]
+    Traces {
+        #[command(subcommand)]
+        command: traces::TracesCommand,
+    },
     /// List the tools and run one tool call outside the agent loop.
     #[command(
         after_help = "Examples:\n  glm-agent tools list\n  glm-agent tools call simple_browser 'search(\"GLM-4\")'"
@@ -114,6 +122,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Prompt { command } => prompt::run(command),
         Command::Setup { command } => setup::run(command),
         Command::Tools { command } => tools::run(command),
+        Command::Traces { command } => traces::run(command),
     }
 }
 

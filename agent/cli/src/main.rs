@@ -19,6 +19,7 @@ mod serve;
 mod settings;
 mod setup;
 mod tools;
+mod traces;
 mod workdir;
 
 use std::process::ExitCode;

@@ -56,11 +56,13 @@ pub struct RunOptions {
 input, 3 a budget (steps, tokens, time, or the same failing call repeated) ended the run, 4 the \
 engine failed (the model cannot be downloaded or loaded), 130 interrupted.\n\n\
 Examples:\n  glm-agent run \"What is 2**100? Use python.\"\n  \
+echo \"What is 2**100? Use python.\" | glm-agent run -\n  \
 glm-agent run --model ~/models/glm-4-9b-chat-1m-hf \"Summarise https://example.com\"\n  \
 glm-agent run --engine openai:http://gpu-box:8000 --tokenizer tokenizer.json \"...\"\n  \
 glm-agent run --engine replay:~/.local/state/glm-agent/traces/run-1764331200000-4242.jsonl --json \"...\""
 )]
 pub struct RunArgs {
+    /// The task; `-` reads it from standard input (to its end).
     task: String,
     #[command(flatten)]
     options: RunOptions,
@@ -282,8 +284,46 @@ pub fn show_outcome(outcome: &Outcome, display: &Display, json: bool) -> CmdResu
     Ok(())
 }
 
+/// The most bytes of a task read from standard input.
+const MAX_TASK_BYTES: u64 = 16 << 20;
+
+/// The task: as given, or standard input's text for `-` (bounded, UTF-8, not empty).
+fn read_task(task: String) -> Result<String, Failure> {
+    if task != "-" {
+        return Ok(task);
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::io::stdin().lock(), MAX_TASK_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "cannot read the task from standard input: {e}"
+        ))
+    })?;
+    if bytes.len() as u64 > MAX_TASK_BYTES {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "the task on standard input is over {} MiB; put long material in a file the tools can read",
+            MAX_TASK_BYTES >> 20
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Failure::bad_input(anyhow::anyhow!(
+            "the task on standard input is not UTF-8 text"
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "`run -` read no task from standard input: pipe one in (echo \"...\" | glm-agent run -)"
+        )));
+    }
+    Ok(text.trim_end().to_owned())
+}
+
 /// `run`.
-pub fn run(args: RunArgs) -> CmdResult {
+pub fn run(mut args: RunArgs) -> CmdResult {
+    args.task = read_task(std::mem::take(&mut args.task))?;
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     runtime.block_on(async move {
         let options = &args.options;

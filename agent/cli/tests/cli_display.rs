@@ -183,3 +183,120 @@ fn a_run_whose_python_cannot_be_installed_goes_on_without_it() {
         "{observation}"
     );
 }
+
+/// `run -` takes the task from standard input; an empty input is a usage error, not a task.
+#[test]
+fn run_dash_reads_the_task_from_standard_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("outputs.json");
+    std::fs::write(&outputs, serde_json::json!(["42.<|user|>"]).to_string()).unwrap();
+    let run = |input: &str| {
+        let mut child = glm_agent_command()
+            .args([
+                "run",
+                "--engine",
+                &format!("replay:{}", outputs.display()),
+                "--tokenizer",
+                &repo_file("evals/traces/tokenizer.json"),
+                "--tools",
+                "none",
+                "--json",
+                "-",
+            ])
+            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+            .env("GLM_AGENT_TRACE_DIR", dir.path().join("traces"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("What is six times seven?\nAnswer briefly.\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let start: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(start["task"], "What is six times seven?\nAnswer briefly.");
+    let empty = run("");
+    assert_eq!(empty.status.code(), Some(2), "{}", text(&empty.stderr));
+    assert!(text(&empty.stderr).contains("read no task from standard input"));
+}
+
+/// `traces list` shows the runs newest first, a killed run as cut short; `traces show` gives
+/// the transcript of one by id or `last`.
+#[test]
+fn traces_list_and_show_read_the_trace_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("outputs.json");
+    std::fs::write(
+        &outputs,
+        serde_json::json!(["no_such_tool\n{\"x\": 1}<|observation|>", "Done.<|user|>"]).to_string(),
+    )
+    .unwrap();
+    let run = glm_agent(
+        dir.path(),
+        &[
+            "run",
+            "--engine",
+            &format!("replay:{}", outputs.display()),
+            "--tokenizer",
+            &repo_file("evals/traces/tokenizer.json"),
+            "--tools",
+            "none",
+            "Say done\nplease",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let traces = dir.path().join("traces");
+    let recorded = std::fs::read_dir(&traces)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // A later run killed mid-line: its last line is cut.
+    let whole = std::fs::read_to_string(&recorded).unwrap();
+    let cut = &whole[..whole.trim_end().rfind('\n').unwrap() + 10];
+    std::fs::write(traces.join("run-9999999999999-1.jsonl"), cut).unwrap();
+    let list = glm_agent(dir.path(), &["traces", "list", "--json"]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let rows: Vec<serde_json::Value> = text(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["id"], "run-9999999999999-1");
+    assert!(rows[0]["ended"].as_str().unwrap().starts_with("cut short"));
+    assert_eq!(rows[1]["task"], "Say done\nplease");
+    assert_eq!(rows[1]["steps"], 2);
+    assert_eq!(rows[1]["ended"], "answered");
+    let id = rows[1]["id"].as_str().unwrap();
+    let show = glm_agent(dir.path(), &["traces", "show", id]);
+    let transcript = text(&show.stdout);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    assert!(
+        transcript.starts_with("task: Say done\n    please\n"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("[1] ✗ no_such_tool:"), "{transcript}");
+    assert!(transcript.contains("\nanswer: Done.\n"), "{transcript}");
+    assert!(
+        transcript.contains("ended: answered (2 steps"),
+        "{transcript}"
+    );
+    let last = text(&glm_agent(dir.path(), &["traces", "show", "last"]).stdout);
+    assert!(
+        last.ends_with("ended: cut short (the run was killed, or is still running)\n"),
+        "{last}"
+    );
+    let missing = glm_agent(dir.path(), &["traces", "show", "run-1-2"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("traces list"));
+}
