@@ -37,6 +37,11 @@ pub struct Settings {
     pub max_observation_chars: usize,
     /// The same failing call this many times in a row stops the run (default 3).
     pub repeat_limit: usize,
+    /// The same call with the same result this many times in the last 10 calls: the model is
+    /// told it repeats itself (default 3; 0 never).
+    pub loop_warn: usize,
+    /// ... and this many times: the run ends, exit 3 (default 6; 0 never).
+    pub loop_stop: usize,
     /// How tokens are drawn: temperature, top-p, seed, greedy.
     pub sampling: Sampling,
     /// An optional system prompt, rendered with the tool descriptions.
@@ -53,6 +58,8 @@ impl Default for Settings {
             tool_timeout_s: 60,
             max_observation_chars: 20_000,
             repeat_limit: 3,
+            loop_warn: 3,
+            loop_stop: 6,
             sampling: Sampling::default(),
             system_prompt: None,
         }

@@ -45,7 +45,8 @@ pub enum End {
     Answered,
     /// A budget ran out (the model had one last turn to answer).
     Budget(Budget),
-    /// The same failing call was repeated too many times.
+    /// The model repeated itself too many times: the same failing call, or the same call
+    /// giving the same result.
     Repeated(String),
     /// A tool's runtime is broken.
     ToolFailed(String),

@@ -19,6 +19,7 @@
 pub mod agent;
 mod events;
 pub mod exit;
+mod guard;
 pub mod replay;
 mod session;
 mod sink;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::{Agent, Outcome};
 use crate::engine::{Cause, Collector, EngineError, GenerateRequest, Generation, Progress};
 use crate::events::{Budget, End, Event};
+use crate::guard::{self, LoopGuard, Seen};
 use crate::session::Session;
 use crate::sink::EventSink;
 
@@ -91,6 +92,8 @@ pub(crate) struct Turn<'t, 'a> {
     generated: usize,
     /// The last failing call and how many times in a row it failed.
     last_failure: Option<(String, usize)>,
+    /// Calls that succeeded, for the same call giving the same result again and again.
+    guard: LoopGuard,
     /// Set once a budget ran out: the model has one last turn to answer.
     final_turn: Option<Budget>,
 }
@@ -121,6 +124,7 @@ impl<'t, 'a> Turn<'t, 'a> {
             steps: 0,
             generated: 0,
             last_failure: None,
+            guard: LoopGuard::new(settings.loop_warn, settings.loop_stop),
             final_turn: None,
         }
     }
@@ -369,6 +373,9 @@ impl<'t, 'a> Turn<'t, 'a> {
         match result {
             Ok(output) => {
                 self.last_failure = None;
+                let mut messages: Vec<Message> =
+                    output.observations.iter().map(|o| o.to_message()).collect();
+                let stop = self.guard_loop(&call, &mut messages);
                 Step::Observe(Observed {
                     tool: call.name,
                     files: output
@@ -376,10 +383,10 @@ impl<'t, 'a> Turn<'t, 'a> {
                         .iter()
                         .flat_map(|o| o.files.clone())
                         .collect(),
-                    messages: output.observations.iter().map(|o| o.to_message()).collect(),
+                    messages,
                     error: false,
                     took,
-                    stop: None,
+                    stop,
                 })
             }
             Err(_) if self.cancel.is_cancelled() => {
@@ -401,6 +408,27 @@ impl<'t, 'a> Turn<'t, 'a> {
                     stop,
                 })
             }
+        }
+    }
+
+    /// Tells the model (in the call's last observation) that it repeats a call that keeps
+    /// giving the same result; returns the end when it has done so once too often.
+    fn guard_loop(&mut self, call: &ToolCall, messages: &mut [Message]) -> Option<End> {
+        let arguments = serde_json::to_string(&call.arguments).unwrap_or_default();
+        let result: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        match self.guard.see(&call.name, &arguments, &result.join("\n")) {
+            Seen::Fine => None,
+            Seen::Warn(count) => {
+                if let Some(last) = messages.last_mut() {
+                    last.content.push_str(&guard::warning(&call.name, count));
+                }
+                None
+            }
+            Seen::Stop(count) => Some(End::Repeated(format!(
+                "the model made the same call to `{}` {count} times in the last {} calls, with the same result each time",
+                call.name,
+                guard::WINDOW
+            ))),
         }
     }
 

@@ -58,6 +58,12 @@ concern! {
         #[arg(long, value_name = "TEXT")]
         system_prompt: String = None, env "GLM_AGENT_SYSTEM_PROMPT",
             "A system prompt, rendered with the tool descriptions";
+        #[arg(long, value_name = "N")]
+        loop_warn: usize = Some(glm_agent::Settings::default().loop_warn), env "GLM_AGENT_LOOP_WARN",
+            "The same call giving the same result this many times in the last 10 calls: the model is told it repeats itself (0: never)";
+        #[arg(long, value_name = "N")]
+        loop_stop: usize = Some(glm_agent::Settings::default().loop_stop), env "GLM_AGENT_LOOP_STOP",
+            "The same call giving the same result this many times in the last 10 calls ends the run, exit 3 (0: never)";
     }
 }
 
@@ -284,6 +290,8 @@ pub fn loop_settings(looping: &LoopSettings, sampling: &SamplingSettings) -> Set
         tool_timeout_s: looping.tool_timeout.unwrap_or(default.tool_timeout_s),
         sampling: sampling.sampling(),
         system_prompt: looping.system_prompt.clone(),
+        loop_warn: looping.loop_warn.unwrap_or(default.loop_warn),
+        loop_stop: looping.loop_stop.unwrap_or(default.loop_stop),
         ..default
     }
 }

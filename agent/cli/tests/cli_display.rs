@@ -300,3 +300,59 @@ fn traces_list_and_show_read_the_trace_folder() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("traces list"));
 }
+
+/// The loop guard through `run`: a model that repeats a call with the same result is told at
+/// the 3rd time and stopped at the 6th, exit 3.
+#[test]
+fn a_model_repeating_a_call_is_told_then_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("outputs.json");
+    let call = "python\nprint(6 * 7)<|observation|>";
+    std::fs::write(
+        &outputs,
+        serde_json::json!([call, call, call, call, call, call, "Done.<|user|>"]).to_string(),
+    )
+    .unwrap();
+    let run = glm_agent(
+        dir.path(),
+        &[
+            "run",
+            "--engine",
+            &format!("replay:{}", outputs.display()),
+            "--tokenizer",
+            &repo_file("evals/traces/tokenizer.json"),
+            "--tools",
+            "python",
+            "--json",
+            "count",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    let events: Vec<serde_json::Value> = text(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let observations: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "observation")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(observations.len(), 6);
+    assert!(
+        !observations[1].contains("[glm-agent:"),
+        "{}",
+        observations[1]
+    );
+    assert!(
+        observations[2].contains("same call to `python` with the same arguments 3 times"),
+        "{}",
+        observations[2]
+    );
+    let end = events.iter().find(|e| e["event"] == "end").unwrap();
+    assert!(
+        end["end"]
+            .to_string()
+            .contains("6 times in the last 10 calls"),
+        "{end}"
+    );
+}
