@@ -68,6 +68,8 @@ pub enum Outcome {
     /// The interpreter trapped (the message says why); the session went back to the last good
     /// cell.
     Trapped(String),
+    /// The caller stopped it (Ctrl-C); the session went back to the last good cell.
+    Interrupted,
 }
 
 /// What one cell produced.
@@ -404,7 +406,7 @@ impl Session {
 
     fn setup(&mut self) -> Result<()> {
         let setup = "__import__('os').chdir('/mnt/data')";
-        let result = self.run_raw(setup, true)?;
+        let result = self.run_raw(setup, true, &AtomicBool::new(false))?;
         match result.outcome {
             Outcome::Completed => Ok(()),
             other => Err(Error::Wasm {
@@ -421,14 +423,21 @@ impl Session {
     /// memory is copied once, after both, and a failure of either restores the notebook to the
     /// last good cell (a cell whose figures cannot be saved in time is rolled back with them).
     pub fn run_cell(&mut self, code: &str) -> Result<CellResult> {
+        self.run_cell_until(code, &AtomicBool::new(false))
+    }
+
+    /// [`Session::run_cell`], stopped within a tenth of a second once `interrupt` is set (a
+    /// busy cell at the next clock tick, a sleeping one by being left behind): the outcome is
+    /// [`Outcome::Interrupted`] and the notebook is as it was before the cell.
+    pub fn run_cell_until(&mut self, code: &str, interrupt: &AtomicBool) -> Result<CellResult> {
         self.cells += 1;
-        let mut result = self.run_raw(code, false)?;
+        let mut result = self.run_raw(code, false, interrupt)?;
         if result.outcome == Outcome::Completed {
             let saver = format!(
                 "def __glm_save_figures(k):\n    import sys\n    plt = sys.modules.get('matplotlib.pyplot')\n    if plt is None:\n        return\n    for n in plt.get_fignums():\n        path = f'/mnt/data/figure_{{k}}_{{n}}.png'\n        plt.figure(n).savefig(path)\n        print(path)\n    plt.close('all')\n__glm_save_figures({}); del __glm_save_figures\n",
                 self.cells
             );
-            let saved = self.run_raw(&saver, true)?;
+            let saved = self.run_raw(&saver, true, interrupt)?;
             if saved.outcome != Outcome::Completed {
                 // Restored to the last good cell, which was before this one.
                 result.outcome = saved.outcome;
@@ -463,7 +472,7 @@ impl Session {
 
     /// Runs `code` in one guest turn; when it completes and `keep`, its memory becomes the
     /// rollback point. A turn that does not complete restores the last rollback point.
-    fn run_raw(&mut self, code: &str, keep: bool) -> Result<CellResult> {
+    fn run_raw(&mut self, code: &str, keep: bool, interrupt: &AtomicBool) -> Result<CellResult> {
         let before = disk::scan(&self.data_dir, self.limits.disk_entries, true);
         let deadline = Instant::now() + self.limits.deadline;
         let stop = Arc::new(AtomicBool::new(false));
@@ -481,7 +490,8 @@ impl Session {
                 let _ = tx.send((live, result));
             })
             .map_err(Error::io(&self.data_dir))?;
-        let (ran, over_quota) = self.wait(&rx, deadline, &stop);
+        let (ran, over_quota) = self.wait(&rx, deadline, &stop, interrupt);
+        let interrupted = ran.is_none() && interrupt.load(Ordering::Relaxed);
         let (output, dropped_bytes) = self.output.take();
         // Checked again at the end: a cell can write and finish between two looks.
         let after = disk::scan(&self.data_dir, self.limits.disk_entries, true);
@@ -498,6 +508,10 @@ impl Session {
                 }
                 self.live = Some(live);
                 Outcome::Completed
+            }
+            _ if interrupted => Outcome::Interrupted,
+            Some((_, Err(e))) if interrupt.load(Ordering::Relaxed) && is_interrupt(&e) => {
+                Outcome::Interrupted
             }
             Some((_, Err(e))) if !over_quota => classify(&e, self.limits.deadline),
             Some(_) | None if over_quota => Outcome::DiskQuota(self.limits.disk_bytes),
@@ -519,13 +533,15 @@ impl Session {
         })
     }
 
-    /// Waits for the worker, watching the disk quota; gives up a little after the deadline
-    /// (a guest blocked in a host call, such as a long sleep, never reaches the next tick).
+    /// Waits for the worker, watching the disk quota and `interrupt`; gives up a little after
+    /// the deadline (a guest blocked in a host call, such as a long sleep, never reaches the
+    /// next tick), and at once when interrupted (the worker is told to stop and left behind).
     fn wait(
         &self,
         rx: &mpsc::Receiver<Ran>,
         deadline: Instant,
         stop: &AtomicBool,
+        interrupt: &AtomicBool,
     ) -> (Option<Ran>, bool) {
         let give_up = deadline + Duration::from_secs(2);
         let mut over_quota = false;
@@ -540,6 +556,11 @@ impl Session {
             {
                 over_quota = true;
                 stop.store(true, Ordering::Relaxed);
+            }
+            if interrupt.load(Ordering::Relaxed) {
+                stop.store(true, Ordering::Relaxed);
+                // A busy guest traps at the next tick; a sleeping one is left behind.
+                return (rx.recv_timeout(TICK * 2).ok(), over_quota);
             }
             if Instant::now() >= give_up {
                 stop.store(true, Ordering::Relaxed);
@@ -575,6 +596,11 @@ impl Session {
         self.live = Some(live);
         Ok(())
     }
+}
+
+/// Whether the guest was stopped by the clock (the deadline or a stop request).
+fn is_interrupt(error: &wasmtime::Error) -> bool {
+    matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt))
 }
 
 fn classify(error: &wasmtime::Error, deadline: Duration) -> Outcome {

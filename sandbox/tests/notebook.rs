@@ -55,6 +55,36 @@ fn a_timeout_rolls_back_to_the_last_good_cell() {
     );
 }
 
+/// An interrupt (Ctrl-C) stops a busy cell and a sleeping one within a second, long before the
+/// deadline, and the notebook is as it was before the cell.
+#[test]
+fn an_interrupt_stops_busy_and_sleeping_cells_and_rolls_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (mut s, _dir) = roomy_session();
+    ok(&mut s, "import time\ncounter = 1");
+    for cell in [
+        "counter = 99\nwhile True:\n    pass",
+        "counter = 98\ntime.sleep(45)",
+    ] {
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let flag = interrupt.clone();
+        let setter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            flag.store(true, Ordering::Relaxed);
+            std::time::Instant::now()
+        });
+        let r = s.run_cell_until(cell, &interrupt).unwrap();
+        let stopped = std::time::Instant::now();
+        let asked = setter.join().unwrap();
+        assert_eq!(r.outcome, Outcome::Interrupted, "{cell}");
+        let took = stopped.duration_since(asked);
+        println!("interrupt to stop ({cell:?}): {took:?}");
+        assert!(took < Duration::from_secs(1), "{cell}: {took:?}");
+        assert_eq!(ok(&mut s, "counter").output, "1\n", "{cell}");
+    }
+}
+
 /// A guest blocked in a host call (a sleep, absolute as CPython's `time.sleep` is, or relative
 /// as `select` is) ends at the deadline like a busy loop, and the notebook goes on.
 #[test]

@@ -221,6 +221,21 @@ async fn download_wheel(
     Ok(path)
 }
 
+/// Stops a call's cell when the call ends or is dropped, and the task watching for its
+/// cancellation.
+struct StopOnDrop {
+    interrupt: Arc<std::sync::atomic::AtomicBool>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.interrupt
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.watcher.abort();
+    }
+}
+
 /// Settings of the python tool.
 #[derive(Debug, Clone)]
 pub struct PythonConfig {
@@ -293,10 +308,23 @@ impl Tool for PythonTool {
             *slot = Some(self.start(ctx.workdir.join("data")).await?);
         }
         // The cell runs with the lock held by its own thread, which puts the session back
-        // whether or not anyone still waits for the result.
+        // whether or not anyone still waits for the result. Cancelling the call (Ctrl-C, the
+        // call's time limit) stops the cell within a tenth of a second.
+        let interrupt = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = interrupt.clone();
+        let cancel = ctx.cancel.clone();
+        let watcher = tokio::spawn(async move {
+            cancel.cancelled().await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        // A call dropped while its cell runs (cancelled, out of time) stops the cell too.
+        let _stop = StopOnDrop {
+            interrupt: interrupt.clone(),
+            watcher,
+        };
         let (result, limits, data_dir) = tokio::task::spawn_blocking(move || {
             let session = slot.as_mut()?;
-            let result = session.run_cell(&args.code);
+            let result = session.run_cell_until(&args.code, &interrupt);
             Some((
                 result,
                 session.limits().clone(),
@@ -353,6 +381,7 @@ pub fn observation(
             "The interpreter stopped ({why}), likely out of memory ({} MB) or stack; {restored}.",
             limits.memory_bytes >> 20
         )),
+        Outcome::Interrupted => Some(format!("Interrupted by the user; {restored}.")),
     };
     if let Some(note) = note {
         if !text.is_empty() && !text.ends_with('\n') {

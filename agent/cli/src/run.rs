@@ -233,6 +233,10 @@ fn interrupt_on_ctrl_c(cancel: &CancellationToken) {
     tokio::spawn(async move {
         interrupted().await;
         cancel.cancel();
+        // A second Ctrl-C leaves at once, whatever is still winding down.
+        interrupted().await;
+        eprintln!("interrupted again: leaving now");
+        std::process::exit(i32::from(glm_agent::exit::ExitStatus::Interrupted.code()));
     });
 }
 

@@ -1,4 +1,6 @@
-//! `chat` on a real terminal (tmux): the line editor's keys, its history, Ctrl-D.
+//! What a person at a terminal does: `chat` on a real terminal (tmux) with the line editor's
+//! keys, its history and Ctrl-D; Ctrl-C on a running Python cell through `run` and `chat`, with
+//! the time to stop measured.
 
 use std::path::Path;
 use std::process::Command;
@@ -114,4 +116,117 @@ echo \"EXIT=$?\"; sleep 60",
     assert!(!screen.contains("^[["), "{screen}");
     let history = std::fs::read_to_string(dir.path().join("state/glm-agent/chat_history")).unwrap();
     assert!(history.contains("hello there"), "{history}");
+}
+
+/// A replayed model that calls python with `code`, then answers.
+fn calls_python(dir: &Path, code: &str) -> std::path::PathBuf {
+    let outputs = dir.join("outputs.json");
+    std::fs::write(
+        &outputs,
+        serde_json::json!([format!("python\n{code}<|observation|>"), "Done.<|user|>"]).to_string(),
+    )
+    .unwrap();
+    outputs
+}
+
+/// Ctrl-C (SIGINT) while a cell is busy or asleep: `run` exits 130 within a couple of seconds
+/// (it used to wait for the cell: 45 s for `time.sleep(45)`), its trace written.
+#[test]
+fn ctrl_c_stops_a_running_cell_and_the_run() {
+    use std::io::{BufRead, BufReader};
+    for code in ["while True: pass", "import time; time.sleep(45)"] {
+        let dir = tempfile::tempdir().unwrap();
+        let outputs = calls_python(dir.path(), code);
+        let mut child = glm_test_support::glm_agent_command()
+            .args([
+                "run",
+                "--engine",
+                &format!("replay:{}", outputs.display()),
+                "--tokenizer",
+                &repo_file("evals/traces/tokenizer.json"),
+                "--tools",
+                "python",
+                "count",
+            ])
+            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+            .env("GLM_AGENT_TRACE_DIR", dir.path().join("traces"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("→ python:") {
+            let mut line = String::new();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "no call shown: {seen}"
+            );
+            seen.push_str(&line);
+        }
+        // The cell is running (the notebook starts, then the code runs).
+        std::thread::sleep(Duration::from_secs(3));
+        let asked = Instant::now();
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = child.wait().unwrap();
+        let took = asked.elapsed();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        println!("{code:?}: Ctrl-C to exit {took:?}");
+        assert_eq!(exit.code(), Some(130), "{code}: {seen}{rest}");
+        assert!(took < Duration::from_secs(3), "{code}: {took:?}");
+        assert!(rest.contains("trace: "), "{rest}");
+    }
+}
+
+/// Ctrl-C in `chat` while a cell runs: the turn stops, the prompt comes back, and the notebook is
+/// as it was before the cell.
+#[test]
+fn ctrl_c_in_chat_stops_the_cell_and_keeps_the_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("outputs.json");
+    std::fs::write(
+        &outputs,
+        serde_json::json!([
+            "python\nkept = 5<|observation|>",
+            "Set.<|user|>",
+            "python\nkept = 99\nimport time; time.sleep(45)<|observation|>",
+            "python\nprint(kept)<|observation|>",
+            "It is 5.<|user|>"
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let command = format!(
+        "env GLM_AGENT_CONFIG={config} XDG_STATE_HOME={state} GLM_AGENT_TRACE_DIR={traces} \
+{exe} chat --engine replay:{outputs} --tokenizer {tokenizer} --tools python; \
+echo \"EXIT=$?\"; sleep 60",
+        config = shell_quote(&dir.path().join("config.toml")),
+        state = shell_quote(&dir.path().join("state")),
+        traces = shell_quote(&dir.path().join("traces")),
+        exe = shell_quote(&glm_agent_exe()),
+        outputs = shell_quote(&outputs),
+        tokenizer = shell_quote(Path::new(&repo_file("evals/traces/tokenizer.json"))),
+    );
+    let tmux = Tmux::start(&format!("glm-chat-c-{}", std::process::id()), &command);
+    tmux.wait_for("> ", 1);
+    tmux.keys(&["set it", "Enter"]);
+    tmux.wait_for("Set.", 1);
+    tmux.keys(&["sleep now", "Enter"]);
+    tmux.wait_for("time.sleep(45)", 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let asked = Instant::now();
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("(interrupted; that message is dropped)", 1);
+    println!("chat: Ctrl-C to prompt {:?}", asked.elapsed());
+    assert!(asked.elapsed() < Duration::from_secs(3));
+    tmux.keys(&["what is kept", "Enter"]);
+    let screen = tmux.wait_for("It is 5.", 1);
+    assert!(screen.contains("← 5"), "{screen}");
+    tmux.keys(&["/exit", "Enter"]);
+    tmux.wait_for("EXIT=0", 1);
 }
