@@ -48,7 +48,8 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Waits until the screen shows `text` `times` times.
+    /// Waits until the screen shows `text` `times` times (the screen's lines come without
+    /// their trailing spaces: a prompt is `>`).
     fn wait_for(&self, text: &str, times: usize) -> String {
         let start = Instant::now();
         loop {
@@ -101,15 +102,15 @@ echo \"EXIT=$?\"; sleep 60",
     );
     let name = format!("glm-chat-{}", std::process::id());
     let tmux = Tmux::start(&name, &command);
-    tmux.wait_for("> ", 1);
+    tmux.wait_for(">", 1);
     tmux.keys(&["hello there", "Enter"]);
     tmux.wait_for("First answer.", 1);
-    tmux.wait_for("> ", 2);
+    tmux.wait_for(">", 2);
     tmux.keys(&["Up"]);
     tmux.wait_for("> hello there", 2);
     tmux.keys(&["Enter"]);
     tmux.wait_for("Second answer.", 1);
-    tmux.wait_for("> ", 3);
+    tmux.wait_for(">", 3);
     tmux.keys(&["C-d"]);
     let screen = tmux.wait_for("EXIT=", 1);
     assert!(screen.contains("\nEXIT=0"), "{screen}");
@@ -213,7 +214,7 @@ echo \"EXIT=$?\"; sleep 60",
         tokenizer = shell_quote(Path::new(&repo_file("evals/traces/tokenizer.json"))),
     );
     let tmux = Tmux::start(&format!("glm-chat-c-{}", std::process::id()), &command);
-    tmux.wait_for("> ", 1);
+    tmux.wait_for(">", 1);
     tmux.keys(&["set it", "Enter"]);
     tmux.wait_for("Set.", 1);
     tmux.keys(&["sleep now", "Enter"]);

@@ -347,7 +347,7 @@ mod tests {
             "structuredContent": {"count": 2, "ids": [17, 23], "thumb": "iVBORw0KGgo="}
         });
         let text = render(&more, &files).observation.text;
-        assert!(text.ends_with("{\"count\": 2, \"ids\": [17, 23], \"thumb\": \"[saved as /mnt/data/mcp_fs_1_2.png]\"}"), "{text}");
+        assert!(text.ends_with("{\"count\": 2, \"ids\": [17, 23], \"thumb\": \"[saved as /mnt/data/mcp_fs_1_1.png]\"}"), "{text}");
         // Numbers count as words: 3 is not carried by "13".
         let number = json!({
             "content": [{"type": "text", "text": "13 items"}],
