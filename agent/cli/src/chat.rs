@@ -50,7 +50,7 @@ fn watch_ctrl_c(
 
 pub fn chat(args: ChatArgs) -> CmdResult {
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let options = &args.options;
         let Prepared {
             opened,
@@ -141,5 +141,9 @@ pub fn chat(args: ChatArgs) -> CmdResult {
             ExitStatus::Success | ExitStatus::Budget => Ok(()),
             other => Err(Failure::silent(other)),
         }
-    })
+    });
+    // What still runs in the background (the Python runtime's install or compile, which is
+    // written atomically) does not hold the exit up.
+    runtime.shutdown_background();
+    result
 }

@@ -1,7 +1,7 @@
 //! Where `chat` reads messages: on a terminal, a line editor (arrows, Home/End, Ctrl-R, history
 //! kept between sessions in the state folder); otherwise plain lines from standard input.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use rustyline::DefaultEditor;
@@ -22,8 +22,12 @@ pub enum Line {
 pub enum Input {
     /// A terminal: the editor and the history file.
     Editor(Box<DefaultEditor>, Option<PathBuf>),
-    /// A pipe or a file.
-    Lines,
+    /// A pipe or a file, or a terminal whose output goes elsewhere (the prompt, when there is
+    /// one, on stderr).
+    Lines {
+        /// Whether to show `> ` before each read.
+        prompt: bool,
+    },
 }
 
 /// The most messages kept in the history file.
@@ -40,13 +44,14 @@ fn history_path() -> Option<PathBuf> {
 }
 
 impl Input {
-    /// The editor on a terminal (plain lines when the terminal cannot be driven).
+    /// The editor when standard input and output are a terminal (it draws on standard output);
+    /// plain lines otherwise, with a prompt on stderr when `terminal` (standard input is one).
     pub fn open(terminal: bool) -> Input {
-        if !terminal {
-            return Input::Lines;
+        if !terminal || !std::io::stdout().is_terminal() {
+            return Input::Lines { prompt: terminal };
         }
         let Ok(mut editor) = DefaultEditor::new() else {
-            return Input::Lines;
+            return Input::Lines { prompt: true };
         };
         let _ = editor.set_max_history_size(HISTORY);
         let _ = editor.set_history_ignore_dups(true);
@@ -76,7 +81,11 @@ impl Input {
                     Line::End
                 }
             },
-            Input::Lines => {
+            Input::Lines { prompt } => {
+                if *prompt {
+                    eprint!("> ");
+                    let _ = std::io::stderr().flush();
+                }
                 let mut line = String::new();
                 match std::io::stdin().lock().read_line(&mut line) {
                     Ok(0) | Err(_) => Line::End,

@@ -329,7 +329,7 @@ fn read_task(task: String) -> Result<String, Failure> {
 pub fn run(mut args: RunArgs) -> CmdResult {
     args.task = read_task(std::mem::take(&mut args.task))?;
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let options = &args.options;
         let Prepared {
             opened,
@@ -360,7 +360,11 @@ pub fn run(mut args: RunArgs) -> CmdResult {
         work.finish(options.json);
         show_outcome(&outcome, &display, options.json)?;
         outcome_result(&outcome)
-    })
+    });
+    // What still runs in the background (the Python runtime's install or compile, which is
+    // written atomically) does not hold the exit up.
+    runtime.shutdown_background();
+    result
 }
 
 /// How a run ended, in a line.
