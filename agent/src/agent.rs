@@ -138,6 +138,7 @@ impl<'a> Agent<'a> {
                 .map(|s| serde_json::to_value(s).unwrap_or_default())
                 .collect(),
             settings: serde_json::to_value(&self.settings).unwrap_or_default(),
+            documents: Vec::new(),
         }
     }
 

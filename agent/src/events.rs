@@ -90,6 +90,9 @@ pub enum Event {
         tools: Vec<Value>,
         /// The settings in effect.
         settings: Value,
+        /// The documents put into the task (`--file`): path, bytes, sha256.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        documents: Vec<Value>,
     },
     /// The tools offered changed (an MCP server's list): from `step` on, the model is offered
     /// these, told in a system turn appended before its next turn.

@@ -278,6 +278,7 @@ fn a_trace_finds_its_models_tokenizer_only_while_it_is_the_same_file() {
             model,
             tools: Vec::new(),
             settings: serde_json::Value::Null,
+            documents: Vec::new(),
         }],
         truncated: false,
     };

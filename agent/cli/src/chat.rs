@@ -63,10 +63,17 @@ pub fn chat(args: ChatArgs) -> CmdResult {
         let mut display = Display::new(options.json, tool_names(&registry));
         let work = options.work.open("chat")?;
         let agent = new_agent(&opened, registry, encoder, settings, &work);
+        let documents = crate::documents::read_documents(&options.files)?;
         let mut shown = Shown {
             trace: trace_writer(options, &trace_dir),
             display: &mut display,
+            documents: documents
+                .iter()
+                .map(crate::documents::Document::record)
+                .collect(),
         };
+        // The documents go before the first message that stays in the conversation.
+        let mut documents = Some(documents);
         let mut session = agent.new_session();
         let tty = std::io::stdin().is_terminal();
         // Ctrl-C stops the turn in progress; at the prompt it leaves.
@@ -104,6 +111,14 @@ pub fn chat(args: ChatArgs) -> CmdResult {
                 *c = Some(cancel.clone());
             }
             let snapshot = session.clone();
+            let composed;
+            let line = match &documents {
+                Some(docs) => {
+                    composed = crate::documents::with_documents(line, docs);
+                    composed.as_str()
+                }
+                None => line,
+            };
             if !started {
                 glm_agent::EventSink::event(&mut shown, &agent.start_event(line));
                 started = true;
@@ -114,6 +129,10 @@ pub fn chat(args: ChatArgs) -> CmdResult {
             }
             show_outcome(&outcome, shown.display, options.json)?;
             status = outcome.end.exit_status();
+            if !matches!(outcome.end, End::Interrupted | End::EngineFailed(_)) {
+                // In the conversation now; a dropped message takes them again next time.
+                documents = None;
+            }
             match &outcome.end {
                 End::ToolFailed(_) => break,
                 End::Interrupted => {

@@ -6,6 +6,7 @@ mod chat;
 mod cli;
 mod config;
 mod display;
+mod documents;
 mod engine_opts;
 mod eval;
 mod generate;

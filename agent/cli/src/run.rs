@@ -37,6 +37,11 @@ pub struct RunOptions {
     mcp: McpFlags,
     #[command(flatten)]
     trace: TraceSettings,
+    /// A document for the conversation, put before the task under a header naming it:
+    /// a text or code file, an HTML page (read as the browser's reader reads it), a folder
+    /// (its text files; .gitignore honoured), or `-` for standard input; repeatable
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
     /// Do not write a trace.
     #[arg(long)]
     no_trace: bool,
@@ -215,10 +220,23 @@ pub struct Shown<'d> {
     /// The trace, if any.
     pub trace: Option<TraceWriter>,
     pub display: &'d mut Display,
+    /// The documents given with `--file`, recorded with the start.
+    pub documents: Vec<serde_json::Value>,
 }
 
 impl EventSink for Shown<'_> {
     fn event(&mut self, event: &Event) {
+        let mut with_documents;
+        let event = match event {
+            Event::Start { .. } if !self.documents.is_empty() => {
+                with_documents = event.clone();
+                if let Event::Start { documents, .. } = &mut with_documents {
+                    *documents = std::mem::take(&mut self.documents);
+                }
+                &with_documents
+            }
+            _ => event,
+        };
         if let Some(t) = self.trace.as_mut() {
             t.record(event);
         }
@@ -327,7 +345,14 @@ fn read_task(task: String) -> Result<String, Failure> {
 
 /// `run`.
 pub fn run(mut args: RunArgs) -> CmdResult {
+    if args.task == "-" && args.options.files.iter().any(|f| f.as_os_str() == "-") {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "`run -` and `--file -` both read standard input: give the task as an argument"
+        )));
+    }
     args.task = read_task(std::mem::take(&mut args.task))?;
+    let documents = crate::documents::read_documents(&args.options.files)?;
+    args.task = crate::documents::with_documents(&args.task, &documents);
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     let result = runtime.block_on(async move {
         let options = &args.options;
@@ -347,6 +372,10 @@ pub fn run(mut args: RunArgs) -> CmdResult {
         let mut shown = Shown {
             trace: trace_writer(options, &trace_dir),
             display: &mut display,
+            documents: documents
+                .iter()
+                .map(crate::documents::Document::record)
+                .collect(),
         };
         let outcome = agent.run(&args.task, &cancel, &mut shown).await;
         servers.shutdown().await;

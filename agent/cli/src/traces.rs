@@ -141,7 +141,17 @@ fn summarise(path: &Path) -> Summary {
     summary.ended = "cut short (killed, or still running)".into();
     for event in &trace.events {
         match event {
-            Event::Start { task, .. } => summary.task = task.clone(),
+            Event::Start {
+                task, documents, ..
+            } => {
+                // The task as typed, after the documents put before it.
+                summary.task = match task.rsplit_once(" ---\n\n") {
+                    Some((_, typed)) if !documents.is_empty() => {
+                        format!("{typed} [+{} files]", documents.len())
+                    }
+                    _ => task.clone(),
+                };
+            }
             Event::Model {
                 generated_tokens, ..
             } => {

@@ -13,6 +13,7 @@
 mod cli_bfcl;
 mod cli_browser;
 mod cli_display;
+mod cli_documents;
 mod cli_help;
 mod cli_hostile;
 mod cli_llamacpp;

@@ -3,7 +3,7 @@
 //! runtime cannot be had. A recorded model's turns are replayed; the python tool runs for real.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use glm_test_support::{glm_agent_command, repo_file};
 
@@ -16,8 +16,23 @@ fn glm_agent(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `glm-agent run` on a replayed model (`outputs`, one per model turn) with the tiny tokenizer
+/// and `tools` offered, its config file and traces in `dir`; the caller adds flags and the task.
+pub(crate) fn replayed_run(dir: &Path, outputs: serde_json::Value, tools: &str) -> Command {
+    let path = dir.join("outputs.json");
+    std::fs::write(&path, outputs.to_string()).unwrap();
+    let mut command = glm_agent_command();
+    command
+        .args(["run", "--engine", &format!("replay:{}", path.display())])
+        .args(["--tokenizer", &repo_file("evals/traces/tokenizer.json")])
+        .args(["--tools", tools])
+        .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
+        .env("GLM_AGENT_TRACE_DIR", dir.join("traces"));
+    command
 }
 
 /// Text before a call is shown as text, the call once (its code indented), and an unknown

@@ -119,17 +119,6 @@ echo \"EXIT=$?\"; sleep 60",
     assert!(history.contains("hello there"), "{history}");
 }
 
-/// A replayed model that calls python with `code`, then answers.
-fn calls_python(dir: &Path, code: &str) -> std::path::PathBuf {
-    let outputs = dir.join("outputs.json");
-    std::fs::write(
-        &outputs,
-        serde_json::json!([format!("python\n{code}<|observation|>"), "Done.<|user|>"]).to_string(),
-    )
-    .unwrap();
-    outputs
-}
-
 /// Ctrl-C (SIGINT) while a cell is busy or asleep: `run` exits 130 within a couple of seconds
 /// (it used to wait for the cell: 45 s for `time.sleep(45)`), its trace written.
 #[test]
@@ -137,20 +126,10 @@ fn ctrl_c_stops_a_running_cell_and_the_run() {
     use std::io::{BufRead, BufReader};
     for code in ["while True: pass", "import time; time.sleep(45)"] {
         let dir = tempfile::tempdir().unwrap();
-        let outputs = calls_python(dir.path(), code);
-        let mut child = glm_test_support::glm_agent_command()
-            .args([
-                "run",
-                "--engine",
-                &format!("replay:{}", outputs.display()),
-                "--tokenizer",
-                &repo_file("evals/traces/tokenizer.json"),
-                "--tools",
-                "python",
-                "count",
-            ])
-            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
-            .env("GLM_AGENT_TRACE_DIR", dir.path().join("traces"))
+        let outputs =
+            serde_json::json!([format!("python\n{code}<|observation|>"), "Done.<|user|>"]);
+        let mut child = crate::cli_display::replayed_run(dir.path(), outputs, "python")
+            .arg("count")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()

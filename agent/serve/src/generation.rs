@@ -610,6 +610,7 @@ fn write_trace(server: &Server, job: &Job, outcome: &Outcome<'_>) {
         model: server.options.model_info.clone(),
         tools: job.tools.clone(),
         settings: json!({"serve": job.trace}),
+        documents: Vec::new(),
     });
     writer.record(&Event::Model {
         step: 1,
