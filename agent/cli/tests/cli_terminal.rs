@@ -8,12 +8,21 @@ use std::time::{Duration, Instant};
 
 use glm_test_support::{glm_agent_exe, repo_file};
 
-/// A tmux session running one command, killed when dropped.
+/// A tmux server of its own (tests run at once must not share one: two servers started together
+/// race for one socket) with one session running one command, killed when dropped.
 struct Tmux(String);
 
 impl Tmux {
+    fn tmux(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &self.0]);
+        command
+    }
+
     fn start(name: &str, command: &str) -> Tmux {
-        let status = Command::new("tmux")
+        let tmux = Tmux(name.to_owned());
+        let status = tmux
+            .tmux()
             .args([
                 "new-session",
                 "-d",
@@ -28,11 +37,12 @@ impl Tmux {
             .status()
             .expect("tmux is needed for the terminal tests (apt-get install tmux)");
         assert!(status.success());
-        Tmux(name.to_owned())
+        tmux
     }
 
     fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux")
+        let status = self
+            .tmux()
             .args(["send-keys", "-t", &self.0])
             .args(keys)
             .status()
@@ -41,7 +51,8 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux")
+        let out = self
+            .tmux()
             .args(["capture-pane", "-p", "-t", &self.0])
             .output()
             .unwrap();
@@ -68,9 +79,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
+        let _ = self.tmux().arg("kill-server").status();
     }
 }
 
