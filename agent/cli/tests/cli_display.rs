@@ -40,30 +40,18 @@ pub(crate) fn replayed_run(dir: &Path, outputs: serde_json::Value, tools: &str) 
 #[test]
 fn a_turn_of_text_then_a_call_shows_the_call_once() {
     let dir = tempfile::tempdir().unwrap();
-    let outputs = dir.path().join("outputs.json");
-    std::fs::write(
-        &outputs,
+    let run = replayed_run(
+        dir.path(),
         serde_json::json!([
             "I will count them.<|assistant|>python\nprint(6 * 7)\nprint('twice')<|observation|>",
             "no_such_tool\n{}<|observation|>",
             "Done.<|user|>"
-        ])
-        .to_string(),
+        ]),
+        "python",
     )
+    .args(["count"])
+    .output()
     .unwrap();
-    let run = glm_agent(
-        dir.path(),
-        &[
-            "run",
-            "--engine",
-            &format!("replay:{}", outputs.display()),
-            "--tokenizer",
-            &repo_file("evals/traces/tokenizer.json"),
-            "--tools",
-            "python",
-            "count",
-        ],
-    );
     let err = text(&run.stderr);
     assert!(run.status.success(), "{err}");
     assert!(
@@ -163,34 +151,19 @@ fn tools_list_shows_how_builtins_are_called() {
 #[test]
 fn a_run_whose_python_cannot_be_installed_goes_on_without_it() {
     let dir = tempfile::tempdir().unwrap();
-    let outputs = dir.path().join("outputs.json");
-    std::fs::write(
-        &outputs,
+    let run = replayed_run(
+        dir.path(),
         serde_json::json!([
             "python\nprint(1)<|observation|>",
             "No python today.<|user|>"
-        ])
-        .to_string(),
+        ]),
+        "python",
     )
+    .args(["--json", "count"])
+    .env("GLM_AGENT_CACHE", dir.path().join("empty-cache"))
+    .env("GLM_AGENT_OFFLINE", "1")
+    .output()
     .unwrap();
-    let run = glm_agent_command()
-        .args([
-            "run",
-            "--engine",
-            &format!("replay:{}", outputs.display()),
-            "--tokenizer",
-            &repo_file("evals/traces/tokenizer.json"),
-            "--tools",
-            "python",
-            "--json",
-            "count",
-        ])
-        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
-        .env("GLM_AGENT_TRACE_DIR", dir.path().join("traces"))
-        .env("GLM_AGENT_CACHE", dir.path().join("empty-cache"))
-        .env("GLM_AGENT_OFFLINE", "1")
-        .output()
-        .unwrap();
     let err = text(&run.stderr);
     assert!(run.status.success(), "{err}");
     assert!(err.contains("the python tool is unavailable"), "{err}");
@@ -258,25 +231,14 @@ fn run_dash_reads_the_task_from_standard_input() {
 #[test]
 fn traces_list_and_show_read_the_trace_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let outputs = dir.path().join("outputs.json");
-    std::fs::write(
-        &outputs,
-        serde_json::json!(["no_such_tool\n{\"x\": 1}<|observation|>", "Done.<|user|>"]).to_string(),
-    )
-    .unwrap();
-    let run = glm_agent(
+    let run = replayed_run(
         dir.path(),
-        &[
-            "run",
-            "--engine",
-            &format!("replay:{}", outputs.display()),
-            "--tokenizer",
-            &repo_file("evals/traces/tokenizer.json"),
-            "--tools",
-            "none",
-            "Say done\nplease",
-        ],
-    );
+        serde_json::json!(["no_such_tool\n{\"x\": 1}<|observation|>", "Done.<|user|>"]),
+        "none",
+    )
+    .args(["Say done\nplease"])
+    .output()
+    .unwrap();
     assert!(run.status.success(), "{}", text(&run.stderr));
     let traces = dir.path().join("traces");
     let recorded = std::fs::read_dir(&traces)
