@@ -83,6 +83,24 @@ impl Drop for Tmux {
     }
 }
 
+/// The shell command a tmux pane runs: `glm-agent chat` on a replayed model (`outputs`) with
+/// `tools`, its config, state and traces in `dir`, then `EXIT=status` (kept on screen).
+fn chat_command(dir: &Path, outputs: serde_json::Value, tools: &str) -> String {
+    let path = dir.join("outputs.json");
+    std::fs::write(&path, outputs.to_string()).unwrap();
+    format!(
+        "env GLM_AGENT_CONFIG={config} XDG_STATE_HOME={state} GLM_AGENT_TRACE_DIR={traces} \
+{exe} chat --engine replay:{outputs} --tokenizer {tokenizer} --tools {tools}; \
+echo \"EXIT=$?\"; sleep 60",
+        config = shell_quote(&dir.join("config.toml")),
+        state = shell_quote(&dir.join("state")),
+        traces = shell_quote(&dir.join("traces")),
+        exe = shell_quote(&glm_agent_exe()),
+        outputs = shell_quote(&path),
+        tokenizer = shell_quote(Path::new(&repo_file("evals/traces/tokenizer.json"))),
+    )
+}
+
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
@@ -92,22 +110,10 @@ fn shell_quote(path: &Path) -> String {
 #[test]
 fn chat_edits_lines_keeps_history_and_leaves_on_ctrl_d() {
     let dir = tempfile::tempdir().unwrap();
-    let outputs = dir.path().join("outputs.json");
-    std::fs::write(
-        &outputs,
-        serde_json::json!(["First answer.<|user|>", "Second answer.<|user|>"]).to_string(),
-    )
-    .unwrap();
-    let command = format!(
-        "env GLM_AGENT_CONFIG={config} XDG_STATE_HOME={state} GLM_AGENT_TRACE_DIR={traces} \
-{exe} chat --engine replay:{outputs} --tokenizer {tokenizer} --tools none; \
-echo \"EXIT=$?\"; sleep 60",
-        config = shell_quote(&dir.path().join("config.toml")),
-        state = shell_quote(&dir.path().join("state")),
-        traces = shell_quote(&dir.path().join("traces")),
-        exe = shell_quote(&glm_agent_exe()),
-        outputs = shell_quote(&outputs),
-        tokenizer = shell_quote(Path::new(&repo_file("evals/traces/tokenizer.json"))),
+    let command = chat_command(
+        dir.path(),
+        serde_json::json!(["First answer.<|user|>", "Second answer.<|user|>"]),
+        "none",
     );
     let name = format!("glm-chat-{}", std::process::id());
     let tmux = Tmux::start(&name, &command);
@@ -177,29 +183,16 @@ fn ctrl_c_stops_a_running_cell_and_the_run() {
 #[test]
 fn ctrl_c_in_chat_stops_the_cell_and_keeps_the_conversation() {
     let dir = tempfile::tempdir().unwrap();
-    let outputs = dir.path().join("outputs.json");
-    std::fs::write(
-        &outputs,
+    let command = chat_command(
+        dir.path(),
         serde_json::json!([
             "python\nkept = 5<|observation|>",
             "Set.<|user|>",
             "python\nkept = 99\nimport time; time.sleep(45)<|observation|>",
             "python\nprint(kept)<|observation|>",
             "It is 5.<|user|>"
-        ])
-        .to_string(),
-    )
-    .unwrap();
-    let command = format!(
-        "env GLM_AGENT_CONFIG={config} XDG_STATE_HOME={state} GLM_AGENT_TRACE_DIR={traces} \
-{exe} chat --engine replay:{outputs} --tokenizer {tokenizer} --tools python; \
-echo \"EXIT=$?\"; sleep 60",
-        config = shell_quote(&dir.path().join("config.toml")),
-        state = shell_quote(&dir.path().join("state")),
-        traces = shell_quote(&dir.path().join("traces")),
-        exe = shell_quote(&glm_agent_exe()),
-        outputs = shell_quote(&outputs),
-        tokenizer = shell_quote(Path::new(&repo_file("evals/traces/tokenizer.json"))),
+        ]),
+        "python",
     );
     let tmux = Tmux::start(&format!("glm-chat-c-{}", std::process::id()), &command);
     tmux.wait_for(">", 1);
