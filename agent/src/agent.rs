@@ -6,12 +6,14 @@
 //! itself is in `turn`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use glm_prompts::{Encoder, Message, Parsed, Role};
 use glm_tools::ToolRegistry;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::{Approver, Decision, Policy, Recorded};
 use crate::engine::{Engine, Sampling};
 use crate::events::{End, Event};
 use crate::session::Session;
@@ -46,6 +48,12 @@ pub struct Settings {
     pub sampling: Sampling,
     /// An optional system prompt, rendered with the tool descriptions.
     pub system_prompt: Option<String>,
+    /// Which calls run without asking (default: every call; the command line asks).
+    pub approval: Policy,
+    /// The tokens a prompt and its answer may take (default: no limit here; the engine's
+    /// own): past it old tool outputs are cut, and a prompt that still does not fit ends the
+    /// run before generating.
+    pub context_tokens: Option<usize>,
 }
 
 impl Default for Settings {
@@ -62,6 +70,8 @@ impl Default for Settings {
             loop_stop: 6,
             sampling: Sampling::default(),
             system_prompt: None,
+            approval: Policy::default(),
+            context_tokens: None,
         }
     }
 }
@@ -87,6 +97,10 @@ pub struct Agent<'a> {
     pub(crate) settings: Settings,
     pub(crate) workdir: PathBuf,
     model: serde_json::Value,
+    /// Asks about calls the approval policy leaves open; without one they are refused.
+    pub(crate) approver: Option<Arc<dyn Approver>>,
+    /// Decisions to give back instead of deciding (a replay).
+    pub(crate) recorded: Option<Recorded>,
 }
 
 impl<'a> Agent<'a> {
@@ -106,7 +120,22 @@ impl<'a> Agent<'a> {
             settings,
             workdir: workdir.into(),
             model: serde_json::Value::Null,
+            approver: None,
+            recorded: None,
         }
+    }
+
+    /// Asks `approver` about the calls the approval policy ([`Settings::approval`]) leaves
+    /// open: a terminal prompt, a GUI, a policy service.
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.approver = Some(approver);
+        self
+    }
+
+    /// Gives these decisions back, in order, instead of deciding (a replay of a trace).
+    pub fn with_recorded_decisions(mut self, decisions: Vec<Decision>) -> Self {
+        self.recorded = Some(Recorded::new(decisions));
+        self
     }
 
     /// Says which model runs, for the trace (the engine crate's fingerprint of the folder).
@@ -118,6 +147,11 @@ impl<'a> Agent<'a> {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The model's tokenizer.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 
     /// The tools.
@@ -139,6 +173,8 @@ impl<'a> Agent<'a> {
                 .collect(),
             settings: serde_json::to_value(&self.settings).unwrap_or_default(),
             documents: Vec::new(),
+            parent: None,
+            resumed: Vec::new(),
         }
     }
 

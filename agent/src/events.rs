@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::agent::Settings;
+use crate::approval::Decision;
 use crate::engine::FinishReason;
 use crate::exit::ExitStatus;
 
@@ -93,6 +94,13 @@ pub enum Event {
         /// The documents put into the task (`--file`): path, bytes, sha256.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         documents: Vec<Value>,
+        /// The trace this run continues (`--resume`), as given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<String>,
+        /// The prompt ids this run continues from: the parent's conversation, exactly. The
+        /// first model event's `prompt_delta` follows them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resumed: Vec<u32>,
     },
     /// The tools offered changed (an MCP server's list): from `step` on, the model is offered
     /// these, told in a system turn appended before its next turn.
@@ -134,6 +142,31 @@ pub enum Event {
         prefill_ms: u64,
         /// Time after it.
         decode_ms: u64,
+    },
+    /// The decision on a call, before it runs (or does not).
+    Approval {
+        step: usize,
+        /// The tool.
+        name: String,
+        #[serde(flatten)]
+        decision: Decision,
+        /// The call's arguments, when it does not run (a call that runs has them in its `call`
+        /// event).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arguments: Option<Value>,
+    },
+    /// Old tool outputs were cut to fit the context window: the next model turn's prompt is
+    /// rendered anew (its `prompt_delta` holds all of it).
+    Cut {
+        /// Model turns taken before the cut.
+        step: usize,
+        /// Tool outputs replaced by a note.
+        removed: usize,
+        /// Prompt tokens before and after.
+        before: usize,
+        after: usize,
+        /// The window.
+        window: usize,
     },
     /// A tool call about to run.
     Call {

@@ -17,10 +17,13 @@
 //! ```
 
 pub mod agent;
+pub mod approval;
+pub mod context;
 mod events;
 pub mod exit;
 mod guard;
 pub mod replay;
+pub mod resume;
 mod session;
 mod sink;
 pub mod trace;

@@ -18,7 +18,7 @@ use crate::engine::{
     Cause, Engine, EngineError, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage,
 };
 use crate::trace::Trace;
-use crate::{Agent, Event, Outcome, Settings, prefix_hash};
+use crate::{Agent, Event, EventSink, Outcome, Session, Settings, prefix_hash};
 
 /// Where observations come from in a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub struct ReplayReport {
 /// One recorded model step. Every prompt extends the one before it by the ids generated and a
 /// delta, so each is a prefix of one shared sequence: memory stays linear in the trace's size.
 struct RecordedStep {
+    /// Where the prompt starts in the sequence: 0, or where a cut rendered it anew.
+    prompt_start: usize,
     prompt_len: usize,
     hash: String,
     ids: std::ops::Range<usize>,
@@ -152,7 +154,7 @@ impl Engine for CheckingEngine {
                 "the run went past what was recorded",
             ))]));
         };
-        let prompt = &self.sequence[..step.prompt_len];
+        let prompt = &self.sequence[step.prompt_start..step.prompt_len];
         let ids = &self.sequence[step.ids.clone()];
         if request.prompt != prompt || prefix_hash(&request.prompt) != step.hash {
             let (_, diff) = id_diff(&self.encoder, prompt, &request.prompt);
@@ -314,6 +316,7 @@ fn source_tool(spec: ToolSpec) -> SourceTool {
         spec,
         description,
         parameters,
+        read_only: false,
     }
 }
 
@@ -353,10 +356,15 @@ fn first_line_diff(recorded: &str, live: &str) -> String {
 }
 
 /// The recorded model steps of `events`, over one shared id sequence.
-fn recorded_steps(events: &[Event]) -> (Vec<u32>, Vec<RecordedStep>) {
-    let mut sequence: Vec<u32> = Vec::new();
+fn recorded_steps(resumed: &[u32], events: &[Event]) -> (Vec<u32>, Vec<RecordedStep>) {
+    let mut sequence: Vec<u32> = resumed.to_vec();
     let mut steps = Vec::new();
+    let mut prompt_start = 0;
     for event in events {
+        if let Event::Cut { .. } = event {
+            // The next prompt was rendered anew: its delta is all of it.
+            prompt_start = sequence.len();
+        }
         if let Event::Model {
             prompt_delta,
             prefix_hash,
@@ -369,6 +377,7 @@ fn recorded_steps(events: &[Event]) -> (Vec<u32>, Vec<RecordedStep>) {
             let prompt_len = sequence.len();
             sequence.extend(ids);
             steps.push(RecordedStep {
+                prompt_start,
                 prompt_len,
                 hash: prefix_hash.clone(),
                 ids: prompt_len..sequence.len(),
@@ -443,6 +452,7 @@ pub async fn replay(
         task,
         tools,
         settings,
+        resumed,
         ..
     }) = trace
         .events
@@ -458,7 +468,7 @@ pub async fn replay(
             what: "settings",
             source,
         })?;
-    let (sequence, steps) = recorded_steps(&trace.events);
+    let (sequence, steps) = recorded_steps(resumed, &trace.events);
     let divergences: Divergences = Arc::new(Mutex::new(Vec::new()));
     let calls = recorded_calls(&trace.events);
     let live_mode = live.is_some();
@@ -485,15 +495,36 @@ pub async fn replay(
         divergences: divergences.clone(),
         encoder: encoder.clone(),
     };
-    let agent = Agent::new(&engine, registry, encoder, settings, workdir);
-    let mut replayed: Vec<Event> = Vec::new();
-    let outcome = agent
-        .run(task, &CancellationToken::new(), &mut |e: &Event| {
-            if !matches!(e, Event::Delta { .. }) {
-                replayed.push(e.clone());
-            }
+    let decisions = trace
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Approval { decision, .. } => Some(decision.clone()),
+            _ => None,
         })
-        .await;
+        .collect();
+    let agent = Agent::new(&engine, registry, encoder, settings, workdir)
+        .with_recorded_decisions(decisions);
+    let mut replayed: Vec<Event> = Vec::new();
+    let mut sink = |e: &Event| {
+        if !matches!(e, Event::Delta { .. }) {
+            replayed.push(e.clone());
+        }
+    };
+    let cancel = CancellationToken::new();
+    let outcome = if resumed.is_empty() {
+        agent.run(task, &cancel, &mut sink).await
+    } else {
+        // A resumed run: its conversation so far is the recorded ids, its task the new turn.
+        let first_step = trace.events.iter().find_map(|e| match e {
+            Event::Model { step, .. } => Some(*step),
+            _ => None,
+        });
+        let steps = first_step.unwrap_or(1).saturating_sub(1);
+        let mut session = Session::continuing(resumed.clone(), steps);
+        sink.event(&agent.start_event(task));
+        agent.turn(&mut session, task, &cancel, &mut sink).await
+    };
     let replayed_steps = replayed
         .iter()
         .filter(|e| matches!(e, Event::Model { .. }))

@@ -15,6 +15,14 @@ pub struct Session {
     pub steps: usize,
     /// How many of `ids` earlier model events already account for (prompt plus generated).
     pub recorded: usize,
+    /// Tools the person said to run for the rest of the session.
+    pub approved: std::collections::BTreeSet<String>,
+    /// Set when the tools offered are not those the conversation's prompt declares (a resumed
+    /// conversation with other tools): the model is told the list before its next turn.
+    pub tools_changed: bool,
+    /// Set when `messages` do not hold the whole conversation that `ids` hold (a resumed one):
+    /// the prompt cannot be rendered anew from them, so no tool output is cut.
+    pub partial_messages: bool,
     /// A running hash of `ids[..hashed]`: each step hashes only what it appended.
     hasher: Sha256,
     hashed: usize,
@@ -27,6 +35,26 @@ impl Session {
             messages,
             ..Session::default()
         }
+    }
+
+    /// A session that goes on from `ids` (a recorded conversation), `steps` model turns taken;
+    /// the next model event accounts for what follows them.
+    pub fn continuing(ids: Vec<u32>, steps: usize) -> Self {
+        Session {
+            recorded: ids.len(),
+            ids,
+            steps,
+            ..Session::default()
+        }
+    }
+
+    /// Replaces the prompt ids with `ids`, rendered anew (a cut): the running hash starts over
+    /// and the next model event records the whole prompt.
+    pub fn replace_ids(&mut self, ids: Vec<u32>) {
+        self.ids = ids;
+        self.hasher = Sha256::new();
+        self.hashed = 0;
+        self.recorded = 0;
     }
 
     /// [`prefix_hash`] of `ids`, hashing only the ids added since the last call.

@@ -16,6 +16,8 @@ use glm_tools::{Recovery, ToolContext, ToolError};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, Outcome};
+use crate::approval::{self, Answer, By, Decision, Request, Ruled, Verdict};
+use crate::context::{self, Fitted};
 use crate::engine::{Cause, Collector, EngineError, GenerateRequest, Generation, Progress};
 use crate::events::{Budget, End, Event};
 use crate::guard::{self, LoopGuard, Seen};
@@ -187,7 +189,8 @@ impl<'t, 'a> Turn<'t, 'a> {
     /// a prefix of the next one, and the parser learns the new names.
     async fn tell_changed_tools(&mut self) -> Result<(), glm_prompts::Error> {
         let tools = &self.agent.tools;
-        if !tools.refresh().await {
+        let refreshed = tools.refresh().await;
+        if !refreshed && !std::mem::take(&mut self.session.tools_changed) {
             return Ok(());
         }
         let specs = tools.specs();
@@ -269,7 +272,10 @@ impl<'t, 'a> Turn<'t, 'a> {
             .max_generated_tokens
             .saturating_sub(self.generated)
             .max(if self.final_turn.is_some() { 512 } else { 1 });
-        let max_new = (settings.max_step_tokens as usize).min(remaining) as u32;
+        let mut max_new = (settings.max_step_tokens as usize).min(remaining) as u32;
+        if let Some(window) = settings.context_tokens {
+            max_new = self.fit(window, max_new)?;
+        }
         let generated = self.generate(max_new).await?;
         self.steps += 1;
         self.session.steps += 1;
@@ -277,6 +283,39 @@ impl<'t, 'a> Turn<'t, 'a> {
         self.session.ids.extend(&generated.ids);
         self.session.recorded = self.session.ids.len();
         Ok(generated)
+    }
+
+    /// Makes the prompt leave room for the answer in `window` tokens (cutting old tool outputs
+    /// when it must); the room the turn has, or the end of the run when it cannot fit.
+    fn fit(&mut self, window: usize, max_new: u32) -> Result<u32, Finish> {
+        let before = self.session.ids.len();
+        let fitted = context::fit(self.session, &self.agent.encoder, window, max_new)
+            .map_err(Finish::bad_prompt)?;
+        match fitted {
+            Fitted::Fits(room) => Ok(room),
+            Fitted::Cut { removed, room, .. } => {
+                self.sink.event(&Event::Cut {
+                    step: self.session.steps,
+                    removed,
+                    before,
+                    after: self.session.ids.len(),
+                    window,
+                });
+                Ok(room)
+            }
+            Fitted::TooLong { tokens } => Err(Finish::new(
+                End::BadInput,
+                format!(
+                    "the prompt takes {tokens} tokens of the {window}-token context window{}, leaving less than {} for the answer: give less material (fewer or smaller documents), or a larger --context-tokens if the model and memory allow",
+                    if tokens < before {
+                        format!(" even with old tool outputs cut (it was {before})")
+                    } else {
+                        String::new()
+                    },
+                    context::MIN_ROOM
+                ),
+            )),
+        }
     }
 
     /// What the model's output leads to: an answer ends the turn, a call runs, a call that
@@ -366,6 +405,39 @@ impl<'t, 'a> Turn<'t, 'a> {
     /// Runs a call through the registry.
     async fn dispatch(&mut self, call: ToolCall) -> Step {
         self.session.messages.push(call.written.to_message());
+        let arguments = serde_json::to_value(&call.arguments).unwrap_or_default();
+        let decision = self.approve(&call.name, &arguments).await;
+        let verdict = decision.verdict;
+        let reason = decision.reason.clone().unwrap_or_default();
+        self.sink.event(&Event::Approval {
+            step: self.session.steps,
+            name: call.name.clone(),
+            decision,
+            arguments: (verdict != Verdict::Run).then_some(arguments),
+        });
+        match verdict {
+            Verdict::Run => {}
+            Verdict::Stop => {
+                let message = format!("stopped at the call to `{}`", call.name);
+                return Step::Finish(Finish::new(End::Interrupted, message));
+            }
+            Verdict::Refuse => {
+                let error = ToolError::Failed {
+                    tool: call.name.clone(),
+                    message: format!("the call was not run: {reason}"),
+                };
+                let key = format!("{}\n{}", call.name, error);
+                let stop = self.count_failure(key, &call.name);
+                return Step::Observe(Observed {
+                    tool: call.name,
+                    messages: vec![error.to_message()],
+                    files: Vec::new(),
+                    error: true,
+                    took: Duration::ZERO,
+                    stop,
+                });
+            }
+        }
         self.sink.event(&call_event(self.session.steps, &call));
         let tool_started = Instant::now();
         let result = self.agent.tools.call(&call, &self.ctx).await;
@@ -407,6 +479,44 @@ impl<'t, 'a> Turn<'t, 'a> {
                     took,
                     stop,
                 })
+            }
+        }
+    }
+
+    /// The decision on a call of `tool`: recorded (a replay), by the policy, or asked of the
+    /// approver (refused when there is none). Waiting for an answer ends when the run is
+    /// interrupted.
+    async fn approve(&mut self, tool: &str, arguments: &serde_json::Value) -> Decision {
+        let agent = self.agent;
+        if let Some(recorded) = &agent.recorded {
+            return recorded.next().unwrap_or(Decision {
+                verdict: Verdict::Run,
+                by: By::Mode,
+                rule: None,
+                reason: None,
+            });
+        }
+        let read_only = agent.tools.is_read_only(tool);
+        let approved = self.session.approved.contains(tool);
+        match agent.settings.approval.rule(tool, read_only, approved) {
+            Ruled::Decided(decision) => decision,
+            Ruled::Ask => {
+                let Some(approver) = &agent.approver else {
+                    return approval::no_one_to_ask(tool);
+                };
+                let request = Request {
+                    step: self.session.steps,
+                    tool,
+                    arguments,
+                };
+                let answer = tokio::select! {
+                    answer = approver.ask(request) => answer,
+                    () = self.cancel.cancelled() => Answer::Stop,
+                };
+                if answer == Answer::Always {
+                    self.session.approved.insert(tool.to_owned());
+                }
+                approval::decision_of(answer)
             }
         }
     }

@@ -145,7 +145,7 @@ fn kinds(events: &[Event]) -> Vec<&'static str> {
             Event::Error { .. } => Some("error"),
             Event::End { .. } => Some("end"),
             Event::Tools { .. } => Some("tools"),
-            Event::Delta { .. } => None,
+            Event::Approval { .. } | Event::Cut { .. } | Event::Delta { .. } => None,
         })
         .collect()
 }
@@ -917,4 +917,97 @@ fn a_cell_stopped_at_its_deadline_keeps_the_notebook() {
     let out = run(&["--work-dir", work.to_str().unwrap()]);
     assert!(out.status.success());
     assert!(work.join("data").join("kept.txt").exists());
+}
+
+/// An approver a library user writes (a GUI, a policy service): it answers from a list and
+/// counts the questions.
+struct Scripted {
+    answers: Mutex<Vec<glm_agent::approval::Answer>>,
+    asked: Mutex<Vec<String>>,
+}
+
+impl glm_agent::approval::Approver for Scripted {
+    fn ask<'r>(
+        &'r self,
+        request: glm_agent::approval::Request<'r>,
+    ) -> glm_agent::approval::BoxFuture<'r, glm_agent::approval::Answer> {
+        self.asked.lock().unwrap().push(request.tool.to_owned());
+        let answer = self.answers.lock().unwrap().remove(0);
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+/// Under `ask`, a tool that is not read-only is asked about: a refusal's reason reaches the
+/// model, "always" answers later calls of that tool in the session, and each decision is an
+/// event; without an approver such a call is refused and the run goes on.
+#[tokio::test]
+async fn an_approver_decides_the_calls_the_policy_leaves_open() {
+    use glm_agent::approval::{Answer, Mode, Policy};
+    let call = r#"add
+{"a": 1, "b": 2}<|observation|>"#;
+    let outputs = [call, call, call, "Three.<|user|>"];
+    let engine = Recording::new(&outputs);
+    let settings = Settings {
+        approval: Policy {
+            mode: Mode::Ask,
+            ..Policy::default()
+        },
+        ..settings()
+    };
+    let approver = std::sync::Arc::new(Scripted {
+        answers: Mutex::new(vec![Answer::No(Some("use python".into())), Answer::Always]),
+        asked: Mutex::new(Vec::new()),
+    });
+    let workdir = tempfile::tempdir().unwrap();
+    let agent = Agent::new(
+        &engine,
+        ToolRegistry::new().with(Add),
+        tiny_encoder(),
+        settings.clone(),
+        workdir.path(),
+    )
+    .with_approver(approver.clone());
+    let mut events = Vec::new();
+    let outcome = agent
+        .run("add", &CancellationToken::new(), &mut |e: &Event| {
+            events.push(e.clone())
+        })
+        .await;
+    assert_eq!(outcome.end, End::Answered);
+    // Asked twice: the third call ran on the "always".
+    assert_eq!(*approver.asked.lock().unwrap(), ["add", "add"]);
+    let decisions: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Approval { .. }))
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let pairs: Vec<(&str, &str)> = decisions
+        .iter()
+        .map(|d| (d["verdict"].as_str().unwrap(), d["by"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [("refuse", "person"), ("run", "person"), ("run", "session")]
+    );
+    let observations: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Observation { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        observations[0].contains("the user declined it: use python"),
+        "{observations:?}"
+    );
+    assert_eq!(observations[1..], ["3", "3"]);
+
+    // No approver: refused, and the run goes on to its answer.
+    let engine = Recording::new(&[call, "Could not.<|user|>"]);
+    let (outcome, events) = run_with(&engine, ToolRegistry::new().with(Add), settings, "add").await;
+    assert_eq!(outcome.end, End::Answered);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Observation { text, error: true, .. } if text.contains("cannot be asked")
+    )));
 }

@@ -279,6 +279,8 @@ fn a_trace_finds_its_models_tokenizer_only_while_it_is_the_same_file() {
             tools: Vec::new(),
             settings: serde_json::Value::Null,
             documents: Vec::new(),
+            parent: None,
+            resumed: Vec::new(),
         }],
         truncated: false,
     };

@@ -58,7 +58,7 @@ pub fn tiny_tokenizer() -> Result<Tokenizer> {
 
 /// GPT-2's byte-to-character table used by byte-level BPE: printable bytes map to themselves,
 /// the rest to code points from U+0100 upwards.
-fn byte_chars() -> Vec<char> {
+pub(crate) fn byte_chars() -> Vec<char> {
     let printable = |b: u32| {
         (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
     };

@@ -4,6 +4,7 @@
 //! matching turned off, so a web page or a user message that contains `<|observation|>` stays
 //! plain text.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use tokenizers::Tokenizer;
@@ -175,6 +176,11 @@ impl Encoder {
         Encoder::new(tokenizer)
     }
 
+    /// Whether `id` is a token of this tokenizer (control tokens included).
+    pub fn knows(&self, id: u32) -> bool {
+        self.tokenizer.id_to_token(id).is_some()
+    }
+
     /// The control-token ids of this tokenizer.
     pub fn special_ids(&self) -> &SpecialIds {
         &self.ids
@@ -208,6 +214,56 @@ impl Encoder {
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.tokenizer.decode(ids, false).map_err(Error::Tokenizer)
     }
+
+    /// Every token's bytes, by id: what each token adds to the output, a part of a UTF-8
+    /// character included (text decoding cannot show those). Byte-level vocabularies (GLM-4's)
+    /// map back through GPT-2's byte table; others read `<0xNN>` as a byte and `\u{2581}` as a
+    /// space; control tokens are their text.
+    pub fn pieces(&self) -> Vec<(u32, Vec<u8>)> {
+        use tokenizers::DecoderWrapper;
+        let byte_level = matches!(
+            self.tokenizer.get_decoder(),
+            Some(DecoderWrapper::ByteLevel(_))
+        );
+        let table: HashMap<char, u8> = crate::tiny::byte_chars()
+            .into_iter()
+            .zip(0..=u8::MAX)
+            .collect();
+        let added: HashMap<u32, String> = self
+            .tokenizer
+            .get_added_tokens_decoder()
+            .into_iter()
+            .map(|(id, token)| (id, token.content))
+            .collect();
+        self.tokenizer
+            .get_vocab(true)
+            .into_iter()
+            .map(|(token, id)| {
+                let bytes = if added.contains_key(&id) {
+                    token.into_bytes()
+                } else if byte_level {
+                    token
+                        .chars()
+                        .map(|c| table.get(&c).copied())
+                        .collect::<Option<Vec<u8>>>()
+                        .unwrap_or_else(|| token.into_bytes())
+                } else {
+                    sentencepiece_bytes(&token)
+                };
+                (id, bytes)
+            })
+            .collect()
+    }
+}
+
+/// A SentencePiece token's bytes: `<0xNN>` is the byte NN, `\u{2581}` a space.
+fn sentencepiece_bytes(token: &str) -> Vec<u8> {
+    token
+        .strip_prefix("<0x")
+        .and_then(|rest| rest.strip_suffix('>'))
+        .filter(|hex| hex.len() == 2)
+        .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        .map_or_else(|| token.replace('\u{2581}', " ").into_bytes(), |b| vec![b])
 }
 
 #[cfg(test)]
@@ -222,5 +278,24 @@ mod tests {
         assert_ne!(forged, json);
         let err = Encoder::new(forged.parse::<Tokenizer>().unwrap()).unwrap_err();
         assert!(matches!(err, Error::ControlTokenNotSpecial { .. }), "{err}");
+    }
+
+    #[test]
+    fn pieces_are_each_tokens_bytes() {
+        let encoder = Encoder::new(crate::tiny::tiny_tokenizer().unwrap()).unwrap();
+        let pieces: HashMap<u32, Vec<u8>> = encoder.pieces().into_iter().collect();
+        // Every byte, the ones byte-level BPE spells with other characters too.
+        for byte in 0..=u8::MAX {
+            assert_eq!(pieces[&u32::from(byte)], vec![byte]);
+        }
+        let user = encoder.special_ids().id(SpecialToken::User);
+        assert_eq!(pieces[&user], b"<|user|>");
+        // The pieces of an encoding join to its text, a split character too.
+        let text = "d\u{e9}j\u{e0} \u{1f600}";
+        let ids = encoder.encode_text(text).unwrap();
+        let joined: Vec<u8> = ids.iter().flat_map(|id| pieces[id].clone()).collect();
+        assert_eq!(joined, text.as_bytes());
+        assert_eq!(sentencepiece_bytes("<0xE4>"), vec![0xe4]);
+        assert_eq!(sentencepiece_bytes("\u{2581}the"), b" the");
     }
 }

@@ -347,6 +347,11 @@ impl Tool for PythonTool {
     fn min_timeout(&self) -> Option<Duration> {
         Some(2 * (self.config.limits.deadline + Duration::from_secs(2)) + Duration::from_secs(5))
     }
+
+    /// Cells run in the run's own sandbox: no host files but the run's folder, no network.
+    fn read_only(&self) -> bool {
+        true
+    }
 }
 
 /// The notebook output as the model reads it.

@@ -21,6 +21,7 @@ trait ErasedTool: Send + Sync {
     fn description(&self) -> &str;
     fn parameters(&self) -> Value;
     fn min_timeout(&self) -> Option<std::time::Duration>;
+    fn read_only(&self) -> bool;
     fn call<'a>(
         &'a self,
         args: Value,
@@ -39,6 +40,10 @@ impl<T: Tool> ErasedTool for T {
 
     fn min_timeout(&self) -> Option<std::time::Duration> {
         Tool::min_timeout(self)
+    }
+
+    fn read_only(&self) -> bool {
+        Tool::read_only(self)
     }
 
     fn parameters(&self) -> Value {
@@ -90,6 +95,8 @@ pub struct DynamicTool {
     pub parameters: Value,
     /// What a call runs.
     pub handler: DynamicHandler,
+    /// Whether its calls cannot change anything outside the run (see [`Tool::read_only`]).
+    pub read_only: bool,
 }
 
 impl ErasedTool for DynamicTool {
@@ -107,6 +114,10 @@ impl ErasedTool for DynamicTool {
 
     fn min_timeout(&self) -> Option<std::time::Duration> {
         None
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 
     fn call<'a>(
@@ -129,17 +140,27 @@ pub struct SourceTool {
     pub description: String,
     /// The JSON schema of its arguments, already normalised.
     pub parameters: Value,
+    /// Whether its calls cannot change anything outside the run, as the source says (an MCP
+    /// server's `readOnlyHint`).
+    pub read_only: bool,
 }
 
 impl SourceTool {
-    /// A function tool.
+    /// A function tool, not read-only.
     pub fn function(name: impl Into<String>, description: String, parameters: Value) -> Self {
         let function = FunctionSpec::new(name, description.clone(), parameters.clone());
         SourceTool {
             spec: ToolSpec::Function { function },
             description,
             parameters,
+            read_only: false,
         }
+    }
+
+    /// The same tool, read-only or not.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     /// The name the model writes.
@@ -183,6 +204,8 @@ pub struct ToolInfo {
     pub description: String,
     /// The JSON schema of its arguments (for built-ins, the parsed form of their syntax).
     pub parameters: Value,
+    /// Whether its calls cannot change anything outside the run.
+    pub read_only: bool,
 }
 
 /// The tools of one run, sorted by name so prompts are stable.
@@ -305,6 +328,15 @@ impl ToolRegistry {
         out
     }
 
+    /// Whether `name`'s calls cannot change anything outside the run; `false` for a name no
+    /// tool has.
+    pub fn is_read_only(&self, name: &str) -> bool {
+        match self.tools.get(name) {
+            Some(tool) => tool.read_only(),
+            None => self.listed().get(name).is_some_and(|(_, t)| t.read_only),
+        }
+    }
+
     /// Name, description and parameter schema of every tool, sorted by name.
     pub fn describe(&self) -> Vec<ToolInfo> {
         let mut infos: Vec<ToolInfo> = self
@@ -314,12 +346,14 @@ impl ToolRegistry {
                 name: name.clone(),
                 description: tool.description().to_owned(),
                 parameters: tool.parameters(),
+                read_only: tool.read_only(),
             })
             .collect();
         infos.extend(self.listed().iter().map(|(name, (_, tool))| ToolInfo {
             name: name.clone(),
             description: tool.description.clone(),
             parameters: tool.parameters.clone(),
+            read_only: tool.read_only,
         }));
         infos.sort_by(|a, b| a.name.cmp(&b.name));
         infos

@@ -72,6 +72,13 @@ pub trait Tool: Send + Sync + 'static {
         None
     }
 
+    /// Whether a call cannot change anything outside the run (it reads, or works in a sandbox
+    /// the run owns): such calls run without asking under the `ask` approval mode. `false` by
+    /// default: a tool says so only when it is true of every call.
+    fn read_only(&self) -> bool {
+        false
+    }
+
     /// How the tool is declared in the prompt. Function tools keep the default; GLM-4's
     /// built-ins (`python`, `simple_browser`) override it.
     fn spec(&self) -> ToolSpec {

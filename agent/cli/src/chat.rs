@@ -48,21 +48,28 @@ fn watch_ctrl_c(
     });
 }
 
-pub fn chat(args: ChatArgs) -> CmdResult {
+pub fn chat(mut args: ChatArgs) -> CmdResult {
+    let parent = crate::run::resumed_parent(&mut args.options)?;
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     let result = runtime.block_on(async move {
         let options = &args.options;
         let Prepared {
             opened,
             encoder,
-            settings,
+            mut settings,
             registry,
             trace_dir,
             servers,
+            effective_tokens,
+            python_setup,
         } = prepare(options).await?;
-        let mut display = Display::new(options.json, tool_names(&registry));
+        if let Some(parent) = &parent {
+            settings = parent.settings(settings, &options.looping, &options.sampling)?;
+        }
+        let mut display =
+            Display::new(options.json, tool_names(&registry)).warn_past(effective_tokens);
         let work = options.work.open("chat")?;
-        let agent = new_agent(&opened, registry, encoder, settings, &work);
+        let agent = new_agent(&opened, registry, encoder, settings, &work, options.json);
         let documents = crate::documents::read_documents(&options.files)?;
         let mut shown = Shown {
             trace: trace_writer(options, &trace_dir),
@@ -74,7 +81,10 @@ pub fn chat(args: ChatArgs) -> CmdResult {
         };
         // The documents go before the first message that stays in the conversation.
         let mut documents = Some(documents);
-        let mut session = agent.new_session();
+        let mut session = match &parent {
+            Some(parent) => parent.session(&agent, &opened.model)?,
+            None => agent.new_session(),
+        };
         let tty = std::io::stdin().is_terminal();
         // Ctrl-C stops the turn in progress; at the prompt it leaves.
         let current = std::sync::Arc::new(std::sync::Mutex::new(None::<CancellationToken>));
@@ -111,16 +121,32 @@ pub fn chat(args: ChatArgs) -> CmdResult {
                 *c = Some(cancel.clone());
             }
             let snapshot = session.clone();
-            let composed;
-            let line = match &documents {
-                Some(docs) => {
-                    composed = crate::documents::with_documents(line, docs);
-                    composed.as_str()
+            // `@path` words put those files before the message.
+            let mut attached = match crate::documents::at_paths(line) {
+                Ok(named) => named,
+                Err(failure) => {
+                    if let Some(e) = failure.error {
+                        eprintln!("error: {e:#}; the message was not sent");
+                    }
+                    continue;
                 }
-                None => line,
             };
+            if !options.json {
+                for doc in &attached {
+                    eprintln!("(attached {}, {} bytes)", doc.name, doc.bytes);
+                }
+            }
+            if let Some(docs) = &documents {
+                attached.splice(0..0, docs.iter().cloned());
+            }
+            let composed = crate::documents::with_documents(line, &attached);
+            let line = composed.as_str();
             if !started {
-                glm_agent::EventSink::event(&mut shown, &agent.start_event(line));
+                let start = match &parent {
+                    Some(parent) => parent.start_event(&agent, line, &session),
+                    None => agent.start_event(line),
+                };
+                glm_agent::EventSink::event(&mut shown, &start);
                 started = true;
             }
             let outcome = agent.turn(&mut session, line, &cancel, &mut shown).await;
@@ -155,6 +181,9 @@ pub fn chat(args: ChatArgs) -> CmdResult {
         input.close();
         drop(agent);
         servers.shutdown().await;
+        if let Some(setup) = python_setup {
+            setup.settle().await;
+        }
         work.finish(options.json);
         match status {
             ExitStatus::Success | ExitStatus::Budget => Ok(()),

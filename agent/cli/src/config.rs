@@ -59,6 +59,12 @@ concern! {
         system_prompt: String = None, env "GLM_AGENT_SYSTEM_PROMPT",
             "A system prompt, rendered with the tool descriptions";
         #[arg(long, value_name = "N")]
+        context_tokens: usize = None, env "GLM_AGENT_CONTEXT_TOKENS",
+            "The tokens a prompt and its answer may take: past it old tool outputs are cut, and a prompt that still does not fit stops the run (exit 2) [default: the model's window, on the embedded engine lowered to what memory holds of its keys and values]";
+        #[arg(long, value_name = "N")]
+        effective_tokens: usize = Some(65_536), env "GLM_AGENT_EFFECTIVE_TOKENS",
+            "Past this many prompt tokens a warning says the model reads less reliably (GLM-4-9B-Chat-1M on RULER: 86.7 at 64K tokens, 83.1 at 128K)";
+        #[arg(long, value_name = "N")]
         loop_warn: usize = Some(glm_agent::Settings::default().loop_warn), env "GLM_AGENT_LOOP_WARN",
             "The same call giving the same result this many times in the last 10 calls: the model is told it repeats itself (0: never)";
         #[arg(long, value_name = "N")]
@@ -140,6 +146,38 @@ concern! {
 }
 
 concern! {
+    /// Which tool calls run without asking.
+    pub struct ApprovalSettings {
+        #[arg(long, value_name = "MODE")]
+        approval: String = Some("ask".into()), env "GLM_AGENT_APPROVAL",
+            "Which tool calls run: auto (all), ask (those that cannot change anything outside the run run, the rest are asked about on the terminal and refused without one), deny (only those --allow names)";
+        #[arg(long, value_name = "PATTERN")]
+        allow: Vec<String> = Some(Vec::new()), env "GLM_AGENT_ALLOW",
+            "A tool that runs without asking: its name, a server's NAME__*, or * (repeatable)";
+        #[arg(long, value_name = "PATTERN")]
+        deny: Vec<String> = Some(Vec::new()), env "GLM_AGENT_DENY",
+            "A tool that never runs, whatever else allows it: its name, NAME__*, or * (repeatable)";
+    }
+}
+
+impl ApprovalSettings {
+    /// The approval policy.
+    pub fn policy(&self) -> Result<glm_agent::approval::Policy, Failure> {
+        let mode = self
+            .approval
+            .as_deref()
+            .unwrap_or("ask")
+            .parse()
+            .map_err(|e: String| Failure::bad_input(anyhow::anyhow!("--approval: {e}")))?;
+        Ok(glm_agent::approval::Policy {
+            mode,
+            allow: self.allow.clone().unwrap_or_default(),
+            deny: self.deny.clone().unwrap_or_default(),
+        })
+    }
+}
+
+concern! {
     /// Where run traces go.
     pub struct TraceSettings {
         #[arg(long, value_name = "DIR")]
@@ -170,6 +208,7 @@ const ALL_KEYS: &[&[crate::settings::Key]] = &[
     LoopSettings::KEYS,
     SamplingSettings::KEYS,
     ToolSettings::KEYS,
+    ApprovalSettings::KEYS,
     TraceSettings::KEYS,
     ServeSettings::KEYS,
 ];
@@ -267,13 +306,17 @@ impl ToolSettings {
 impl SamplingSettings {
     /// The sampler's settings; a temperature of 0 or less is greedy.
     pub fn sampling(&self) -> Sampling {
-        let default = Sampling::default();
-        let temperature = self.temperature.unwrap_or(default.temperature);
+        self.sampling_over(Sampling::default())
+    }
+
+    /// `base` with what these settings set on top.
+    pub fn sampling_over(&self, base: Sampling) -> Sampling {
+        let temperature = self.temperature.unwrap_or(base.temperature);
         Sampling {
             temperature,
-            top_p: self.top_p.unwrap_or(default.top_p),
-            top_k: self.top_k,
-            seed: self.seed,
+            top_p: self.top_p.unwrap_or(base.top_p),
+            top_k: self.top_k.or(base.top_k),
+            seed: self.seed.or(base.seed),
             greedy: temperature <= 0.0,
         }
     }
@@ -281,17 +324,31 @@ impl SamplingSettings {
 
 /// The agent loop's settings from its concerns.
 pub fn loop_settings(looping: &LoopSettings, sampling: &SamplingSettings) -> Settings {
-    let default = Settings::default();
+    loop_settings_over(Settings::default(), looping, sampling)
+}
+
+/// `base` with what `looping` and `sampling` set on top (a resumed run: the recorded settings,
+/// then the flags given now).
+pub fn loop_settings_over(
+    base: Settings,
+    looping: &LoopSettings,
+    sampling: &SamplingSettings,
+) -> Settings {
+    let default = base;
     Settings {
         max_steps: looping.max_steps.unwrap_or(default.max_steps),
         max_generated_tokens: looping.max_tokens.unwrap_or(default.max_generated_tokens),
         max_step_tokens: looping.max_step_tokens.unwrap_or(default.max_step_tokens),
-        time_limit_s: looping.time_limit,
+        time_limit_s: looping.time_limit.or(default.time_limit_s),
         tool_timeout_s: looping.tool_timeout.unwrap_or(default.tool_timeout_s),
-        sampling: sampling.sampling(),
-        system_prompt: looping.system_prompt.clone(),
+        sampling: sampling.sampling_over(default.sampling.clone()),
+        system_prompt: looping
+            .system_prompt
+            .clone()
+            .or_else(|| default.system_prompt.clone()),
         loop_warn: looping.loop_warn.unwrap_or(default.loop_warn),
         loop_stop: looping.loop_stop.unwrap_or(default.loop_stop),
+        context_tokens: looping.context_tokens.or(default.context_tokens),
         ..default
     }
 }
@@ -333,6 +390,7 @@ pub fn help_notes() -> Vec<(crate::settings::Key, String)> {
     add::<LoopSettings>(&mut notes);
     add::<SamplingSettings>(&mut notes);
     add::<ToolSettings>(&mut notes);
+    add::<ApprovalSettings>(&mut notes);
     add::<TraceSettings>(&mut notes);
     add::<ServeSettings>(&mut notes);
     notes
@@ -391,6 +449,7 @@ pub fn show(command: ConfigCommand) -> CmdResult {
     rows.extend(config.resolve(&LoopSettings::default())?.rows());
     rows.extend(config.resolve(&SamplingSettings::default())?.rows());
     rows.extend(config.resolve(&ToolSettings::default())?.rows());
+    rows.extend(config.resolve(&ApprovalSettings::default())?.rows());
     rows.extend(config.resolve(&TraceSettings::default())?.rows());
     rows.extend(config.resolve(&ServeSettings::default())?.rows());
     let servers = config.mcp_servers()?.unwrap_or_default();

@@ -4,6 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 
+use glm_agent::approval::By;
 use glm_agent::{Event, EventSink};
 use glm_prompts::{Piece, Reader};
 use serde::Deserialize;
@@ -23,6 +24,13 @@ pub struct Display {
     malformed: Option<String>,
     /// Whether the answer also goes to stdout.
     answer_to_stdout: bool,
+    /// The context meter: the window, the bytes of keys and values a token takes (embedded
+    /// engine), the highest share of the window shown so far, and where the warning that the
+    /// model reads less reliably starts.
+    window: Option<usize>,
+    kv_per_token: Option<u64>,
+    shown_share: Option<usize>,
+    warn_past: Option<usize>,
 }
 
 /// The first `lines` lines of `text`, at most `chars` characters.
@@ -47,7 +55,55 @@ impl Display {
             tools,
             malformed: None,
             answer_to_stdout: !same_terminal,
+            window: None,
+            kv_per_token: None,
+            shown_share: None,
+            warn_past: None,
         }
+    }
+
+    /// Warns once when a prompt grows past `tokens` (the model's effective length).
+    pub fn warn_past(mut self, tokens: Option<usize>) -> Self {
+        self.warn_past = tokens.filter(|t| *t > 0);
+        self
+    }
+
+    /// After a model turn: the prompt's share of the window, at the first turn and when it
+    /// passes a half, four fifths and nineteen twentieths; the warning past the effective length.
+    fn meter(&mut self, prompt: usize) {
+        if let Some(limit) = self.warn_past
+            && prompt > limit
+        {
+            self.warn_past = None;
+            self.write_err(&format!(
+                "warning: the prompt has {prompt} tokens, past {limit}, beyond which this model reads less reliably (GLM-4-9B-Chat-1M on RULER: 86.7 at 64K tokens, 83.1 at 128K)\n"
+            ));
+        }
+        let Some(window) = self.window.filter(|w| *w > 0) else {
+            return;
+        };
+        let share = prompt * 100 / window;
+        let mark = [95, 80, 50, 0]
+            .into_iter()
+            .find(|m| share >= *m)
+            .unwrap_or(0);
+        if self.shown_share.is_some_and(|last| mark <= last) {
+            return;
+        }
+        self.shown_share = Some(mark);
+        let memory = self
+            .kv_per_token
+            .map(|b| {
+                format!(
+                    "; keys and values {} MiB now, {} MiB at the full window",
+                    (b * prompt as u64) >> 20,
+                    (b * window as u64) >> 20
+                )
+            })
+            .unwrap_or_default();
+        self.write_err(&format!(
+            "context: {prompt} of {window} tokens ({share}%){memory}\n"
+        ));
     }
 
     /// Whether the final answer should be printed on stdout (not when it was just streamed to
@@ -96,6 +152,18 @@ impl Display {
         self.end_line();
     }
 
+    /// A call as `→ tool: args`, the code alone for python; `note` after it.
+    fn call(&mut self, name: &str, arguments: &serde_json::Value, note: &str) {
+        let args = match arguments {
+            serde_json::Value::Object(m) if m.len() == 1 && m.contains_key("code") => {
+                m["code"].as_str().unwrap_or_default().to_owned()
+            }
+            other => other.to_string(),
+        };
+        let args = short(&args, 6, 400).replace('\n', "\n  ");
+        self.write_err(&format!("→ {name}: {args}{note}\n"));
+    }
+
     /// Shows one event.
     pub fn show(&mut self, event: &Event) {
         if self.json {
@@ -106,20 +174,47 @@ impl Display {
         }
         match event {
             Event::Delta { text, .. } => self.delta(text),
-            Event::Model { .. } => self.end_turn(),
-            Event::Start { .. } | Event::Answer { .. } => self.end_line(),
+            Event::Model { prompt_tokens, .. } => {
+                self.end_turn();
+                self.meter(*prompt_tokens);
+            }
+            Event::Start {
+                settings, model, ..
+            } => {
+                self.window = settings["context_tokens"].as_u64().map(|n| n as usize);
+                self.kv_per_token = model["kv_bytes_per_token"].as_u64();
+                self.end_line();
+            }
+            Event::Answer { .. } => self.end_line(),
+            Event::Cut {
+                removed,
+                before,
+                after,
+                window,
+                ..
+            } => self.write_err(&format!(
+                "context: {before} tokens and the answer would not fit the {window}-token window: {removed} old tool outputs cut ({after} tokens now)\n"
+            )),
             Event::Call {
                 name, arguments, ..
-            } => {
-                let args = match arguments {
-                    serde_json::Value::Object(m) if m.len() == 1 && m.contains_key("code") => {
-                        m["code"].as_str().unwrap_or_default().to_owned()
-                    }
-                    other => other.to_string(),
+            } => self.call(name, arguments, ""),
+            // A refused call is shown as the call it was, then its error observation says why;
+            // the person who refused it saw it in the question.
+            Event::Approval {
+                name,
+                decision,
+                arguments: Some(arguments),
+                ..
+            } if decision.by != By::Person => {
+                let note = match decision.by {
+                    By::NoOne => format!(
+                        " (not run: nobody to ask; --allow {name} or --approval auto runs it)"
+                    ),
+                    _ => " (not run)".to_owned(),
                 };
-                let args = short(&args, 6, 400).replace('\n', "\n  ");
-                self.write_err(&format!("→ {name}: {args}\n"));
+                self.call(name, arguments, &note);
             }
+            Event::Approval { .. } => {}
             Event::Malformed { name, reason, .. } => {
                 self.write_err(&format!("✗ {name}: {reason}\n"));
                 self.malformed = Some(reason.clone());

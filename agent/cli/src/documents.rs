@@ -81,6 +81,79 @@ fn read_stdin() -> Result<Document, Failure> {
     document("-", bytes, false)
 }
 
+/// How long standard input may stay silent before a run goes on without it.
+pub const STDIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Standard input as a document, when it is piped (not a terminal) and sends something: an
+/// empty or closed input adds nothing, and one that sends nothing within [`STDIN_WAIT`] is left
+/// alone (the run goes on, saying so) instead of waiting for ever. What it sends is bounded as
+/// `--file -` is.
+pub fn piped_stdin() -> Result<Option<Document>, Failure> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    enum Read {
+        Started,
+        Done(std::io::Result<Vec<u8>>),
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut first = [0u8; 8192];
+        let result = match stdin.read(&mut first) {
+            Ok(0) => Ok(Vec::new()),
+            Ok(n) => {
+                let _ = tx.send(Read::Started);
+                let mut bytes = first[..n].to_vec();
+                (&mut stdin)
+                    .take(MAX_FILE_BYTES + 1 - n as u64)
+                    .read_to_end(&mut bytes)
+                    .map(|_| bytes)
+            }
+            Err(e) => Err(e),
+        };
+        let _ = tx.send(Read::Done(result));
+    });
+    let bytes = match rx.recv_timeout(STDIN_WAIT) {
+        Ok(Read::Started) => match rx.recv_timeout(MAX_TIME) {
+            Ok(Read::Done(result)) => result,
+            _ => {
+                return Err(refuse(format!(
+                    "standard input did not end within {} s: pass the material with --file instead",
+                    MAX_TIME.as_secs()
+                )));
+            }
+        },
+        Ok(Read::Done(result)) => result,
+        Err(_) => {
+            eprintln!(
+                "note: standard input is not a terminal but sent nothing in {} s; going on without it (pipe material in, or give it with --file -)",
+                STDIN_WAIT.as_secs()
+            );
+            return Ok(None);
+        }
+    }
+    .map_err(|e| refuse(format!("cannot read standard input: {e}")))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    document("standard input", bytes, false).map(Some)
+}
+
+/// The documents a chat message names as `@path` (a word starting with `@` that names a file or
+/// folder that exists); other words starting with `@` stay text.
+pub fn at_paths(message: &str) -> Result<Vec<Document>, Failure> {
+    let paths: Vec<PathBuf> = message
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix('@'))
+        .map(|p| p.trim_end_matches([',', '.', ';', ':', ')', '?', '!']))
+        .filter(|p| !p.is_empty() && Path::new(p).exists())
+        .map(PathBuf::from)
+        .collect();
+    read_documents(&paths)
+}
+
 /// The files of `dir` (`.gitignore`, `.ignore` and hidden files honoured, links not followed),
 /// in path order; binary files are left out (and counted in a warning).
 fn read_folder(dir: &Path, started: Instant) -> Result<Vec<Document>, Failure> {

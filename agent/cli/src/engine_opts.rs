@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use glm_agent::engine::{Engine, OpenAiConfig, OpenAiEngine, ReplayEngine};
+use glm_agent::engine::{Dialect, Engine, OpenAiConfig, OpenAiEngine, Pieces, ReplayEngine};
 use glm_agent::exit::ExitStatus;
 use glm_agent::trace::Trace;
 use glm_engine_mistralrs::model::hub::{DEFAULT_MODEL, locate};
@@ -25,6 +25,28 @@ pub struct Opened {
     pub encoder: Option<Encoder>,
     /// Which model, for traces.
     pub model: serde_json::Value,
+}
+
+/// The window a run may use on the embedded engine, and the bytes of keys and values a token
+/// takes: the model's window (`max_position_embeddings`, else `seq_length`), lowered to three
+/// quarters of the memory available after loading divided by the bytes a token's keys and values
+/// take (layers x 2 x key/value heads x head size x 4 bytes: f32 on CPU; 2 on a GPU, bf16).
+fn embedded_window(dir: &std::path::Path) -> Option<(usize, u64)> {
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let window = ["max_position_embeddings", "seq_length"]
+        .iter()
+        .find_map(|k| config[*k].as_u64())?;
+    let dims = glm_engine_mistralrs::model::Dims::of(&config);
+    let bytes = if glm_engine_mistralrs::uses_gpu() {
+        2
+    } else {
+        4
+    };
+    let per_token = (dims.layers * 2 * dims.kv_heads() * dims.head_dim()) as u64 * bytes;
+    let held = glm_engine_mistralrs::available_memory()
+        .map_or(u64::MAX, |free| free / 4 * 3 / per_token.max(1));
+    Some((window.min(held) as usize, per_token))
 }
 
 fn engine_failed(e: impl Into<anyhow::Error>) -> Failure {
@@ -210,9 +232,15 @@ async fn open_openai(settings: &EngineSettings, target: &str) -> Result<Opened, 
         .iter()
         .map(|t| (t.as_str().to_owned(), ids.id(*t)))
         .collect();
-    let engine = OpenAiEngine::connect(config, control)
+    let mut engine = OpenAiEngine::connect(config, control)
         .await
         .map_err(engine_failed)?;
+    // llama.cpp's server holds back ids inside a UTF-8 character; the vocabulary recovers them.
+    if engine.dialect() == Dialect::LlamaCpp
+        && let Some(encoder) = &encoder
+    {
+        engine = engine.with_pieces(Pieces::new(encoder.pieces()));
+    }
     if let Some(warning) = engine.warning() {
         eprintln!("warning: {warning}");
     }
@@ -308,6 +336,10 @@ async fn open_embedded(
     );
     let mut model = glm_engine_mistralrs::model::fingerprint(dir);
     model["id"] = spec.into();
+    if let Some((window, per_token)) = embedded_window(dir) {
+        model["context_window"] = window.into();
+        model["kv_bytes_per_token"] = per_token.into();
+    }
     Ok(Opened {
         engine: Box::new(engine),
         ids,

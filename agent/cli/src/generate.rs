@@ -96,6 +96,7 @@ async fn generate(args: GenerateArgs) -> CmdResult {
             EngineEvent::Finished { .. } => {
                 let _ = std::io::stdout().flush();
             }
+            EngineEvent::IdsLost => {}
         }
     }
     write_stdout(b"\n")

@@ -2,6 +2,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod approve;
 mod chat;
 mod cli;
 mod config;
@@ -15,6 +16,7 @@ mod mcp;
 mod model;
 mod prompt;
 mod replay;
+mod resume;
 mod run;
 mod serve;
 mod settings;

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{CmdResult, Failure, write_stdout};
 use crate::config::{
-    Config, EngineSettings, LoopSettings, SamplingSettings, ToolSettings, TraceSettings,
-    loop_settings,
+    ApprovalSettings, Config, EngineSettings, LoopSettings, SamplingSettings, ToolSettings,
+    TraceSettings, loop_settings,
 };
 use crate::display::Display;
 use crate::engine_opts::{Opened, resolve};
@@ -28,11 +28,13 @@ pub struct RunOptions {
     #[command(flatten)]
     engine: EngineSettings,
     #[command(flatten)]
-    looping: LoopSettings,
+    pub(crate) looping: LoopSettings,
     #[command(flatten)]
-    sampling: SamplingSettings,
+    pub(crate) sampling: SamplingSettings,
     #[command(flatten)]
     tools: ToolSettings,
+    #[command(flatten)]
+    approval: ApprovalSettings,
     #[command(flatten)]
     mcp: McpFlags,
     #[command(flatten)]
@@ -48,6 +50,8 @@ pub struct RunOptions {
     /// Print events as JSON lines on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub resume: crate::resume::ResumeFlags,
     #[command(flatten)]
     pub work: WorkDirOptions,
     #[command(flatten)]
@@ -87,24 +91,51 @@ pub struct Prepared {
     pub trace_dir: PathBuf,
     /// The MCP servers whose tools are offered (shut down at the end).
     pub servers: glm_tools::mcp::McpServers,
+    /// Past this many prompt tokens the display warns that the model reads less reliably.
+    pub effective_tokens: Option<usize>,
+    /// The Python runtime's setup in the background, when python is offered.
+    pub python_setup: Option<PythonSetup>,
 }
 
-/// The agent over the opened engine, its tools writing into `work`.
+/// The Python runtime readying in the background.
+pub struct PythonSetup {
+    handle: tokio::task::JoinHandle<()>,
+    offline: bool,
+}
+
+impl PythonSetup {
+    /// Before the process leaves: offline, the setup ends at once (installed or not), so its
+    /// one line (why python is unavailable) is let out; online it may be downloading, and is
+    /// left to finish another time.
+    pub async fn settle(self) {
+        if self.offline {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.handle).await;
+        }
+    }
+}
+
+/// The agent over the opened engine, its tools writing into `work`; calls the approval policy
+/// leaves open are asked about on the terminal, unless `json` or there is none.
 pub fn new_agent<'a>(
     opened: &'a Opened,
     registry: glm_tools::ToolRegistry,
     encoder: Encoder,
     settings: glm_agent::Settings,
     work: &WorkDir,
+    json: bool,
 ) -> Agent<'a> {
-    Agent::new(
+    let agent = Agent::new(
         opened.engine.as_ref(),
         registry,
         encoder,
         settings,
         work.path(),
     )
-    .with_model_info(opened.model.clone())
+    .with_model_info(opened.model.clone());
+    match crate::approve::Terminal::open(json) {
+        Some(terminal) => agent.with_approver(std::sync::Arc::new(terminal)),
+        None => agent,
+    }
 }
 
 /// The names of the tools offered.
@@ -129,6 +160,7 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     )?;
     let tools = layered_tools.value;
     let trace = config.resolve(&options.trace)?.value;
+    let approval = config.resolve(&options.approval)?.value.policy()?;
     let common = &options.common;
     let builtin = tools.builtin_options(common.cache()?, common.downloads_off())?;
     let names: Vec<&str> = offered.builtins.iter().map(String::as_str).collect();
@@ -138,11 +170,12 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
         builtin_registry(&builtin, &names).map_err(Failure::bad_input)?
     };
     let resolved = resolve(&engine, common).await?;
-    if names.contains(&"python") {
-        // Installed (once, 93 MB) and compiled while the model loads, never before the first
-        // turn; a call that comes earlier waits for it, and one that cannot have it is told why.
-        install_python_in_background(builtin.cache.clone(), builtin.offline);
-    }
+    // Installed (once, 93 MB) and compiled while the model loads, never before the first turn;
+    // a call that comes earlier waits for it, and one that cannot have it is told why.
+    let python_setup = names.contains(&"python").then(|| PythonSetup {
+        handle: install_python_in_background(builtin.cache.clone(), builtin.offline),
+        offline: builtin.offline,
+    });
     let servers = crate::mcp::start(offered.servers).await?;
     crate::mcp::register(&servers, &mut registry);
     let opened = resolved.open(&engine, common).await?;
@@ -150,10 +183,19 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
         Some(e) => e.clone(),
         None => tokenizer_for(engine.model())?,
     };
+    let mut settings = glm_agent::Settings {
+        approval,
+        ..loop_settings(&looping, &sampling)
+    };
+    if settings.context_tokens.is_none() {
+        settings.context_tokens = opened.model["context_window"].as_u64().map(|n| n as usize);
+    }
     Ok(Prepared {
+        python_setup,
+        effective_tokens: looping.effective_tokens,
         opened,
         encoder,
-        settings: loop_settings(&looping, &sampling),
+        settings,
         registry,
         trace_dir: trace.trace_dir.unwrap_or_else(std::env::temp_dir),
         servers,
@@ -161,7 +203,7 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
 }
 
 /// Readies the Python runtime in the background, saying so when it has to be installed.
-fn install_python_in_background(cache: PathBuf, offline: bool) {
+fn install_python_in_background(cache: PathBuf, offline: bool) -> tokio::task::JoinHandle<()> {
     let installed = glm_tools::python::installed(&cache);
     if !installed && !offline {
         eprintln!("Installing the Python runtime in the background (once, about 93 MB)...");
@@ -175,7 +217,7 @@ fn install_python_in_background(cache: PathBuf, offline: bool) {
 answers that it is unavailable"
             ),
         }
-    });
+    })
 }
 
 /// The tokenizer of `model` when it is a local folder or in the Hugging Face cache.
@@ -343,6 +385,24 @@ fn read_task(task: String) -> Result<String, Failure> {
     Ok(text.trim_end().to_owned())
 }
 
+/// The trace `--resume` or `--continue` names, read; its tools are offered when `--tools`
+/// does not say otherwise.
+pub fn resumed_parent(options: &mut RunOptions) -> Result<Option<crate::resume::Parent>, Failure> {
+    let config = Config::load()?;
+    let trace_dir = config
+        .resolve(&options.trace)?
+        .value
+        .trace_dir
+        .unwrap_or_else(std::env::temp_dir);
+    let parent = options.resume.load(&trace_dir)?;
+    if let Some(parent) = &parent
+        && options.tools.tools.is_none()
+    {
+        options.tools.tools = Some(parent.tool_names());
+    }
+    Ok(parent)
+}
+
 /// `run`.
 pub fn run(mut args: RunArgs) -> CmdResult {
     if args.task == "-" && args.options.files.iter().any(|f| f.as_os_str() == "-") {
@@ -350,23 +410,34 @@ pub fn run(mut args: RunArgs) -> CmdResult {
             "`run -` and `--file -` both read standard input: give the task as an argument"
         )));
     }
+    let reads_stdin = args.task == "-" || args.options.files.iter().any(|f| f.as_os_str() == "-");
     args.task = read_task(std::mem::take(&mut args.task))?;
-    let documents = crate::documents::read_documents(&args.options.files)?;
+    let mut documents = crate::documents::read_documents(&args.options.files)?;
+    if !reads_stdin && let Some(piped) = crate::documents::piped_stdin()? {
+        documents.push(piped);
+    }
     args.task = crate::documents::with_documents(&args.task, &documents);
+    let parent = resumed_parent(&mut args.options)?;
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     let result = runtime.block_on(async move {
         let options = &args.options;
         let Prepared {
             opened,
             encoder,
-            settings,
+            mut settings,
             registry,
             trace_dir,
             servers,
+            effective_tokens,
+            python_setup,
         } = prepare(options).await?;
-        let mut display = Display::new(options.json, tool_names(&registry));
+        if let Some(parent) = &parent {
+            settings = parent.settings(settings, &options.looping, &options.sampling)?;
+        }
+        let mut display =
+            Display::new(options.json, tool_names(&registry)).warn_past(effective_tokens);
         let work = options.work.open("run")?;
-        let agent = new_agent(&opened, registry, encoder, settings, &work);
+        let agent = new_agent(&opened, registry, encoder, settings, &work, options.json);
         let cancel = CancellationToken::new();
         interrupt_on_ctrl_c(&cancel);
         let mut shown = Shown {
@@ -377,8 +448,27 @@ pub fn run(mut args: RunArgs) -> CmdResult {
                 .map(crate::documents::Document::record)
                 .collect(),
         };
-        let outcome = agent.run(&args.task, &cancel, &mut shown).await;
+        let outcome = match &parent {
+            None => agent.run(&args.task, &cancel, &mut shown).await,
+            Some(parent) => {
+                let mut session = match parent.session(&agent, &opened.model) {
+                    Ok(session) => session,
+                    Err(e) => {
+                        servers.shutdown().await;
+                        return Err(e);
+                    }
+                };
+                let start = parent.start_event(&agent, &args.task, &session);
+                shown.event(&start);
+                agent
+                    .turn(&mut session, &args.task, &cancel, &mut shown)
+                    .await
+            }
+        };
         servers.shutdown().await;
+        if let Some(setup) = python_setup {
+            setup.settle().await;
+        }
         if let Some(t) = &shown.trace {
             if let Some(e) = t.error() {
                 eprintln!("warning: the trace is incomplete: {e}");

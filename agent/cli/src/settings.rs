@@ -93,6 +93,41 @@ fn renamed(path: &Path, key: String) -> String {
     }
 }
 
+/// Tables whose keys are settings of the flat table, written grouped: `[approval]` with `mode`
+/// (the `approval` setting), `allow` and `deny`.
+const SPREAD: &[(&str, &[(&str, &str)])] = &[(
+    "approval",
+    &[("mode", "approval"), ("allow", "allow"), ("deny", "deny")],
+)];
+
+/// `table` with the grouped tables of [`SPREAD`] spread into it; an unknown key inside one is
+/// an error that names it.
+fn spread_tables(path: &Path, table: toml::Table) -> Result<toml::Table, SettingsError> {
+    let mut out = toml::Table::new();
+    for (key, value) in table {
+        let spread = SPREAD.iter().find(|(name, _)| *name == key);
+        let (Some((name, keys)), toml::Value::Table(inner)) = (spread, &value) else {
+            out.insert(key, value);
+            continue;
+        };
+        for (inner_key, inner_value) in inner {
+            let Some((_, flat)) = keys.iter().find(|(k, _)| k == inner_key) else {
+                return Err(SettingsError::Unknown {
+                    path: path.to_path_buf(),
+                    key: format!("{name}.{inner_key}"),
+                    known: keys
+                        .iter()
+                        .map(|(k, _)| format!("{name}.{k}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            };
+            out.insert((*flat).to_owned(), inner_value.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// One concern's settings: a struct whose fields are all optional (unset at a layer).
 pub trait Concern: Default + Clone + Serialize + DeserializeOwned {
     /// Each key with its environment variable and meaning.
@@ -211,7 +246,7 @@ impl Layers {
         if path.exists() {
             let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
             let table: toml::Table = text.parse().map_err(|e| file_error(format!("{e}")))?;
-            for (key, value) in table {
+            for (key, value) in spread_tables(path, table)? {
                 let key = renamed(path, key);
                 if tables.contains(&key.as_str()) {
                     let value =

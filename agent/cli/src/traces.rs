@@ -171,7 +171,7 @@ fn ended(end: &End) -> String {
 }
 
 /// The trace named by `name`: a file, an id in the folder, or `last`.
-fn find(name: &str, dir: &Path) -> Result<PathBuf, Failure> {
+pub(crate) fn find(name: &str, dir: &Path) -> Result<PathBuf, Failure> {
     let given = Path::new(name);
     if given.is_file() {
         return Ok(given.to_path_buf());
@@ -198,8 +198,17 @@ fn transcript(trace: &Trace) -> String {
     let mut out = String::new();
     for event in &trace.events {
         match event {
-            Event::Start { task, engine, .. } => {
-                out.push_str(&format!("task: {}\nengine: {engine}\n\n", indent(task)));
+            Event::Start {
+                task,
+                engine,
+                parent,
+                ..
+            } => {
+                out.push_str(&format!("task: {}\nengine: {engine}\n", indent(task)));
+                if let Some(parent) = parent {
+                    out.push_str(&format!("continues: {parent}\n"));
+                }
+                out.push('\n');
             }
             Event::Call {
                 step,
@@ -245,7 +254,25 @@ fn transcript(trace: &Trace) -> String {
                 ended(end),
                 *took_ms as f64 / 1000.0
             )),
-            Event::Model { .. } | Event::Delta { .. } => {}
+            Event::Approval {
+                step,
+                name,
+                arguments: Some(arguments),
+                ..
+            } => {
+                let args = short(&arguments.to_string(), 1, 300);
+                out.push_str(&format!("[{step}] → {name}: {args} (not run)\n"));
+            }
+            Event::Cut {
+                step,
+                removed,
+                before,
+                after,
+                ..
+            } => out.push_str(&format!(
+                "[{step}] context full: {removed} old tool outputs cut ({before} -> {after} tokens)\n"
+            )),
+            Event::Approval { .. } | Event::Model { .. } | Event::Delta { .. } => {}
         }
     }
     if !trace.events.iter().any(|e| matches!(e, Event::End { .. })) {

@@ -102,3 +102,196 @@ fn hostile_files_are_refused_quickly_with_a_message() {
         assert!(run.peak_rss < 200 << 20, "{} MB", run.peak_rss >> 20);
     }
 }
+
+/// Piped standard input goes before the task like a file; an empty or closed input adds
+/// nothing; an input that stays open and silent is left after a short wait, never waited on for
+/// ever.
+#[test]
+fn piped_standard_input_is_attached_and_never_blocks() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let start_of = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap()
+    };
+    let command = || {
+        let mut c = replayed_run(dir.path(), serde_json::json!(["Read.<|user|>"]), "none");
+        c.args(["--json", "Summarise it."]);
+        c
+    };
+    // Piped text.
+    let mut child = command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"delta-marker from a pipe\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let start = start_of(&out);
+    let task = start["task"].as_str().unwrap();
+    assert!(
+        task.starts_with("--- file: standard input (25 bytes) ---\ndelta-marker from a pipe"),
+        "{task}"
+    );
+    assert!(task.ends_with("Summarise it."), "{task}");
+    assert_eq!(start["documents"][0]["path"], "standard input");
+    // Closed (null) input: nothing added, no wait.
+    let started = std::time::Instant::now();
+    let out = command().stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(start_of(&out)["task"], "Summarise it.");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Open and silent: the run goes on after the wait, saying so.
+    let started = std::time::Instant::now();
+    let mut child = command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    drop(held);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(start_of(&out)["task"], "Summarise it.");
+    assert!(
+        text(&out.stderr).contains("sent nothing in 2 s"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(6), "{took:?}");
+}
+
+/// `@path` in a chat message puts that file before the message; an `@word` that names no file
+/// stays text; a file that cannot be read drops the message with why, and the chat goes on.
+#[test]
+fn at_paths_in_chat_attach_files() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.md");
+    std::fs::write(&notes, "epsilon-marker notes\n").unwrap();
+    let blob = dir.path().join("blob.txt");
+    std::fs::write(&blob, b"\x00\x01binary").unwrap();
+    let outputs = dir.path().join("outputs.json");
+    std::fs::write(&outputs, r#"["First.<|user|>", "Second.<|user|>"]"#).unwrap();
+    let mut child = glm_test_support::glm_agent_command()
+        .args(["chat", "--engine", &format!("replay:{}", outputs.display())])
+        .args([
+            "--tokenizer",
+            &glm_test_support::repo_file("evals/traces/tokenizer.json"),
+        ])
+        .args(["--tools", "none", "--json"])
+        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+        .env("GLM_AGENT_TRACE_DIR", dir.path().join("traces"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!(
+        "read @{} and @nobody\nnow @{}\nthanks\n",
+        notes.display(),
+        blob.display()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let start: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    let task = start["task"].as_str().unwrap();
+    assert!(task.starts_with("--- file: "), "{task}");
+    assert!(task.contains("epsilon-marker notes"), "{task}");
+    assert!(
+        task.ends_with(&format!("read @{} and @nobody", notes.display())),
+        "{task}"
+    );
+    // The binary file: refused, that message dropped, the next one answered.
+    assert!(err.contains("not sent"), "{err}");
+    let answers: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "answer")
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(answers, ["First.", "Second."]);
+}
+
+/// A run whose tool outputs overflow a small `--context-tokens` cuts the oldest ones (the
+/// latest kept whole), finishes, and replays exactly with its cuts; a document larger than the
+/// window stops the run before any generation, with the counts (exit 2).
+#[test]
+fn a_full_context_cuts_old_tool_outputs_and_a_document_too_large_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = |c: char| format!("python\nprint('{c}' * 2000)<|observation|>");
+    let outputs = serde_json::json!([call('a'), call('b'), call('c'), "Done.<|user|>"]);
+    let run = replayed_run(dir.path(), outputs, "python")
+        .args(["--context-tokens", "4000", "--json", "print them"])
+        .output()
+        .unwrap();
+    let err = text(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let events: Vec<serde_json::Value> = text(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let cuts: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "cut").collect();
+    assert!(!cuts.is_empty(), "{err}");
+    for cut in &cuts {
+        assert!(cut["after"].as_u64() < cut["before"].as_u64(), "{cut}");
+    }
+    for model in events.iter().filter(|e| e["event"] == "model") {
+        let prompt = model["prompt_tokens"].as_u64().unwrap();
+        assert!(prompt + 256 <= 4000, "{model}");
+    }
+    // The last prompt holds the newest output whole and a note where the oldest was.
+    let trace = std::fs::read_dir(dir.path().join("traces"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let replay = glm_test_support::glm_agent_command()
+        .args(["replay", trace.to_str().unwrap()])
+        .args([
+            "--tokenizer",
+            &glm_test_support::repo_file("evals/traces/tokenizer.json"),
+        ])
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text(&replay.stdout), text(&replay.stderr));
+    assert!(replay.status.success(), "{all}");
+    assert!(all.contains("no divergence"), "{all}");
+
+    // A document larger than the window: refused before the first model turn.
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, "word ".repeat(2_000)).unwrap();
+    let run = replayed_run(dir.path(), serde_json::json!(["Never.<|user|>"]), "none")
+        .args(["--context-tokens", "1000", "--json", "--file"])
+        .arg(&big)
+        .arg("summarise")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    let out = text(&run.stdout);
+    assert!(!out.contains("\"event\":\"model\""), "{out}");
+    assert!(out.contains("of the 1000-token context window"), "{out}");
+}

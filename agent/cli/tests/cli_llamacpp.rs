@@ -216,19 +216,24 @@ fn servers_generate_the_embedded_engines_ids() {
     }
 }
 
-/// A Qwen2-layout checkpoint whose next token depends on the last one only, written so that
-/// after `<|assistant|>` it writes `python\n1+2<|observation|>`: attention and MLP outputs are
-/// kept small, the embedding of each token of that chain is a unit vector, and the output row
-/// of its successor points the same way. The rest of the weights are random.
+/// A checkpoint that after `<|assistant|>` writes `python\n1+2<|observation|>`.
 fn python_caller(dir: &Path) {
+    chain_model(dir, "python\n1+2", 151_338);
+}
+
+/// A Qwen2-layout checkpoint whose next token depends on the last one only, written so that
+/// after `<|assistant|>` it writes `text` byte by byte (each byte once), then `last`: attention
+/// and MLP outputs are kept small, the embedding of each token of that chain is a unit vector,
+/// and the output row of its successor points the same way. The rest of the weights are random.
+fn chain_model(dir: &Path, text: &str, last: u32) {
     const HIDDEN: usize = 64;
     const HEADS: usize = 4;
     const KV: usize = 2;
     const FFN: usize = 96;
     let head_dim = HIDDEN / HEADS;
     let chain: Vec<u32> = std::iter::once(151_337)
-        .chain("python\n1+2".bytes().map(u32::from))
-        .chain(std::iter::once(151_338))
+        .chain(text.bytes().map(u32::from))
+        .chain(std::iter::once(last))
         .collect();
     let mut embed = weights(1, TINY_VOCAB_SIZE * HIDDEN, 0.02);
     let mut head = weights(2, TINY_VOCAB_SIZE * HIDDEN, 0.02);
@@ -286,6 +291,45 @@ fn python_caller(dir: &Path) {
         serde_json::from_str(&std::fs::read_to_string(tiny_model().join("config.json")).unwrap())
             .unwrap();
     write_checkpoint(dir, &tensors, config);
+}
+
+/// llama.cpp's server sends a token that ends inside a UTF-8 character only with the next one,
+/// under the next one's id: the held ids are recovered from the text, so a model writing
+/// accented letters and emoji byte by byte gives the same ids through it as in-process.
+#[test]
+fn ids_held_back_inside_a_character_are_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("bytes");
+    // c3 a9, f0 9f 98 80, e4 b8 ad: each byte one token, then <|user|>.
+    chain_model(&model, "\u{e9}\u{1f600}\u{4e2d}!", 151_336);
+    let gguf = dir.path().join("bytes.gguf");
+    to_gguf(&model, &gguf);
+    let llama = llama_server(&gguf, &dir.path().join("llama.log"));
+    let tokenizer = model.join("tokenizer.json");
+    let prompt = "151331,151333,151336,10,104,105,151337";
+    let (want, _) = generate(
+        &["--model", model.to_str().unwrap(), "--isq", "none"],
+        prompt,
+        dir.path(),
+    );
+    let bytes: Vec<u64> = "\u{e9}\u{1f600}\u{4e2d}!".bytes().map(u64::from).collect();
+    assert_eq!(want[..bytes.len()], bytes[..], "the chain model: {want:?}");
+    let engine = format!("openai:{}", llama.base);
+    let remote = [
+        "--engine",
+        &engine,
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+    ];
+    let (got, value) = generate(&remote, prompt, dir.path());
+    assert_eq!(got, want, "{value}");
+    assert!(
+        value["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("\u{e9}\u{1f600}\u{4e2d}!"),
+        "{value}"
+    );
 }
 
 /// The model turns of a run's trace.
@@ -373,5 +417,61 @@ fn a_run_calls_a_tool_through_each_server_with_its_prompt_cached() {
                 );
             }
         }
+    }
+}
+
+/// A run resumed through a server that still holds its conversation: the continued first
+/// prompt is the recorded ids and the new turn, and the server serves the recorded part from its
+/// prefix cache (glm-agent serve and llama.cpp's server).
+#[test]
+fn a_resumed_run_finds_its_conversation_in_the_servers_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("python-caller");
+    python_caller(&model);
+    let gguf = dir.path().join("python-caller.gguf");
+    to_gguf(&model, &gguf);
+    let llama = llama_server(&gguf, &dir.path().join("llama.log"));
+    let served = glm_agent_server(&model, dir.path());
+    let tokenizer = model.join("tokenizer.json");
+    let tokenizer = tokenizer.to_str().unwrap();
+    for (name, base) in [
+        ("llama.cpp", llama.base.as_str()),
+        ("glm-agent", served.base()),
+    ] {
+        let engine = format!("openai:{base}");
+        let traces = dir.path().join(name);
+        let traces = traces.to_str().unwrap();
+        let run = |task: &str, more: &[&str]| {
+            let mut args = vec!["run", task, "--engine", &engine, "--tokenizer", tokenizer];
+            args.extend(["--temperature", "0", "--max-step-tokens", "32", "--json"]);
+            args.extend(["--max-steps", "2", "--trace-dir", traces]);
+            args.extend(more);
+            let out = glm_agent(&args, dir.path());
+            // Calls until the step budget ends the run.
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out
+        };
+        run("Add one and two.", &["--tools", "python"]);
+        let out = run("Now add three.", &["--continue"]);
+        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let resumed = events[0]["resumed"].as_array().unwrap().len() as u64;
+        let first = events.iter().find(|e| e["event"] == "model").unwrap();
+        let cached = first["cached_tokens"].as_u64().unwrap_or(0);
+        println!(
+            "{name}: the resumed first step found {cached} of its {resumed} recorded tokens cached"
+        );
+        assert!(resumed > 20, "{name}: {}", events[0]);
+        assert!(
+            cached >= resumed - 1,
+            "{name}: {cached} of {resumed} cached"
+        );
     }
 }

@@ -36,7 +36,7 @@ fn packages() -> &'static (PathBuf, PathBuf) {
 }
 
 /// `--mcp` for the reference filesystem server over stdio, allowed into `root`.
-fn filesystem_stdio(root: &Path) -> String {
+pub(crate) fn filesystem_stdio(root: &Path) -> String {
     let js = packages()
         .0
         .ancestors()
@@ -310,6 +310,8 @@ fn a_run_follows_a_tool_list_change_and_replays_without_the_servers() {
             &mcp_ev,
             "--tools",
             "py,ev__echo",
+            "--approval",
+            "auto",
             "--json",
             "go",
         ],
@@ -355,33 +357,7 @@ fn a_run_follows_a_tool_list_change_and_replays_without_the_servers() {
 
     // The servers are gone: the trace replays with the recorded observations, every prompt
     // (the appended system turn too) identical.
-    let trace = std::fs::read_dir(&traces)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let replay = glm_agent(
-        dir.path(),
-        &[
-            "replay",
-            trace.to_str().unwrap(),
-            "--tokenizer",
-            &tokenizer,
-            "--tools",
-            "recorded",
-        ],
-    );
-    assert!(
-        replay.status.success(),
-        "{}{}",
-        text(&replay.stdout),
-        text(&replay.stderr)
-    );
-    assert!(
-        text(&replay.stdout).contains("no divergence")
-            || text(&replay.stderr).contains("no divergence")
-    );
+    replays_without_servers(dir.path(), &traces);
 }
 
 #[test]
@@ -769,4 +745,179 @@ fn the_filesystem_servers_results_are_read_once() {
     assert!(image.contains("/mnt/data/"), "{image}");
     assert!(!image.contains("iVBORw0KGgo"), "{image}");
     assert!(image.len() < 1_000, "{} bytes: {image}", image.len());
+}
+
+/// The one trace in `traces` replays with its recorded observations and no divergence.
+fn replays_without_servers(dir: &Path, traces: &Path) {
+    let trace = std::fs::read_dir(traces)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let tokenizer = repo_file("evals/traces/tokenizer.json");
+    let args = ["replay", trace.to_str().unwrap(), "--tokenizer", &tokenizer];
+    let replay = glm_agent(dir, &[&args[..], &["--tools", "recorded"]].concat());
+    let all = format!("{}{}", text(&replay.stdout), text(&replay.stderr));
+    assert!(replay.status.success(), "{}: {all}", trace.display());
+    assert!(all.contains("no divergence"), "{}: {all}", trace.display());
+}
+
+/// The events of a `--json` run.
+fn events_of(out: &Output) -> Vec<Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Approvals with the reference filesystem server, whose read tools are annotated read-only and
+/// whose write tools are not: with no terminal to ask on, a read runs and a write is refused
+/// (the model is told, the run goes on); rules allow and deny by name and by server; and the
+/// recorded decisions replay.
+#[test]
+fn approvals_run_reads_refuse_writes_without_a_terminal_and_follow_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("notes.txt"), "marker-5150\n").unwrap();
+    let target = root.join("out.txt");
+    let read = serde_json::json!({ "path": root.join("notes.txt") });
+    let write = serde_json::json!({ "path": &target, "content": "written" });
+    let outputs = dir.path().join("outputs.json");
+    std::fs::write(
+        &outputs,
+        serde_json::json!([
+            format!("fs__read_text_file\n{read}<|observation|>"),
+            format!("fs__write_file\n{write}<|observation|>"),
+            "Done.<|user|>"
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let engine = format!("replay:{}", outputs.display());
+    let tokenizer = repo_file("evals/traces/tokenizer.json");
+    let fs = filesystem_stdio(&root);
+    let run = |name: &str, flags: &[&str]| -> (Output, Vec<Value>) {
+        let traces = dir.path().join(name);
+        let mut args = vec!["run", "--engine", &engine, "--tokenizer", &tokenizer];
+        args.extend(["--mcp", &fs, "--tools", "fs", "--json"]);
+        let traces_arg = traces.to_str().unwrap().to_owned();
+        args.extend(["--trace-dir", &traces_arg]);
+        args.extend(flags);
+        args.push("copy the notes");
+        let started = Instant::now();
+        let out = glm_agent(dir.path(), &args);
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let events = events_of(&out);
+        (out, events)
+    };
+    let decisions = |events: &[Value]| -> Vec<(String, String, String)> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "approval")
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                (s("name"), s("verdict"), s("by"))
+            })
+            .collect()
+    };
+    let d = |name: &str, verdict: &str, by: &str| (name.into(), verdict.into(), by.into());
+
+    // The default, `ask`, with nobody to ask: the read runs, the write is refused.
+    let (_, events) = run("default", &[]);
+    assert_eq!(
+        decisions(&events),
+        [
+            d("fs__read_text_file", "run", "read_only"),
+            d("fs__write_file", "refuse", "no_one")
+        ]
+    );
+    assert!(!target.exists());
+    let observations: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "observation")
+        .collect();
+    assert!(
+        observations[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("marker-5150")
+    );
+    let refused = observations[1]["text"].as_str().unwrap();
+    assert!(
+        refused.contains("not run") && refused.contains("approval"),
+        "{refused}"
+    );
+    let refusal = events.iter().find(|e| e["verdict"] == "refuse").unwrap();
+    assert_eq!(refusal["arguments"]["content"], "written");
+    // Not shown as JSON: the refused call is named with what would run it.
+    let shown = glm_agent(
+        dir.path(),
+        &[
+            "run",
+            "--engine",
+            &engine,
+            "--tokenizer",
+            &tokenizer,
+            "--mcp",
+            &fs,
+            "--tools",
+            "fs",
+            "--no-trace",
+            "copy",
+        ],
+    );
+    let err = text(&shown.stderr);
+    assert!(err.contains("→ fs__write_file: "), "{err}");
+    assert!(err.contains("--allow fs__write_file"), "{err}");
+
+    // A rule allows the write.
+    let (_, events) = run("allowed", &["--allow", "fs__write_file"]);
+    assert_eq!(decisions(&events)[1], d("fs__write_file", "run", "rule"));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "written");
+    std::fs::remove_file(&target).unwrap();
+
+    // Deny wins over auto, for a whole server.
+    let (_, events) = run("denied", &["--approval", "auto", "--deny", "fs__*"]);
+    assert_eq!(
+        decisions(&events),
+        [
+            d("fs__read_text_file", "refuse", "rule"),
+            d("fs__write_file", "refuse", "rule")
+        ]
+    );
+    assert!(!target.exists());
+
+    // `deny` runs only what is allowed, read-only or not; the config file's [approval] table.
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[approval]\nmode = \"deny\"\nallow = [\"fs__write_*\"]\n",
+    )
+    .unwrap();
+    let (_, events) = run("config", &[]);
+    std::fs::remove_file(dir.path().join("config.toml")).unwrap();
+    assert_eq!(
+        decisions(&events),
+        [
+            d("fs__read_text_file", "refuse", "mode"),
+            d("fs__write_file", "run", "rule")
+        ]
+    );
+    assert!(target.exists());
+
+    // Replays give the recorded decisions back, the servers gone: every prompt the same.
+    for name in ["default", "config"] {
+        replays_without_servers(dir.path(), &dir.path().join(name));
+    }
+
+    // A mode that is not one is a usage error naming the modes.
+    let bad = glm_agent(dir.path(), &["run", "--approval", "sometimes", "x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("auto, ask or deny"),
+        "{}",
+        text(&bad.stderr)
+    );
 }

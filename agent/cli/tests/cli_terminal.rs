@@ -212,3 +212,98 @@ fn ctrl_c_in_chat_stops_the_cell_and_keeps_the_conversation() {
     tmux.keys(&["/exit", "Enter"]);
     tmux.wait_for("EXIT=0", 1);
 }
+
+/// On a real terminal each call the policy leaves open is asked about, and each answer does
+/// what it says: no (with a reason the model reads), yes, yes for the rest of the session (the
+/// next call of that tool is not asked about), and stop (exit 130).
+#[test]
+fn each_answer_to_an_approval_question_does_what_it_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("files");
+    std::fs::create_dir_all(&root).unwrap();
+    let write = |name: &str| {
+        let args = serde_json::json!({ "path": root.join(name), "content": name });
+        format!("fs__write_file\n{args}<|observation|>")
+    };
+    let mkdir = serde_json::json!({ "path": root.join("e") });
+    let outputs = serde_json::json!([
+        write("a.txt"),
+        write("b.txt"),
+        write("c.txt"),
+        write("d.txt"),
+        format!("fs__create_directory\n{mkdir}<|observation|>"),
+        "Done.<|user|>"
+    ]);
+    let path = dir.path().join("outputs.json");
+    std::fs::write(&path, outputs.to_string()).unwrap();
+    let command = format!(
+        "env GLM_AGENT_CONFIG={config} GLM_AGENT_TRACE_DIR={traces} \
+{exe} run --engine replay:{outputs} --tokenizer {tokenizer} --mcp {mcp} --tools fs 'write them'; \
+echo \"EXIT=$?\"; sleep 60",
+        config = shell_quote(&dir.path().join("config.toml")),
+        traces = shell_quote(&dir.path().join("traces")),
+        exe = shell_quote(&glm_agent_exe()),
+        outputs = shell_quote(&path),
+        tokenizer = shell_quote(Path::new(&repo_file("evals/traces/tokenizer.json"))),
+        mcp = shell_quote(Path::new(&crate::cli_mcp::filesystem_stdio(&root))),
+    );
+    let tmux = Tmux::start(&format!("glm-approve-{}", std::process::id()), &command);
+    tmux.wait_for("allow fs__write_file? [y/a/n/s]", 1);
+    let screen = tmux.screen();
+    assert!(screen.contains("a.txt"), "{screen}");
+    tmux.keys(&["n not in that folder", "Enter"]);
+    tmux.wait_for("allow fs__write_file? [y/a/n/s]", 2);
+    tmux.keys(&["y", "Enter"]);
+    tmux.wait_for("allow fs__write_file? [y/a/n/s]", 3);
+    tmux.keys(&["a", "Enter"]);
+    tmux.wait_for("allow fs__create_directory?", 1);
+    let screen = tmux.screen();
+    // d.txt was written without a question.
+    assert_eq!(
+        screen.matches("allow fs__write_file?").count(),
+        3,
+        "{screen}"
+    );
+    tmux.keys(&["s", "Enter"]);
+    let screen = tmux.wait_for("EXIT=", 1);
+    assert!(screen.contains("EXIT=130"), "{screen}");
+    assert!(!root.join("a.txt").exists());
+    for name in ["b.txt", "c.txt", "d.txt"] {
+        assert_eq!(std::fs::read_to_string(root.join(name)).unwrap(), name);
+    }
+    assert!(!root.join("e").exists());
+    let trace = std::fs::read_dir(dir.path().join("traces"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decisions: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["event"] == "approval")
+        .map(|e| (e["verdict"].as_str().unwrap(), e["by"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("refuse", "person"),
+            ("run", "person"),
+            ("run", "person"),
+            ("run", "session"),
+            ("stop", "person")
+        ]
+    );
+    let declined = events.iter().find(|e| e["event"] == "observation").unwrap();
+    assert!(
+        declined["text"]
+            .as_str()
+            .unwrap()
+            .contains("the user declined it: not in that folder"),
+        "{declined}"
+    );
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-pub use openai::{ControlToken, Dialect, OpenAiConfig, OpenAiEngine, redact_url};
+pub use openai::{ControlToken, Dialect, OpenAiConfig, OpenAiEngine, Pieces, redact_url};
 pub use replay::{Recorded, ReplayEngine};
 
 /// Sampling settings.
@@ -119,6 +119,10 @@ pub enum EngineEvent {
         ids: Vec<u32>,
         text: String,
     },
+    /// The backend lost generated ids (a server held a token back and never said which): the
+    /// ids given so far and from here on are not all the model's. Readers drop them and encode
+    /// the text, as for a backend that reports text only.
+    IdsLost,
     /// The end, always the last event.
     Finished {
         /// Why it ended.
@@ -251,6 +255,8 @@ pub trait Engine: Send + Sync {
 pub struct Collector {
     ids: Vec<u32>,
     text: String,
+    /// Whether the backend said it lost ids ([`EngineEvent::IdsLost`]).
+    ids_lost: bool,
 }
 
 /// What [`Collector::next`] read.
@@ -273,8 +279,18 @@ impl Collector {
     /// has nothing more to give.
     pub async fn next(&mut self, stream: &mut EventStream<'_>) -> Result<Progress, EngineError> {
         match stream.next().await {
+            Some(Ok(EngineEvent::IdsLost)) => {
+                // None of the ids is kept: the caller encodes the whole text.
+                self.ids_lost = true;
+                self.ids.clear();
+                Ok(Progress::Delta(String::new()))
+            }
             Some(Ok(EngineEvent::Delta { ids, text })) => {
-                self.ids.extend(ids);
+                if self.ids_lost {
+                    self.ids.clear();
+                } else {
+                    self.ids.extend(ids);
+                }
                 self.text.push_str(&text);
                 Ok(Progress::Delta(text))
             }
@@ -289,7 +305,7 @@ impl Collector {
         }
     }
 
-    /// The ids generated so far (none from a backend that reports text only).
+    /// The ids generated so far (none from a backend that reports text only, or that lost some).
     pub fn ids(&self) -> &[u32] {
         &self.ids
     }
@@ -360,6 +376,37 @@ mod tests {
         assert_eq!(steps[0], Progress::Delta("ab".into()));
         assert_eq!(steps[1], Progress::Delta(String::new()));
         assert_eq!((c.ids(), c.text()), (&[1, 2, 3][..], "ab"));
+    }
+
+    #[test]
+    fn ids_lost_drops_them_all() {
+        let finished = Ok(EngineEvent::Finished {
+            reason: FinishReason::Stop,
+            usage: Usage::default(),
+        });
+        let events = vec![
+            delta(&[1], "a"),
+            Ok(EngineEvent::IdsLost),
+            delta(&[], "b"),
+            delta(&[3], "c"),
+            finished,
+        ];
+        let mut s = stream(events);
+        let mut c = Collector::default();
+        block_on(async { while !matches!(c.next(&mut s).await, Ok(Progress::Finished { .. })) {} });
+        assert_eq!((c.ids(), c.text()), (&[][..], "abc"));
+    }
+
+    #[test]
+    fn text_flushed_without_ids_keeps_the_ids() {
+        let finished = Ok(EngineEvent::Finished {
+            reason: FinishReason::Stop,
+            usage: Usage::default(),
+        });
+        let mut s = stream(vec![delta(&[1, 2], "a"), delta(&[], "\u{fffd}"), finished]);
+        let mut c = Collector::default();
+        block_on(async { while !matches!(c.next(&mut s).await, Ok(Progress::Finished { .. })) {} });
+        assert_eq!(c.ids(), &[1, 2]);
     }
 
     #[test]

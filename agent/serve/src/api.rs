@@ -272,9 +272,12 @@ pub enum ChatMessage {
     },
     /// A tool's result.
     Tool {
-        /// Text, or text parts (the call it answers, `tool_call_id`, is not needed: results
-        /// follow their calls in order).
+        /// Text, or text parts.
         content: Value,
+        /// The id of the call it answers: results are put in their calls' order by it (GLM-4
+        /// reads them in order).
+        #[serde(default)]
+        tool_call_id: Option<String>,
     },
 }
 
@@ -295,7 +298,7 @@ impl ChatMessage {
             ChatMessage::System { content }
             | ChatMessage::Developer { content }
             | ChatMessage::User { content }
-            | ChatMessage::Tool { content } => of(content),
+            | ChatMessage::Tool { content, .. } => of(content),
             ChatMessage::Assistant {
                 content,
                 tool_calls,
@@ -314,6 +317,9 @@ impl ChatMessage {
 /// A call in an earlier assistant message.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ToolCallIn {
+    /// Its id, which the results name.
+    #[serde(default)]
+    pub id: Option<String>,
     /// The function and its arguments.
     pub function: FunctionCallIn,
 }

@@ -611,6 +611,8 @@ fn write_trace(server: &Server, job: &Job, outcome: &Outcome<'_>) {
         tools: job.tools.clone(),
         settings: json!({"serve": job.trace}),
         documents: Vec::new(),
+        parent: None,
+        resumed: Vec::new(),
     });
     writer.record(&Event::Model {
         step: 1,

@@ -30,7 +30,9 @@ impl PrefixHash {
         }
     }
 
-    /// The key of an answer `content` with `calls` after this prefix.
+    /// The key of an answer `content` with `calls` after this prefix. A call's arguments count
+    /// by their meaning, not their spelling: a client that sends them back re-serialised (other
+    /// spacing, key order or escapes, as LangChain does) finds the same key.
     pub fn key(&self, content: &str, calls: &[(String, String)]) -> Key {
         let mut h = self.0.clone();
         let mut field = |bytes: &[u8]| {
@@ -40,9 +42,51 @@ impl PrefixHash {
         field(content.as_bytes());
         for (name, arguments) in calls {
             field(name.as_bytes());
-            field(arguments.as_bytes());
+            field(canonical_arguments(arguments).as_bytes());
         }
         h.finalize().into()
+    }
+}
+
+/// Arguments in one spelling: JSON parsed and written back with sorted keys and no spaces;
+/// text that is not JSON as it is.
+fn canonical_arguments(arguments: &str) -> String {
+    fn write(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (n, key) in keys.into_iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    out.push(':');
+                    write(&map[key], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (n, item) in items.iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(value) => {
+            let mut out = String::with_capacity(arguments.len());
+            write(&value, &mut out);
+            out
+        }
+        Err(_) => arguments.to_owned(),
     }
 }
 
@@ -285,14 +329,15 @@ pub fn chat_prompt(
         let m = Message::system_with_tools(tools, "");
         push(&mut out, &encode(encoder, &m)?);
     }
-    for (i, message) in messages.iter().enumerate() {
+    for i in in_call_order(messages)? {
+        let message = &messages[i];
         let param = format!("messages[{i}].content");
         let (role, content) = match message {
             ChatMessage::System { content } | ChatMessage::Developer { content } => {
                 (Role::System, content)
             }
             ChatMessage::User { content } => (Role::User, content),
-            ChatMessage::Tool { content } => (Role::Observation, content),
+            ChatMessage::Tool { content, .. } => (Role::Observation, content),
             ChatMessage::Assistant {
                 content,
                 tool_calls,
@@ -315,6 +360,69 @@ pub fn chat_prompt(
     }
     push(&mut out, &[special.id(SpecialToken::Assistant)]);
     Ok(out)
+}
+
+/// The messages' indices in the order GLM-4 reads them: each run of tool results after an
+/// assistant message with calls is put in its calls' order by `tool_call_id` (a result that
+/// names no call of that message is an error naming it); results without ids keep their place.
+fn in_call_order(messages: &[ChatMessage]) -> Result<Vec<usize>, ApiError> {
+    let mut order = Vec::with_capacity(messages.len());
+    let mut calls: Vec<Option<&str>> = Vec::new();
+    let mut i = 0;
+    while i < messages.len() {
+        match &messages[i] {
+            ChatMessage::Tool { .. } => {
+                let start = i;
+                while i < messages.len() && matches!(messages[i], ChatMessage::Tool { .. }) {
+                    i += 1;
+                }
+                let mut run: Vec<(usize, usize)> = Vec::with_capacity(i - start);
+                for (n, j) in (start..i).enumerate() {
+                    let ChatMessage::Tool {
+                        tool_call_id: Some(id),
+                        ..
+                    } = &messages[j]
+                    else {
+                        run.push((n, j));
+                        continue;
+                    };
+                    if calls.iter().all(Option::is_none) {
+                        run.push((n, j));
+                        continue;
+                    }
+                    let Some(at) = calls.iter().position(|c| *c == Some(id.as_str())) else {
+                        let known: Vec<&str> = calls.iter().flatten().copied().collect();
+                        return Err(ApiError::invalid(
+                            Some(format!("messages[{j}].tool_call_id")),
+                            format!(
+                                "`{}` names no call of the assistant message before it (its calls: {})",
+                                crate::log::escape(id, 100),
+                                crate::log::escape(&known.join(", "), 300)
+                            ),
+                        ));
+                    };
+                    run.push((at, j));
+                }
+                run.sort_by_key(|(at, _)| *at);
+                order.extend(run.into_iter().map(|(_, j)| j));
+            }
+            ChatMessage::Assistant { tool_calls, .. } => {
+                calls = tool_calls
+                    .iter()
+                    .flatten()
+                    .map(|c| c.id.as_deref())
+                    .collect();
+                order.push(i);
+                i += 1;
+            }
+            _ => {
+                calls.clear();
+                order.push(i);
+                i += 1;
+            }
+        }
+    }
+    Ok(order)
 }
 
 fn encode(encoder: &Encoder, m: &Message) -> Result<Vec<u32>, ApiError> {
@@ -392,6 +500,26 @@ mod tests {
             m.get(&key(4)).is_none(),
             "an answer over the whole bound is not kept"
         );
+    }
+
+    #[test]
+    fn arguments_count_by_meaning_not_spelling() {
+        let h = PrefixHash::default();
+        let call = |args: &str| h.key("", &[("get_weather".into(), args.into())]);
+        let model = call(r#"{"city":"Oslo","days":[1,2],"unit":"c\u00e9"}"#);
+        // LangChain's json.dumps: spaces after separators, keys in its own order, escapes.
+        assert_eq!(
+            model,
+            call(r#"{"unit": "c\u00e9", "city": "Oslo", "days": [1, 2]}"#)
+        );
+        assert_eq!(
+            model,
+            call("{\"city\": \"Oslo\", \"days\": [1, 2], \"unit\": \"c\u{e9}\"}")
+        );
+        assert_ne!(model, call(r#"{"city":"Bergen","days":[1,2],"unit":"cé"}"#));
+        assert_ne!(model, call(r#"{"city":"Oslo","days":[2,1],"unit":"cé"}"#));
+        // Not JSON: as it is.
+        assert_ne!(call("print(1)"), call("print( 1)"));
     }
 
     #[test]

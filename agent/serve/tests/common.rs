@@ -1,12 +1,15 @@
 //! A scripted engine (an answer's text, encoded with the tiny tokenizer, or an endless stream)
 //! and a server over it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use glm_agent::engine::{Engine, EngineEvent, EventStream, FinishReason, GenerateRequest, Usage};
 use glm_serve::{Options, Server};
+
+/// The prompts a scripted engine was given, in order.
+pub type Prompts = Arc<Mutex<Vec<Vec<u32>>>>;
 
 /// What the scripted engine does with every request.
 #[derive(Clone)]
@@ -20,6 +23,8 @@ pub enum Script {
 pub struct Scripted {
     pub script: Script,
     pub context: Option<usize>,
+    /// Every prompt it was given, in order.
+    pub prompts: Prompts,
 }
 
 impl Engine for Scripted {
@@ -32,6 +37,9 @@ impl Engine for Scripted {
     }
 
     fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
+        if let Ok(mut prompts) = self.prompts.lock() {
+            prompts.push(request.prompt.clone());
+        }
         let encoder = glm_test_support::tiny_encoder();
         match self.script.clone() {
             Script::Answer(text) => {
@@ -71,11 +79,19 @@ impl Engine for Scripted {
 
 /// A server answering `script`, with `options` changed by `tune`.
 pub fn server(script: Script, tune: impl FnOnce(&mut Options)) -> Arc<Server> {
+    recording_server(script, tune).0
+}
+
+/// [`server`], and the prompts its engine is given.
+pub fn recording_server(script: Script, tune: impl FnOnce(&mut Options)) -> (Arc<Server>, Prompts) {
     let mut options = Options::new("glm-test");
     tune(&mut options);
+    let prompts = Arc::new(Mutex::new(Vec::new()));
     let engine = Scripted {
         script,
         context: Some(1 << 20),
+        prompts: prompts.clone(),
     };
-    Server::new(Arc::new(engine), glm_test_support::tiny_encoder(), options)
+    let server = Server::new(Arc::new(engine), glm_test_support::tiny_encoder(), options);
+    (server, prompts)
 }

@@ -346,3 +346,73 @@ async fn a_client_that_stops_reading_gives_its_place_back() {
     assert!(freed, "a stalled reader kept its place");
     drop(stalled);
 }
+
+/// The prompt's text as the tiny tokenizer spells it (every byte one token).
+fn spelled(prompt: &[u32]) -> String {
+    glm_test_support::tiny_encoder().decode(prompt).unwrap()
+}
+
+/// A follow-up that sends the call back re-serialised (spaces, other key order, as LangChain's
+/// `json.dumps` does) extends the prompt with the ids the model generated, not a re-encoding;
+/// results sent out of order go to their calls by `tool_call_id`; an id that names no call is a
+/// 400 naming it.
+#[tokio::test]
+async fn follow_ups_are_exact_by_meaning_and_results_go_to_their_calls() {
+    let calls = "get_weather\n{\"city\":\"Oslo\",\"days\":2}<|assistant|>get_weather\n{\"city\":\"Bergen\",\"days\":2}<|observation|>";
+    let (s, prompts) = crate::common::recording_server(Script::Answer(calls.into()), |_| {});
+    let first = chat(json!({"tools": weather_tool()}));
+    let (status, body) = send(&s, post("/v1/chat/completions", &first)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let returned = body["choices"][0]["message"]["tool_calls"].clone();
+    let ids: Vec<String> = returned
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{body}");
+    // Sent back as LangChain does: arguments re-serialised, the results in the other order.
+    let resent: Vec<Value> = returned
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let args: Value =
+                serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap();
+            let python_style =
+                format!("{{\"days\": {}, \"city\": {}}}", args["days"], args["city"]);
+            json!({"id": c["id"], "type": "function",
+                   "function": {"name": "get_weather", "arguments": python_style}})
+        })
+        .collect();
+    let follow_up = |results: Value| {
+        let mut body = first.clone();
+        let messages = body["messages"].as_array_mut().unwrap();
+        messages.push(json!({"role": "assistant", "content": null, "tool_calls": resent}));
+        messages.extend(results.as_array().unwrap().iter().cloned());
+        body
+    };
+    let results = json!([
+        {"role": "tool", "tool_call_id": ids[1], "content": "Bergen: rain"},
+        {"role": "tool", "tool_call_id": ids[0], "content": "Oslo: sun"},
+    ]);
+    let (status, body) = send(&s, post("/v1/chat/completions", &follow_up(results))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let prompts = prompts.lock().unwrap().clone();
+    let (before, after) = (&prompts[0], &prompts[1]);
+    let text = spelled(after);
+    // The model's own spelling, token for token after the first prompt.
+    assert!(text.contains("{\"city\":\"Oslo\",\"days\":2}"), "{text}");
+    assert!(!text.contains("{\"days\": 2"), "{text}");
+    assert_eq!(&after[..before.len()], &before[..]);
+    let oslo = text.find("Oslo: sun").unwrap();
+    let bergen = text.find("Bergen: rain").unwrap();
+    assert!(oslo < bergen, "results in their calls' order: {text}");
+
+    let unknown = json!([{"role": "tool", "tool_call_id": "call_nope", "content": "x"}]);
+    let (status, body) = send(&s, post("/v1/chat/completions", &follow_up(unknown))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("call_nope"), "{message}");
+    assert_eq!(body["error"]["param"], "messages[2].tool_call_id");
+}

@@ -90,6 +90,7 @@ fn declared_functions(case: &Case) -> Result<ToolRegistry, RunnerError> {
             spec,
             description,
             parameters,
+            read_only: false,
             handler: Box::new(move |_, _| {
                 let name = name.clone();
                 Box::pin(async move {

@@ -357,6 +357,11 @@ impl Tool for SimpleBrowser {
         "Search the web and read pages: search(query, recency_days), mclick(ids), open_url(url)."
     }
 
+    /// It reads: GET requests only, no forms, no scripts.
+    fn read_only(&self) -> bool {
+        true
+    }
+
     async fn call(&self, args: BrowserCall, _ctx: &ToolContext) -> Result<ToolOutput, CallError> {
         match args {
             BrowserCall::Search {

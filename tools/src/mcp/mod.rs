@@ -359,6 +359,12 @@ impl ToolSource for McpServer {
                     description(tool),
                     normalize(&Value::Object((*tool.input_schema).clone())),
                 )
+                .read_only(
+                    tool.annotations
+                        .as_ref()
+                        .and_then(|a| a.read_only_hint)
+                        .unwrap_or(false),
+                )
             })
             .collect()
     }

@@ -16,13 +16,16 @@
 //! Requests that fail before any token arrives are retried with backoff on 429, 5xx and
 //! dropped connections.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+mod pieces;
 mod sse;
 
 use super::{Cause, Engine, EngineError, EventStream, GenerateRequest};
+pub use pieces::Pieces;
 use sse::async_stream;
 
 /// How to reach the server.
@@ -108,6 +111,7 @@ pub struct OpenAiEngine {
     model: String,
     dialect: Dialect,
     control: Vec<ControlToken>,
+    pieces: Option<Arc<Pieces>>,
 }
 
 /// The text whose encoding tells a GLM-4 tokenizer from another.
@@ -139,6 +143,7 @@ impl OpenAiEngine {
             model: String::new(),
             dialect: Dialect::Generic,
             control,
+            pieces: None,
         };
         // The list says who serves (vLLM, llama.cpp and glm-agent name themselves).
         let (listed, owner) = engine.served_model().await?.unzip();
@@ -158,6 +163,13 @@ impl OpenAiEngine {
         engine.dialect = dialect;
         engine.check_tokenizer(tokens)?;
         Ok(engine)
+    }
+
+    /// Gives the engine every token's bytes (the tokenizer's vocabulary), so that ids a server
+    /// holds back inside a UTF-8 character are recovered instead of lost (llama.cpp's server).
+    pub fn with_pieces(mut self, pieces: Pieces) -> Self {
+        self.pieces = Some(Arc::new(pieces));
+        self
     }
 
     /// The dialect found when connecting.

@@ -3,11 +3,13 @@
 //! server that goes on for ever, or sends only keep-alive comments, is cut off), and a
 //! malformed event quoted short.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::Value;
 
+use super::pieces::Pieces;
 use super::{ControlToken, Dialect, OpenAiEngine, quote};
 use crate::{Cause, EngineError, EngineEvent, FinishReason, GenerateRequest, Usage};
 
@@ -53,6 +55,15 @@ struct SseState {
     dialect: Dialect,
     /// Control tokens, for llama.cpp's chunks that carry an id without its text.
     control: Vec<ControlToken>,
+    /// Every token's bytes, to recover the ids llama.cpp holds back (see [`Pieces`]).
+    pieces: Option<Arc<Pieces>>,
+    /// The tokens llama.cpp says it generated so far (`tokens_predicted`).
+    predicted: usize,
+    /// Whether an id was lost: the stream's ids are then not the model's, and from there on
+    /// only text is given (the reader encodes the whole text).
+    lost: bool,
+    /// Whether [`EngineEvent::IdsLost`] was sent.
+    lost_told: bool,
     stop_ids: Vec<u32>,
     /// Bytes of the line being received (a character may be split between network reads).
     buffer: Vec<u8>,
@@ -77,6 +88,10 @@ impl SseState {
         SseState {
             dialect: engine.dialect,
             control: engine.control.clone(),
+            pieces: engine.pieces.clone(),
+            predicted: 0,
+            lost: false,
+            lost_told: false,
             stop_ids: request.stop_ids.clone(),
             buffer: Vec::new(),
             scanned: 0,
@@ -167,6 +182,7 @@ impl SseState {
                     .collect()
             })
             .unwrap_or_default();
+        self.recover_held(chunk, &text, &mut ids);
         if let Some(at) = ids.iter().position(|id| self.stop_ids.contains(id)) {
             ids.truncate(at + 1);
             self.reason = Some(FinishReason::Stop);
@@ -188,7 +204,38 @@ impl SseState {
             }
         }
         self.usage.generated_tokens += ids.len();
+        if self.lost {
+            ids.clear();
+        }
         (text, ids)
+    }
+
+    /// Puts back before `ids` the ids llama.cpp held back, when its count of generated tokens
+    /// says some are missing; when they cannot be known for certain, the stream's ids are lost.
+    fn recover_held(&mut self, chunk: &Value, text: &str, ids: &mut Vec<u32>) {
+        // The last chunk counts every token but carries none of them when streaming.
+        if chunk["stop"].as_bool() == Some(true) {
+            return;
+        }
+        let Some(predicted) = count(&chunk["tokens_predicted"]) else {
+            return;
+        };
+        let held = predicted.saturating_sub(self.predicted + ids.len());
+        self.predicted = predicted;
+        if held == 0 || self.lost {
+            return;
+        }
+        match self
+            .pieces
+            .as_ref()
+            .and_then(|p| p.held_back(text, ids, held))
+        {
+            Some(mut before) => {
+                before.append(ids);
+                *ids = before;
+            }
+            None => self.lost = true,
+        }
     }
 }
 
@@ -214,6 +261,10 @@ impl SseState {
             match self.data(data.trim()) {
                 Ok(Some(event)) => {
                     self.last_delta = Instant::now();
+                    if self.lost && !self.lost_told {
+                        self.lost_told = true;
+                        events.push(Ok(EngineEvent::IdsLost));
+                    }
                     events.push(Ok(event));
                 }
                 Ok(None) => {}
@@ -333,12 +384,25 @@ mod tests {
 
     /// The events of a stream whose body arrives in `chunks`.
     async fn events_of(chunks: Vec<Vec<u8>>) -> Vec<Result<EngineEvent, EngineError>> {
+        events_from(Dialect::Vllm, None, chunks).await
+    }
+
+    /// The events of a stream of `dialect` whose body arrives in `chunks`.
+    async fn events_from(
+        dialect: Dialect,
+        pieces: Option<Pieces>,
+        chunks: Vec<Vec<u8>>,
+    ) -> Vec<Result<EngineEvent, EngineError>> {
         let reads = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
         let response =
             reqwest::Response::from(http::Response::new(reqwest::Body::wrap_stream(reads)));
         let state = SseState {
-            dialect: Dialect::Vllm,
+            dialect,
             control: Vec::new(),
+            pieces: pieces.map(Arc::new),
+            predicted: 0,
+            lost: false,
+            lost_told: false,
             stop_ids: Vec::new(),
             buffer: Vec::new(),
             scanned: 0,
@@ -352,6 +416,93 @@ mod tests {
             last_delta: Instant::now(),
         };
         sse_events(response, Instant::now(), state).collect().await
+    }
+
+    /// llama.cpp's chunks for `(content, tokens, tokens_predicted)`, then its last chunk.
+    fn llama_stream(chunks: &[(&str, &[u32], usize)]) -> Vec<Vec<u8>> {
+        let mut body: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|(content, tokens, predicted)| {
+                let chunk = serde_json::json!({
+                    "content": content, "tokens": tokens, "stop": false,
+                    "tokens_predicted": predicted,
+                });
+                format!("data: {chunk}\n\n").into_bytes()
+            })
+            .collect();
+        let last = serde_json::json!({
+            "content": "", "tokens": [], "stop": true, "stop_type": "limit",
+            "tokens_predicted": chunks.last().map_or(0, |c| c.2),
+        });
+        body.push(format!("data: {last}\n\n").into_bytes());
+        body
+    }
+
+    fn deltas(events: &[Result<EngineEvent, EngineError>]) -> Vec<(Vec<u32>, String)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Ok(EngineEvent::Delta { ids, text }) => Some((ids.clone(), text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every byte a token, and "\xf0\x9f" one too.
+    fn byte_pieces() -> Pieces {
+        let bytes = (0..=255u8).map(|b| (u32::from(b), vec![b]));
+        Pieces::new(bytes.chain([(300, vec![0xf0, 0x9f])]))
+    }
+
+    #[tokio::test]
+    async fn ids_llama_cpp_holds_back_are_recovered_from_the_text() {
+        // "aé": a, then c3 held and sent with a9; then "😀" as f0, 9f, 98 held and 80 sent.
+        let stream = llama_stream(&[
+            ("a", &[0x61], 1),
+            ("\u{e9}", &[0xa9], 3),
+            ("\u{1f600}", &[0x80], 7),
+        ]);
+        let events = events_from(Dialect::LlamaCpp, Some(byte_pieces()), stream).await;
+        assert_eq!(
+            deltas(&events),
+            vec![
+                (vec![0x61], "a".into()),
+                (vec![0xc3, 0xa9], "\u{e9}".into()),
+                (vec![0xf0, 0x9f, 0x98, 0x80], "\u{1f600}".into()),
+            ]
+        );
+        assert!(!events.iter().any(|e| matches!(e, Ok(EngineEvent::IdsLost))));
+        let Some(Ok(EngineEvent::Finished { usage, .. })) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(usage.generated_tokens, 7);
+    }
+
+    #[tokio::test]
+    async fn ids_that_cannot_be_known_are_not_given() {
+        // Without a vocabulary: the ids from the first loss on are not given.
+        let stream = llama_stream(&[("a", &[0x61], 1), ("\u{e9}", &[0xa9], 3), ("b", &[0x62], 4)]);
+        let events = events_from(Dialect::LlamaCpp, None, stream).await;
+        assert_eq!(
+            deltas(&events),
+            vec![
+                (vec![0x61], "a".into()),
+                (vec![], "\u{e9}".into()),
+                (vec![], "b".into()),
+            ]
+        );
+        // Said once, before the first delta whose ids are missing.
+        assert!(matches!(events[1], Ok(EngineEvent::IdsLost)), "{events:?}");
+        // With the vocabulary, two held tokens before 80 are f0 9f | 98 or f0 | 9f 98 when both
+        // are tokens: taken only when one split exists.
+        let stream = llama_stream(&[("\u{1f600}", &[0x80], 3)]);
+        let pieces = Pieces::new(
+            (0..=255u8)
+                .map(|b| (u32::from(b), vec![b]))
+                .chain([(300, vec![0xf0, 0x9f]), (301, vec![0x9f, 0x98])]),
+        );
+        let events = events_from(Dialect::LlamaCpp, Some(pieces), stream).await;
+        assert_eq!(deltas(&events), vec![(vec![], "\u{1f600}".into())]);
     }
 
     #[tokio::test]
