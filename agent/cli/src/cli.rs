@@ -106,6 +106,12 @@ enum Command {
         #[command(subcommand)]
         command: tools::ToolsCommand,
     },
+    /// The text of a PDF on stdout (what `--file` runs, bounded, for a PDF).
+    #[command(hide = true)]
+    PdfText {
+        /// The PDF.
+        path: std::path::PathBuf,
+    },
 }
 
 /// Runs one parsed command line.
@@ -123,6 +129,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Setup { command } => setup::run(command),
         Command::Tools { command } => tools::run(command),
         Command::Traces { command } => traces::run(command),
+        Command::PdfText { path } => crate::pdf::pdf_text(&path),
     }
 }
 

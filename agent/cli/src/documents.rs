@@ -226,15 +226,19 @@ fn read_file(path: &Path, name: &str) -> Result<Document, Failure> {
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    if extension == "pdf" {
-        return Err(refuse(format!(
-            "--file {name}: PDF is not read yet: convert it to text first (pdftotext {name} out.txt) and pass that"
-        )));
-    }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|e| refuse(format!("--file {name}: {e}")))?;
+    if extension == "pdf" || bytes.starts_with(b"%PDF-") {
+        let text = crate::pdf::text_of(path, name)?;
+        return Ok(Document {
+            name: name.to_owned(),
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            text,
+        });
+    }
     document(name, bytes, matches!(extension.as_str(), "html" | "htm"))
 }
 

@@ -14,6 +14,7 @@ mod generate;
 mod input;
 mod mcp;
 mod model;
+mod pdf;
 mod prompt;
 mod replay;
 mod resume;

@@ -39,9 +39,9 @@ pub struct RunOptions {
     mcp: McpFlags,
     #[command(flatten)]
     trace: TraceSettings,
-    /// A document for the conversation, put before the task under a header naming it:
-    /// a text or code file, an HTML page (read as the browser's reader reads it), a folder
-    /// (its text files; .gitignore honoured), or `-` for standard input; repeatable
+    /// A document for the conversation, put before the task under a header naming it: a text
+    /// or code file, an HTML page (read as the browser's reader reads it), a PDF (its text), a
+    /// folder (its text files; .gitignore honoured), or `-` for standard input; repeatable
     #[arg(long = "file", value_name = "PATH")]
     pub files: Vec<PathBuf>,
     /// Do not write a trace.

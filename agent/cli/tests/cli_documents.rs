@@ -85,7 +85,7 @@ fn hostile_files_are_refused_quickly_with_a_message() {
     for (file, says) in [
         (&huge, "over the 32 MiB"),
         (&binary, "binary data, not text"),
-        (&pdf, "PDF is not read yet"),
+        (&pdf, "not a PDF that can be read"),
         (&latin1, "not UTF-8 text"),
     ] {
         let run = run_with(dir.path(), &[file]);
@@ -294,4 +294,60 @@ fn a_full_context_cuts_old_tool_outputs_and_a_document_too_large_is_refused() {
     let out = text(&run.stdout);
     assert!(!out.contains("\"event\":\"model\""), "{out}");
     assert!(out.contains("of the 1000-token context window"), "{out}");
+}
+
+/// A PDF's text goes in as a document (a PDF written here, and real ones where the machine has
+/// them); a PDF bomb (a stream that inflates to 1.5 GiB from 1.5 MB) is refused in little time,
+/// its extraction bounded to 1 GiB in a child process, the command's own memory small.
+#[test]
+fn pdfs_are_read_and_a_pdf_bomb_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = dir.path().join("pdfs");
+    let status = std::process::Command::new("python3")
+        .arg(format!(
+            "{}/tests/documents/make_pdfs.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(&made)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = run_with(dir.path(), &[&made.join("text.pdf")]);
+    let err = text(&run.output.stderr);
+    assert!(run.output.status.success(), "{err}");
+    let start: serde_json::Value =
+        serde_json::from_str(text(&run.output.stdout).lines().next().unwrap()).unwrap();
+    let task = start["task"].as_str().unwrap();
+    assert!(
+        task.contains("The zeta-marker line of a PDF.\nA second line."),
+        "{task}"
+    );
+    assert_eq!(start["documents"][0]["bytes"], 634);
+    // Real PDFs, where this machine has them (Debian's documentation).
+    for real in [
+        "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf",
+        "/usr/share/doc/libtasn1-doc/libtasn1.pdf",
+    ] {
+        let path = Path::new(real);
+        if !path.exists() {
+            println!("{real}: not on this machine");
+            continue;
+        }
+        let run = run_with(dir.path(), &[path]);
+        let task = text(&run.output.stdout);
+        println!("{real}: {:?}, {} bytes of events", run.elapsed, task.len());
+        assert!(run.output.status.success(), "{}", text(&run.output.stderr));
+        assert!(task.len() > 20_000, "{real}");
+    }
+    let run = run_with(dir.path(), &[&made.join("bomb.pdf")]);
+    let err = text(&run.output.stderr);
+    println!(
+        "bomb.pdf: {:?}, peak {} MB",
+        run.elapsed,
+        run.peak_rss >> 20
+    );
+    assert_eq!(run.output.status.code(), Some(2), "{err}");
+    assert!(err.contains("could not be read within 1024 MiB"), "{err}");
+    assert!(run.elapsed < Duration::from_secs(20), "{:?}", run.elapsed);
+    assert!(run.peak_rss < 200 << 20, "{} MB", run.peak_rss >> 20);
 }

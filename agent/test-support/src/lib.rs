@@ -76,9 +76,13 @@ fn build_binary(profile_dir: &std::path::Path) {
     assert!(status.success(), "building glm-agent failed");
 }
 
-/// A `glm-agent` command of this build.
+/// A `glm-agent` command of this build, its standard input closed (a test that pipes one in
+/// says so): an input inherited from the test runner could be an open pipe, which `run` waits
+/// on briefly before going on without it.
 pub fn glm_agent_command() -> Command {
-    Command::new(glm_agent_exe())
+    let mut command = Command::new(glm_agent_exe());
+    command.stdin(Stdio::null());
+    command
 }
 
 /// Cases per property of the fuzz tests: `PROPTEST_CASES` when set, else `default`.
