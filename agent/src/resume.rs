@@ -125,10 +125,12 @@ pub fn resume(trace: &Trace, encoder: &Encoder) -> Result<Resumed, ResumeError> 
             _ => {}
         }
     }
-    for turn in &turns {
-        check_ids(&sequence[turn.start..turn.prompt_end], encoder)?;
-    }
+    // Every id is this tokenizer's; every prompt (the first, and each one a cut rendered anew)
+    // begins as GLM-4's do.
     check_ids(&sequence, encoder)?;
+    for turn in &turns {
+        check_start(&sequence[turn.start..turn.prompt_end], encoder)?;
+    }
     for (n, turn) in turns.iter().enumerate() {
         if crate::session::prefix_hash(&sequence[turn.start..turn.prompt_end]) != turn.hash {
             return Err(ResumeError::Damaged { step: n + 1 });
@@ -181,6 +183,17 @@ pub fn resume(trace: &Trace, encoder: &Encoder) -> Result<Resumed, ResumeError> 
 /// The ids begin as GLM-4 prompts do with this tokenizer's control tokens, and each is one of
 /// its tokens.
 fn check_ids(sequence: &[u32], encoder: &Encoder) -> Result<(), ResumeError> {
+    check_start(sequence, encoder)?;
+    if let Some(id) = sequence.iter().find(|id| !encoder.knows(**id)) {
+        return Err(ResumeError::Tokenizer(format!(
+            "id {id} is beyond this tokenizer's vocabulary"
+        )));
+    }
+    Ok(())
+}
+
+/// The ids begin with this tokenizer's `[gMASK]<sop>`.
+fn check_start(sequence: &[u32], encoder: &Encoder) -> Result<(), ResumeError> {
     let special = encoder.special_ids();
     let start = [
         special.id(SpecialToken::GMask),
@@ -190,11 +203,6 @@ fn check_ids(sequence: &[u32], encoder: &Encoder) -> Result<(), ResumeError> {
         return Err(ResumeError::Tokenizer(format!(
             "its prompts begin with {:?}, this tokenizer's with {start:?}",
             &sequence[..sequence.len().min(2)]
-        )));
-    }
-    if let Some(id) = sequence.iter().find(|id| !encoder.knows(**id)) {
-        return Err(ResumeError::Tokenizer(format!(
-            "id {id} is beyond this tokenizer's vocabulary"
         )));
     }
     Ok(())

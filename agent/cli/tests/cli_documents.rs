@@ -280,6 +280,19 @@ fn a_full_context_cuts_old_tool_outputs_and_a_document_too_large_is_refused() {
     let all = format!("{}{}", text(&replay.stdout), text(&replay.stderr));
     assert!(replay.status.success(), "{all}");
     assert!(all.contains("no divergence"), "{all}");
+    // Resumed, it goes on from the prompt after the last cut and its answer.
+    let last = events.iter().rfind(|e| e["event"] == "model").unwrap();
+    let resumed = replayed_run(dir.path(), serde_json::json!(["Ok.<|user|>"]), "python")
+        .args(["--resume", trace.to_str().unwrap(), "--json", "and now?"])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let start: serde_json::Value =
+        serde_json::from_str(text(&resumed.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        start["resumed"].as_array().unwrap().len() as u64,
+        last["prompt_tokens"].as_u64().unwrap() + last["ids"].as_array().unwrap().len() as u64
+    );
 
     // A document larger than the window: refused before the first model turn.
     let big = dir.path().join("big.txt");
