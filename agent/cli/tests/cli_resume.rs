@@ -280,3 +280,56 @@ fn traces_that_cannot_be_resumed_are_refused_with_why() {
         text(&out.stderr)
     );
 }
+
+/// `chat --continue` goes on with the newest recorded conversation: its first message follows
+/// the recorded ids, and later messages follow on in the same session.
+#[test]
+fn chat_continues_the_newest_conversation() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let first = replayed_run(dir.path(), serde_json::json!(["It is 42.<|user|>"]), "none")
+        .arg("compute")
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let parent = traces(dir.path()).remove(0);
+    let recorded = sequence(&events(&parent));
+    let outputs = dir.path().join("chat.json");
+    std::fs::write(&outputs, r#"["Still 42.<|user|>", "Yes.<|user|>"]"#).unwrap();
+    let mut child = glm_agent_command()
+        .args(["chat", "--engine", &format!("replay:{}", outputs.display())])
+        .args(["--tokenizer", &repo_file("evals/traces/tokenizer.json")])
+        .args(["--continue", "--json"])
+        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+        .env("GLM_AGENT_TRACE_DIR", dir.path().join("traces"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"still?\nsure?\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["parent"], parent.display().to_string());
+    assert_eq!(sequence(&events[..1]), recorded);
+    let models: Vec<&Value> = events.iter().filter(|e| e["event"] == "model").collect();
+    assert_eq!(models.len(), 2);
+    let mut want = vec![];
+    want.extend("\nstill?".bytes().map(u64::from));
+    want.push(ASSISTANT);
+    assert_eq!(models[0]["prompt_delta"], serde_json::json!(want));
+    // The second message extends the first turn's prompt and answer.
+    let first_end = models[0]["prompt_tokens"].as_u64().unwrap()
+        + models[0]["ids"].as_array().unwrap().len() as u64;
+    assert!(models[1]["prompt_tokens"].as_u64().unwrap() > first_end);
+}
