@@ -160,8 +160,14 @@ fn list(registry: &ToolRegistry, json: bool) -> CmdResult {
                     glm_prompts::pyjson::dumps(&info.parameters)
                 ),
             };
+            // What `--approval ask` does with its calls.
+            let approval = if info.read_only {
+                "read-only: runs without asking"
+            } else {
+                "can change things: asked about under --approval ask"
+            };
             out.push_str(&format!(
-                "{}\n  {}\n  {how}\n\n",
+                "{}\n  {}\n  {how}\n  {approval}\n\n",
                 info.name, info.description
             ));
         }

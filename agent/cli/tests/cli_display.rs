@@ -129,6 +129,10 @@ fn tools_list_shows_how_builtins_are_called() {
         "{browser}"
     );
     assert!(!browser.contains("oneOf"), "{browser}");
+    assert!(
+        browser.contains("read-only: runs without asking"),
+        "{browser}"
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&glm_agent(dir.path(), &["tools", "list", "--json"]).stdout)
             .unwrap();

@@ -912,6 +912,17 @@ fn approvals_run_reads_refuse_writes_without_a_terminal_and_follow_the_rules() {
         replays_without_servers(dir.path(), &dir.path().join(name));
     }
 
+    // `tools list` says which the server marks read-only.
+    let list = text(&glm_agent(dir.path(), &["tools", "list", "--mcp", &fs]).stdout);
+    let block = |name: &str| {
+        list.split("\n\n")
+            .find(|b| b.starts_with(&format!("{name}\n")))
+            .unwrap_or_else(|| panic!("{name} in {list}"))
+            .to_owned()
+    };
+    assert!(block("fs__read_text_file").contains("read-only: runs without asking"));
+    assert!(block("fs__write_file").contains("asked about under --approval ask"));
+
     // A mode that is not one is a usage error naming the modes.
     let bad = glm_agent(dir.path(), &["run", "--approval", "sometimes", "x"]);
     assert_eq!(bad.status.code(), Some(2));
