@@ -87,9 +87,8 @@ pub fn fit(
         tokens = render(session, encoder)?.len() + 1;
     }
     if removed > 0 {
-        let mut ids = render(session, encoder)?;
-        ids.push(encoder.special_ids().id(SpecialToken::Assistant));
         // The next model event records the whole prompt: it no longer extends the last one.
+        let ids = prompt_of(&session.messages, encoder)?;
         session.replace_ids(ids);
     }
     if session.ids.len() + need > window {
@@ -111,4 +110,84 @@ pub fn fit(
 /// The conversation's ids, rendered from its messages (without the assistant's opening).
 fn render(session: &Session, encoder: &Encoder) -> Result<Vec<u32>, glm_prompts::Error> {
     encoder.encode(&render_segments(&session.messages, false).0)
+}
+
+/// What the model is asked when cutting tool outputs is not enough.
+pub const SUMMARY_REQUEST: &str = "The conversation has grown past the context window and will be shortened. Write a summary for yourself to continue from: the task, what is done, what is known (facts, results, names of files), and what is left to do. Answer with the summary only; do not call tools.";
+
+/// The most tokens of that summary.
+pub const SUMMARY_TOKENS: u32 = 1024;
+
+/// What the summary is put under in the shortened conversation.
+pub const SUMMARY_HEADER: &str =
+    "Summary of the work so far (earlier turns were removed to fit the context window):";
+
+/// How many messages make the start that is always kept: system turns and the task (the first
+/// user message).
+fn head(messages: &[glm_prompts::Message]) -> usize {
+    messages
+        .iter()
+        .position(|m| m.role == Role::User)
+        .map_or(0, |i| i + 1)
+}
+
+/// Whether the conversation can be compacted: its messages are all known and the model has
+/// taken a turn since the task.
+pub fn can_compact(session: &Session) -> bool {
+    !session.partial_messages
+        && session.messages[head(&session.messages)..]
+            .iter()
+            .any(|m| m.role == Role::Assistant)
+}
+
+/// The prompt asking for a summary: the conversation, then [`SUMMARY_REQUEST`], its oldest turns
+/// after the task dropped until the request and a summary of [`SUMMARY_TOKENS`] fit; `None`
+/// when even the start does not leave that room.
+pub fn summary_prompt(
+    messages: &[glm_prompts::Message],
+    encoder: &Encoder,
+    window: usize,
+) -> Result<Option<Vec<u32>>, glm_prompts::Error> {
+    let start = head(messages);
+    let mut asked = messages.to_vec();
+    asked.push(glm_prompts::Message::new(Role::User, SUMMARY_REQUEST));
+    loop {
+        let ids = prompt_of(&asked, encoder)?;
+        if ids.len() + SUMMARY_TOKENS as usize <= window {
+            return Ok(Some(ids));
+        }
+        if asked.len() <= start + 1 {
+            return Ok(None);
+        }
+        asked.remove(start);
+    }
+}
+
+/// The shortened conversation: the system turns and the task, the summary under
+/// [`SUMMARY_HEADER`], then the latest exchange (the last assistant turn and the results after
+/// it), which the model is in the middle of.
+pub fn compacted(messages: &[glm_prompts::Message], summary: &str) -> Vec<glm_prompts::Message> {
+    let start = head(messages);
+    let last = messages
+        .iter()
+        .rposition(|m| m.role == Role::Assistant)
+        .filter(|i| *i >= start)
+        .unwrap_or(messages.len());
+    let mut out = messages[..start].to_vec();
+    out.push(glm_prompts::Message::new(
+        Role::User,
+        format!("{SUMMARY_HEADER}\n\n{summary}"),
+    ));
+    out.extend_from_slice(&messages[last..]);
+    out
+}
+
+/// The prompt of `messages`: rendered, then the assistant's opening.
+pub fn prompt_of(
+    messages: &[glm_prompts::Message],
+    encoder: &Encoder,
+) -> Result<Vec<u32>, glm_prompts::Error> {
+    let mut ids = encoder.encode(&render_segments(messages, false).0)?;
+    ids.push(encoder.special_ids().id(SpecialToken::Assistant));
+    Ok(ids)
 }

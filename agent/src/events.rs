@@ -168,6 +168,20 @@ pub enum Event {
         /// The window.
         window: usize,
     },
+    /// Cutting old tool outputs was not enough: the conversation is compacted. First (no
+    /// `summary`) the model is asked for a summary, on a prompt rendered anew; then (with the
+    /// `summary`) the conversation goes on from the system turn, the task, the summary and the
+    /// latest exchange, rendered anew. Each next `model` event's `prompt_delta` holds its whole
+    /// prompt.
+    Compact {
+        step: usize,
+        /// Prompt tokens before and after.
+        before: usize,
+        after: usize,
+        window: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
+    },
     /// A tool call about to run.
     Call {
         step: usize,

@@ -361,7 +361,7 @@ fn recorded_steps(resumed: &[u32], events: &[Event]) -> (Vec<u32>, Vec<RecordedS
     let mut steps = Vec::new();
     let mut prompt_start = 0;
     for event in events {
-        if let Event::Cut { .. } = event {
+        if let Event::Cut { .. } | Event::Compact { .. } = event {
             // The next prompt was rendered anew: its delta is all of it.
             prompt_start = sequence.len();
         }

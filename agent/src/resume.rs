@@ -121,7 +121,7 @@ pub fn resume(trace: &Trace, encoder: &Encoder) -> Result<Resumed, ResumeError> 
                 results.push(observation.to_message());
             }
             Event::Tools { tools, .. } => offered = tools.clone(),
-            Event::Cut { .. } => start = sequence.len(),
+            Event::Cut { .. } | Event::Compact { .. } => start = sequence.len(),
             _ => {}
         }
     }

@@ -24,6 +24,10 @@ use crate::guard::{self, LoopGuard, Seen};
 use crate::session::Session;
 use crate::sink::EventSink;
 
+/// Compacting a conversation that no longer fits (a part of the turn kept in its own file).
+#[path = "compact.rs"]
+mod compact;
+
 fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
 }
@@ -274,7 +278,10 @@ impl<'t, 'a> Turn<'t, 'a> {
             .max(if self.final_turn.is_some() { 512 } else { 1 });
         let mut max_new = (settings.max_step_tokens as usize).min(remaining) as u32;
         if let Some(window) = settings.context_tokens {
-            max_new = self.fit(window, max_new)?;
+            max_new = match self.fit(window, max_new)? {
+                Some(room) => room,
+                None => self.compact(window, max_new).await?,
+            };
         }
         let generated = self.generate(max_new).await?;
         self.steps += 1;
@@ -286,13 +293,14 @@ impl<'t, 'a> Turn<'t, 'a> {
     }
 
     /// Makes the prompt leave room for the answer in `window` tokens (cutting old tool outputs
-    /// when it must); the room the turn has, or the end of the run when it cannot fit.
-    fn fit(&mut self, window: usize, max_new: u32) -> Result<u32, Finish> {
+    /// when it must); the room the turn has, `None` when the conversation must be compacted, or
+    /// the end of the run when it cannot fit.
+    fn fit(&mut self, window: usize, max_new: u32) -> Result<Option<u32>, Finish> {
         let before = self.session.ids.len();
         let fitted = context::fit(self.session, &self.agent.encoder, window, max_new)
             .map_err(Finish::bad_prompt)?;
         match fitted {
-            Fitted::Fits(room) => Ok(room),
+            Fitted::Fits(room) => Ok(Some(room)),
             Fitted::Cut { removed, room, .. } => {
                 self.sink.event(&Event::Cut {
                     step: self.session.steps,
@@ -301,20 +309,10 @@ impl<'t, 'a> Turn<'t, 'a> {
                     after: self.session.ids.len(),
                     window,
                 });
-                Ok(room)
+                Ok(Some(room))
             }
-            Fitted::TooLong { tokens } => Err(Finish::new(
-                End::BadInput,
-                format!(
-                    "the prompt takes {tokens} tokens of the {window}-token context window{}, leaving less than {} for the answer: give less material (fewer or smaller documents), or a larger --context-tokens if the model and memory allow",
-                    if tokens < before {
-                        format!(" even with old tool outputs cut (it was {before})")
-                    } else {
-                        String::new()
-                    },
-                    context::MIN_ROOM
-                ),
-            )),
+            Fitted::TooLong { .. } if context::can_compact(self.session) => Ok(None),
+            Fitted::TooLong { tokens } => Err(too_long(tokens, before, window)),
         }
     }
 
@@ -718,6 +716,22 @@ impl<'t, 'a> Turn<'t, 'a> {
         });
         Ok(Generated { ids, text })
     }
+}
+
+/// The end of a run whose prompt does not fit its window.
+fn too_long(tokens: usize, before: usize, window: usize) -> Finish {
+    Finish::new(
+        End::BadInput,
+        format!(
+            "the prompt takes {tokens} tokens of the {window}-token context window{}, leaving less than {} for the answer: give less material (fewer or smaller documents), or a larger --context-tokens if the model and memory allow",
+            if tokens < before {
+                format!(" even with old tool outputs cut (it was {before})")
+            } else {
+                String::new()
+            },
+            context::MIN_ROOM
+        ),
+    )
 }
 
 /// Why one generation attempt did not finish.

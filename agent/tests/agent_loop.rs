@@ -145,7 +145,10 @@ fn kinds(events: &[Event]) -> Vec<&'static str> {
             Event::Error { .. } => Some("error"),
             Event::End { .. } => Some("end"),
             Event::Tools { .. } => Some("tools"),
-            Event::Approval { .. } | Event::Cut { .. } | Event::Delta { .. } => None,
+            Event::Approval { .. }
+            | Event::Cut { .. }
+            | Event::Compact { .. }
+            | Event::Delta { .. } => None,
         })
         .collect()
 }

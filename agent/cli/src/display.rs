@@ -195,6 +195,21 @@ impl Display {
             } => self.write_err(&format!(
                 "context: {before} tokens and the answer would not fit the {window}-token window: {removed} old tool outputs cut ({after} tokens now)\n"
             )),
+            Event::Compact {
+                summary: None,
+                before,
+                window,
+                ..
+            } => self.write_err(&format!(
+                "context: {before} tokens do not fit the {window}-token window even with old tool outputs cut: the model writes a summary to go on from\n"
+            )),
+            Event::Compact {
+                summary: Some(_),
+                after,
+                ..
+            } => self.write_err(&format!(
+                "context: compacted to the task, the summary and the latest exchange ({after} tokens)\n"
+            )),
             Event::Call {
                 name, arguments, ..
             } => self.call(name, arguments, ""),

@@ -272,7 +272,20 @@ fn transcript(trace: &Trace) -> String {
             } => out.push_str(&format!(
                 "[{step}] context full: {removed} old tool outputs cut ({before} -> {after} tokens)\n"
             )),
-            Event::Approval { .. } | Event::Model { .. } | Event::Delta { .. } => {}
+            Event::Compact {
+                step,
+                summary: Some(summary),
+                before,
+                after,
+                ..
+            } => out.push_str(&format!(
+                "[{step}] context full: compacted ({before} -> {after} tokens); the summary:\n    {}\n",
+                indent(summary)
+            )),
+            Event::Compact { .. }
+            | Event::Approval { .. }
+            | Event::Model { .. }
+            | Event::Delta { .. } => {}
         }
     }
     if !trace.events.iter().any(|e| matches!(e, Event::End { .. })) {

@@ -364,3 +364,72 @@ fn pdfs_are_read_and_a_pdf_bomb_is_refused() {
     assert!(run.elapsed < Duration::from_secs(20), "{:?}", run.elapsed);
     assert!(run.peak_rss < 200 << 20, "{} MB", run.peak_rss >> 20);
 }
+
+/// When cutting tool outputs is not enough (the model's own turns fill the window), the model
+/// writes a summary and the run goes on from the task, the summary and the latest exchange; the
+/// trace replays exactly with its compaction.
+#[test]
+fn a_conversation_that_outgrows_the_window_is_compacted_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = |c: char| {
+        format!(
+            "python\nprint(len('{}'))<|observation|>",
+            c.to_string().repeat(1200)
+        )
+    };
+    let outputs = serde_json::json!([
+        call('a'),
+        call('b'),
+        "Counted the a's and the b's: 1200 each. Left: nothing.<|user|>",
+        "Done.<|user|>"
+    ]);
+    let run = replayed_run(dir.path(), outputs, "python")
+        .args(["--context-tokens", "3000", "--json", "count them"])
+        .output()
+        .unwrap();
+    let err = text(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let events: Vec<serde_json::Value> = text(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let compacts: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "compact").collect();
+    assert_eq!(compacts.len(), 2, "{err}");
+    assert!(compacts[0]["summary"].is_null());
+    assert_eq!(
+        compacts[1]["summary"],
+        "Counted the a's and the b's: 1200 each. Left: nothing."
+    );
+    let answer = events.iter().find(|e| e["event"] == "answer").unwrap();
+    assert_eq!(answer["text"], "Done.");
+    for model in events.iter().filter(|e| e["event"] == "model") {
+        assert!(model["prompt_tokens"].as_u64().unwrap() <= 3000, "{model}");
+    }
+    // The last prompt: the task, the summary and the latest exchange, not the first call.
+    let last = events.iter().rfind(|e| e["event"] == "model").unwrap();
+    let ids: Vec<u32> = serde_json::from_value(last["prompt_delta"].clone()).unwrap();
+    let encoder = glm_test_support::tiny_encoder();
+    let prompt = encoder.decode(&ids).unwrap();
+    assert!(prompt.contains("count them"), "{prompt}");
+    assert!(prompt.contains("Summary of the work so far"), "{prompt}");
+    assert!(prompt.contains(&"b".repeat(1200)), "{prompt}");
+    assert!(!prompt.contains(&"a".repeat(1200)), "{prompt}");
+    let trace = std::fs::read_dir(dir.path().join("traces"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let replay = glm_test_support::glm_agent_command()
+        .args(["replay", trace.to_str().unwrap()])
+        .args([
+            "--tokenizer",
+            &glm_test_support::repo_file("evals/traces/tokenizer.json"),
+        ])
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text(&replay.stdout), text(&replay.stderr));
+    assert!(replay.status.success(), "{all}");
+    assert!(all.contains("no divergence"), "{all}");
+}
