@@ -9,6 +9,28 @@ use glm_test_support::run_measured;
 
 use crate::cli_display::{replayed_run, text};
 
+/// The one trace in `dir/traces`, after checking that it replays with no divergence.
+fn replays_exactly(dir: &Path) -> std::path::PathBuf {
+    let trace = std::fs::read_dir(dir.join("traces"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let replay = glm_test_support::glm_agent_command()
+        .args(["replay", trace.to_str().unwrap()])
+        .args([
+            "--tokenizer",
+            &glm_test_support::repo_file("evals/traces/tokenizer.json"),
+        ])
+        .output()
+        .unwrap();
+    let all = format!("{}{}", text(&replay.stdout), text(&replay.stderr));
+    assert!(replay.status.success(), "{all}");
+    assert!(all.contains("no divergence"), "{all}");
+    trace
+}
+
 fn run_with(dir: &Path, files: &[&Path]) -> glm_test_support::Measured {
     let mut command = replayed_run(dir, serde_json::json!(["Read.<|user|>"]), "none");
     command.arg("--json");
@@ -263,23 +285,7 @@ fn a_full_context_cuts_old_tool_outputs_and_a_document_too_large_is_refused() {
         assert!(prompt + 256 <= 4000, "{model}");
     }
     // The last prompt holds the newest output whole and a note where the oldest was.
-    let trace = std::fs::read_dir(dir.path().join("traces"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let replay = glm_test_support::glm_agent_command()
-        .args(["replay", trace.to_str().unwrap()])
-        .args([
-            "--tokenizer",
-            &glm_test_support::repo_file("evals/traces/tokenizer.json"),
-        ])
-        .output()
-        .unwrap();
-    let all = format!("{}{}", text(&replay.stdout), text(&replay.stderr));
-    assert!(replay.status.success(), "{all}");
-    assert!(all.contains("no divergence"), "{all}");
+    let trace = replays_exactly(dir.path());
     // Resumed, it goes on from the prompt after the last cut and its answer.
     let last = events.iter().rfind(|e| e["event"] == "model").unwrap();
     let resumed = replayed_run(dir.path(), serde_json::json!(["Ok.<|user|>"]), "python")
@@ -415,21 +421,5 @@ fn a_conversation_that_outgrows_the_window_is_compacted_and_replays() {
     assert!(prompt.contains("Summary of the work so far"), "{prompt}");
     assert!(prompt.contains(&"b".repeat(1200)), "{prompt}");
     assert!(!prompt.contains(&"a".repeat(1200)), "{prompt}");
-    let trace = std::fs::read_dir(dir.path().join("traces"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let replay = glm_test_support::glm_agent_command()
-        .args(["replay", trace.to_str().unwrap()])
-        .args([
-            "--tokenizer",
-            &glm_test_support::repo_file("evals/traces/tokenizer.json"),
-        ])
-        .output()
-        .unwrap();
-    let all = format!("{}{}", text(&replay.stdout), text(&replay.stderr));
-    assert!(replay.status.success(), "{all}");
-    assert!(all.contains("no divergence"), "{all}");
+    replays_exactly(dir.path());
 }
