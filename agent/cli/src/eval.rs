@@ -59,6 +59,11 @@ pub struct EvalArgs {
     /// Needle suite: depths of the needle, 0 (start) to 1 (end).
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     depths: Vec<f64>,
+    /// The tokens a case's prompt and answer may take; a needle length beyond it is refused
+    /// before any case runs [default: the model's window, on the embedded engine lowered to what
+    /// memory holds of its keys and values]
+    #[arg(long, value_name = "N")]
+    context_tokens: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -214,6 +219,38 @@ async fn run_on_engine(
                 .map_err(Failure::bad_input)?
         }
     };
+    let window = args.context_tokens.or_else(|| {
+        opened
+            .as_ref()
+            .and_then(|o| o.model["context_window"].as_u64())
+            .map(|n| n as usize)
+    });
+    let settings = Settings {
+        context_tokens: window,
+        ..settings
+    };
+    if cases.is_none()
+        && let Some(window) = window
+        && let Some(length) = args
+            .lengths
+            .iter()
+            .find(|l| **l + glm_agent::context::MIN_ROOM > window)
+    {
+        let memory = opened
+            .as_ref()
+            .and_then(|o| o.model["kv_bytes_per_token"].as_u64())
+            .map(|b| {
+                format!(
+                    "; its keys and values would take {} MiB at {length} tokens",
+                    (b * *length as u64) >> 20
+                )
+            })
+            .unwrap_or_default();
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--lengths: {length} tokens and the answer do not fit the {window}-token context window{memory}: run lengths up to {}, or set --context-tokens if the model and memory allow",
+            window.saturating_sub(glm_agent::context::MIN_ROOM)
+        )));
+    }
     let cases = cases.unwrap_or_else(|| needle_cases(&encoder, &args.lengths, &args.depths));
     let choice = match &opened {
         Some(opened) => EngineChoice::Shared(opened.engine.as_ref()),

@@ -423,3 +423,30 @@ fn a_conversation_that_outgrows_the_window_is_compacted_and_replays() {
     assert!(!prompt.contains(&"a".repeat(1200)), "{prompt}");
     replays_exactly(dir.path());
 }
+
+/// The needle suite at lengths beyond the window is refused before any case runs, with the
+/// counts; within it the cases run with the window as their limit.
+#[test]
+fn needle_lengths_beyond_the_window_are_refused_with_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let eval = |lengths: &str| {
+        glm_test_support::glm_agent_command()
+            .args(["eval", "needle", "--engine", "reference", "--depths", "0.5"])
+            .args(["--lengths", lengths, "--context-tokens", "2048"])
+            .arg("--out")
+            .arg(dir.path().join(format!("out-{lengths}")))
+            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+            .output()
+            .unwrap()
+    };
+    let refused = eval("512,4096");
+    let err = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("4096 tokens and the answer do not fit the 2048-token context window"),
+        "{err}"
+    );
+    assert!(err.contains("run lengths up to 1792"), "{err}");
+    let ran = eval("512,1024");
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+}
