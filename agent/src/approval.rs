@@ -120,7 +120,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(verdict: Verdict, by: By) -> Self {
+    pub(crate) fn new(verdict: Verdict, by: By) -> Self {
         Decision {
             verdict,
             by,

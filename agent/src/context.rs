@@ -84,7 +84,7 @@ pub fn fit(
         if saved == 0 {
             break;
         }
-        tokens = render(session, encoder)?.len() + 1;
+        tokens = prompt_of(&session.messages, encoder)?.len();
     }
     if removed > 0 {
         // The next model event records the whole prompt: it no longer extends the last one.
@@ -105,11 +105,6 @@ pub fn fit(
     } else {
         Fitted::Fits(room(session.ids.len()))
     })
-}
-
-/// The conversation's ids, rendered from its messages (without the assistant's opening).
-fn render(session: &Session, encoder: &Encoder) -> Result<Vec<u32>, glm_prompts::Error> {
-    encoder.encode(&render_segments(&session.messages, false).0)
 }
 
 /// What the model is asked when cutting tool outputs is not enough.

@@ -55,12 +55,12 @@ pub struct ReplayReport {
 
 /// One recorded model step. Every prompt extends the one before it by the ids generated and a
 /// delta, so each is a prefix of one shared sequence: memory stays linear in the trace's size.
-struct RecordedStep {
+pub(crate) struct RecordedStep {
     /// Where the prompt starts in the sequence: 0, or where a cut rendered it anew.
-    prompt_start: usize,
-    prompt_len: usize,
-    hash: String,
-    ids: std::ops::Range<usize>,
+    pub(crate) prompt_start: usize,
+    pub(crate) prompt_len: usize,
+    pub(crate) hash: String,
+    pub(crate) ids: std::ops::Range<usize>,
     text: String,
 }
 
@@ -355,8 +355,9 @@ fn first_line_diff(recorded: &str, live: &str) -> String {
     )
 }
 
-/// The recorded model steps of `events`, over one shared id sequence.
-fn recorded_steps(resumed: &[u32], events: &[Event]) -> (Vec<u32>, Vec<RecordedStep>) {
+/// The recorded model steps of `events` after the ids a resumed run started from, over one
+/// shared id sequence (replay checks each prompt against it; resume continues from it).
+pub(crate) fn recorded_steps(resumed: &[u32], events: &[Event]) -> (Vec<u32>, Vec<RecordedStep>) {
     let mut sequence: Vec<u32> = resumed.to_vec();
     let mut steps = Vec::new();
     let mut prompt_start = 0;

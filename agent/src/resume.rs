@@ -9,6 +9,7 @@ use glm_prompts::{Encoder, Message, Segment, SpecialToken, render_message};
 use serde_json::Value;
 
 use crate::events::Event;
+use crate::replay::recorded_steps;
 use crate::session::Session;
 use crate::trace::Trace;
 
@@ -52,17 +53,6 @@ pub struct Resumed {
     pub kept_steps: usize,
 }
 
-/// One recorded model turn: where its prompt ends and its output ends in the id sequence.
-struct Turn {
-    /// Where its prompt starts: 0, or where a cut rendered the prompt anew.
-    start: usize,
-    prompt_end: usize,
-    end: usize,
-    hash: String,
-    /// Whether the turn is complete: an answer, or a call whose result was recorded.
-    complete: bool,
-}
-
 /// The session `trace` ends with, for the tokenizer `encoder`: every id up to the end of the
 /// last complete model turn (an answer, or a call whose observation was recorded). A turn cut
 /// short (a call that was running when the run was killed or interrupted) is left out, so the
@@ -71,7 +61,6 @@ pub fn resume(trace: &Trace, encoder: &Encoder) -> Result<Resumed, ResumeError> 
     let Some(Event::Start {
         task,
         settings,
-        tools,
         resumed,
         ..
     }) = trace
@@ -81,75 +70,57 @@ pub fn resume(trace: &Trace, encoder: &Encoder) -> Result<Resumed, ResumeError> 
     else {
         return Err(ResumeError::NoStart);
     };
-    let mut sequence: Vec<u32> = resumed.clone();
-    // Where the conversation's prompt starts: 0, or where a cut rendered it anew.
-    let mut start = 0;
-    let mut turns: Vec<Turn> = Vec::new();
-    let mut offered = tools.clone();
-    // The results after the last model turn, which no recorded prompt holds yet.
-    let mut results: Vec<Message> = Vec::new();
-    for event in &trace.events {
-        match event {
-            Event::Model {
-                prompt_delta,
-                ids,
-                prefix_hash,
-                ..
-            } => {
-                sequence.extend(prompt_delta);
-                let prompt_end = sequence.len();
-                sequence.extend(ids);
-                results.clear();
-                let observation = encoder.special_ids().id(SpecialToken::Observation);
-                turns.push(Turn {
-                    start,
-                    prompt_end,
-                    end: sequence.len(),
-                    hash: prefix_hash.clone(),
-                    complete: ids.last() != Some(&observation),
-                });
-            }
-            Event::Observation { metadata, text, .. } => {
-                if let Some(last) = turns.last_mut() {
-                    last.complete = true;
-                }
-                let observation = glm_tools::Observation {
-                    metadata: metadata.clone(),
-                    text: text.clone(),
-                    files: Vec::new(),
-                };
-                results.push(observation.to_message());
-            }
-            Event::Tools { tools, .. } => offered = tools.clone(),
-            Event::Cut { .. } | Event::Compact { .. } => start = sequence.len(),
-            _ => {}
-        }
-    }
+    let (mut sequence, steps) = recorded_steps(resumed, &trace.events);
     // Every id is this tokenizer's; every prompt (the first, and each one a cut rendered anew)
-    // begins as GLM-4's do.
+    // begins as GLM-4's do and is the one recorded.
     check_ids(&sequence, encoder)?;
-    for turn in &turns {
-        check_start(&sequence[turn.start..turn.prompt_end], encoder)?;
-    }
-    for (n, turn) in turns.iter().enumerate() {
-        if crate::session::prefix_hash(&sequence[turn.start..turn.prompt_end]) != turn.hash {
+    for (n, step) in steps.iter().enumerate() {
+        let prompt = &sequence[step.prompt_start..step.prompt_len];
+        check_start(prompt, encoder)?;
+        if crate::session::prefix_hash(prompt) != step.hash {
             return Err(ResumeError::Damaged { step: n + 1 });
         }
     }
-    let recorded_steps = turns.len();
-    // The last turn is kept when complete; else the session ends where its prompt did, before
-    // the assistant's opening (the new user turn follows the last result).
-    let (end, kept_steps) = match turns.last() {
-        None => return Err(ResumeError::NoTurn),
-        Some(last) if last.complete => (last.end, recorded_steps),
-        Some(last) => (last.prompt_end.saturating_sub(1), recorded_steps - 1),
+    let Some(last) = steps.last() else {
+        return Err(ResumeError::NoTurn);
+    };
+    // The results after the last model turn, which no recorded prompt holds yet.
+    let after_last = trace
+        .events
+        .iter()
+        .rposition(|e| matches!(e, Event::Model { .. }))
+        .map_or(0, |i| i + 1);
+    let results: Vec<Message> = trace.events[after_last..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Observation { metadata, text, .. } => Some(
+                glm_tools::Observation {
+                    metadata: metadata.clone(),
+                    text: text.clone(),
+                    files: Vec::new(),
+                }
+                .to_message(),
+            ),
+            _ => None,
+        })
+        .collect();
+    // The last turn is complete when it answered or its call's results were recorded: it is
+    // kept, with those results; else the session ends where its prompt did, before the
+    // assistant's opening (the new user turn follows the last result).
+    let observation = encoder.special_ids().id(SpecialToken::Observation);
+    let called = sequence[last.ids.clone()].last() == Some(&observation);
+    let recorded_steps = steps.len();
+    let complete = !called || !results.is_empty();
+    let (end, kept_steps) = if complete {
+        (last.ids.end, recorded_steps)
+    } else {
+        (last.prompt_len.saturating_sub(1), recorded_steps - 1)
     };
     sequence.truncate(end);
     // The conversation after the last cut (the ids before it are no prompt's any more).
-    let start = turns.last().map_or(0, |t| t.start);
-    sequence.drain(..start.min(sequence.len()));
+    sequence.drain(..last.prompt_start.min(sequence.len()));
     let mut messages = Vec::new();
-    if Some(end) == turns.last().map(|t| t.end) {
+    if complete {
         // A last call's results, rendered as the loop renders them.
         for message in results {
             let segments = render_message(&message).0;
@@ -174,7 +145,7 @@ pub fn resume(trace: &Trace, encoder: &Encoder) -> Result<Resumed, ResumeError> 
         session,
         task: task.clone(),
         settings: settings.clone(),
-        tools: offered,
+        tools: trace.last_tools(),
         recorded_steps,
         kept_steps,
     })

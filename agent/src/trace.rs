@@ -264,6 +264,17 @@ impl Trace {
         Ok(path)
     }
 
+    /// The tools the recorded run offered last, as declared (its start's, or the last change's).
+    pub fn last_tools(&self) -> Vec<Value> {
+        let mut offered = Vec::new();
+        for event in &self.events {
+            if let Event::Start { tools, .. } | Event::Tools { tools, .. } = event {
+                offered = tools.clone();
+            }
+        }
+        offered
+    }
+
     /// The task of the recorded run.
     pub fn task(&self) -> Option<&str> {
         self.events.iter().find_map(|e| match e {

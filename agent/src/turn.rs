@@ -487,12 +487,9 @@ impl<'t, 'a> Turn<'t, 'a> {
     async fn approve(&mut self, tool: &str, arguments: &serde_json::Value) -> Decision {
         let agent = self.agent;
         if let Some(recorded) = &agent.recorded {
-            return recorded.next().unwrap_or(Decision {
-                verdict: Verdict::Run,
-                by: By::Mode,
-                rule: None,
-                reason: None,
-            });
+            return recorded
+                .next()
+                .unwrap_or_else(|| Decision::new(Verdict::Run, By::Mode));
         }
         let read_only = agent.tools.is_read_only(tool);
         let approved = self.session.approved.contains(tool);

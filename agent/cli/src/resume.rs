@@ -55,16 +55,10 @@ fn refused(path: &Path, why: impl std::fmt::Display) -> Failure {
 impl Parent {
     /// The names of the tools the recorded run offered last (`none` for none).
     pub fn tool_names(&self) -> Vec<String> {
-        let mut offered = None;
-        for event in &self.trace.events {
-            match event {
-                Event::Start { tools, .. } | Event::Tools { tools, .. } => offered = Some(tools),
-                _ => {}
-            }
-        }
-        let names: Vec<String> = offered
-            .into_iter()
-            .flatten()
+        let names: Vec<String> = self
+            .trace
+            .last_tools()
+            .iter()
             .filter_map(|t| {
                 let spec: glm_prompts::ToolSpec = serde::Deserialize::deserialize(t).ok()?;
                 Some(spec.name().to_owned())

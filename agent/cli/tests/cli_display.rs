@@ -20,6 +20,14 @@ pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The events a `--json` command printed, one JSON object a line.
+pub(crate) fn json_events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    text(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// `glm-agent run` on a replayed model (`outputs`, one per model turn) with the tiny tokenizer
 /// and `tools` offered, its config file and traces in `dir`; the caller adds flags and the task.
 pub(crate) fn replayed_run(dir: &Path, outputs: serde_json::Value, tools: &str) -> Command {

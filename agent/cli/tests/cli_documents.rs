@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use glm_test_support::run_measured;
 
-use crate::cli_display::{replayed_run, text};
+use crate::cli_display::{json_events, replayed_run, text};
 
 /// The one trace in `dir/traces`, after checking that it replays with no divergence.
 fn replays_exactly(dir: &Path) -> std::path::PathBuf {
@@ -65,8 +65,7 @@ fn files_and_folders_go_before_the_task_and_into_the_trace() {
     let err = text(&run.output.stderr);
     assert!(run.output.status.success(), "{err}");
     assert!(err.contains("1 files left out"), "{err}");
-    let start: serde_json::Value =
-        serde_json::from_str(text(&run.output.stdout).lines().next().unwrap()).unwrap();
+    let start: serde_json::Value = json_events(&run.output.stdout).remove(0);
     let task = start["task"].as_str().unwrap();
     assert!(task.starts_with("--- file: "), "{task}");
     for want in [
@@ -133,9 +132,8 @@ fn piped_standard_input_is_attached_and_never_blocks() {
     use std::io::Write;
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
-    let start_of = |out: &std::process::Output| -> serde_json::Value {
-        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap()
-    };
+    let start_of =
+        |out: &std::process::Output| -> serde_json::Value { json_events(&out.stdout).remove(0) };
     let command = || {
         let mut c = replayed_run(dir.path(), serde_json::json!(["Read.<|user|>"]), "none");
         c.args(["--json", "Summarise it."]);
@@ -237,8 +235,7 @@ fn at_paths_in_chat_attach_files() {
     let out = child.wait_with_output().unwrap();
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
-    let start: serde_json::Value =
-        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    let start: serde_json::Value = json_events(&out.stdout).remove(0);
     let task = start["task"].as_str().unwrap();
     assert!(task.starts_with("--- file: "), "{task}");
     assert!(task.contains("epsilon-marker notes"), "{task}");
@@ -271,10 +268,7 @@ fn a_full_context_cuts_old_tool_outputs_and_a_document_too_large_is_refused() {
         .unwrap();
     let err = text(&run.stderr);
     assert!(run.status.success(), "{err}");
-    let events: Vec<serde_json::Value> = text(&run.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<serde_json::Value> = json_events(&run.stdout);
     let cuts: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "cut").collect();
     assert!(!cuts.is_empty(), "{err}");
     for cut in &cuts {
@@ -293,8 +287,7 @@ fn a_full_context_cuts_old_tool_outputs_and_a_document_too_large_is_refused() {
         .output()
         .unwrap();
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
-    let start: serde_json::Value =
-        serde_json::from_str(text(&resumed.stdout).lines().next().unwrap()).unwrap();
+    let start: serde_json::Value = json_events(&resumed.stdout).remove(0);
     assert_eq!(
         start["resumed"].as_array().unwrap().len() as u64,
         last["prompt_tokens"].as_u64().unwrap() + last["ids"].as_array().unwrap().len() as u64
@@ -334,8 +327,7 @@ fn pdfs_are_read_and_a_pdf_bomb_is_refused() {
     let run = run_with(dir.path(), &[&made.join("text.pdf")]);
     let err = text(&run.output.stderr);
     assert!(run.output.status.success(), "{err}");
-    let start: serde_json::Value =
-        serde_json::from_str(text(&run.output.stdout).lines().next().unwrap()).unwrap();
+    let start: serde_json::Value = json_events(&run.output.stdout).remove(0);
     let task = start["task"].as_str().unwrap();
     assert!(
         task.contains("The zeta-marker line of a PDF.\nA second line."),
@@ -395,10 +387,7 @@ fn a_conversation_that_outgrows_the_window_is_compacted_and_replays() {
         .unwrap();
     let err = text(&run.stderr);
     assert!(run.status.success(), "{err}");
-    let events: Vec<serde_json::Value> = text(&run.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<serde_json::Value> = json_events(&run.stdout);
     let compacts: Vec<&serde_json::Value> =
         events.iter().filter(|e| e["event"] == "compact").collect();
     assert_eq!(compacts.len(), 2, "{err}");

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::cli_display::json_events;
 use glm_test_support::{glm_agent_command, repo_file};
 
 /// The pinned packages' folders: (server-everything's `dist/index.js`, the Python SDK's folder).
@@ -317,10 +318,7 @@ fn a_run_follows_a_tool_list_change_and_replays_without_the_servers() {
         ],
     );
     assert!(run.status.success(), "{}", text(&run.stderr));
-    let events: Vec<Value> = text(&run.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<Value> = json_events(&run.stdout);
     let observations: Vec<&str> = events
         .iter()
         .filter(|e| e["event"] == "observation")
@@ -765,10 +763,7 @@ fn replays_without_servers(dir: &Path, traces: &Path) {
 
 /// The events of a `--json` run.
 fn events_of(out: &Output) -> Vec<Value> {
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_events(&out.stdout)
 }
 
 /// Approvals with the reference filesystem server, whose read tools are annotated read-only and

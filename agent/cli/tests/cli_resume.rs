@@ -9,15 +9,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cli_display::{replayed_run, text};
+use crate::cli_display::{json_events, replayed_run, text};
 use glm_test_support::{glm_agent_command, repo_file};
 
 fn events(trace: &Path) -> Vec<Value> {
-    std::fs::read_to_string(trace)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_events(&std::fs::read(trace).unwrap())
 }
 
 /// The traces in `dir/traces`, oldest first.
@@ -316,10 +312,7 @@ fn chat_continues_the_newest_conversation() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let events: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events: Vec<Value> = json_events(&out.stdout);
     assert_eq!(events[0]["parent"], parent.display().to_string());
     assert_eq!(sequence(&events[..1]), recorded);
     let models: Vec<&Value> = events.iter().filter(|e| e["event"] == "model").collect();
