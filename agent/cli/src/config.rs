@@ -134,6 +134,9 @@ concern! {
         remember: usize = Some(glm_serve::Options::new("").remember), env "GLM_AGENT_REMEMBER",
             "Served answers remembered for token-exact follow-up prompts";
         #[arg(long, value_name = "N")]
+        store_responses: usize = Some(glm_serve::Options::new("").store_responses), env "GLM_AGENT_STORE_RESPONSES",
+            "Responses kept in memory for previous_response_id (the oldest dropped first; 0 keeps none)";
+        #[arg(long, value_name = "N")]
         max_model_len: usize = None, env "GLM_AGENT_MAX_MODEL_LEN",
             "Serve refuses prompts and limits beyond N tokens, below the model's own context (its keys and values must fit in memory: about 80 KiB a token for GLM-4-9B in bf16)";
         #[arg(long, value_name = "N")]

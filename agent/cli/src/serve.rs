@@ -119,6 +119,7 @@ async fn serve(args: ServeArgs) -> CmdResult {
         .default_max_tokens
         .unwrap_or(options.default_max_tokens);
     options.remember = serve.remember.unwrap_or(options.remember);
+    options.store_responses = serve.store_responses.unwrap_or(options.store_responses);
     options.max_model_len = serve.max_model_len;
     options.trace_dir = args.trace_dir.clone();
     options.model_info = opened.model.clone();

@@ -19,6 +19,7 @@ mod cli_hostile;
 mod cli_llamacpp;
 mod cli_mcp;
 mod cli_prompt;
+mod cli_responses;
 mod cli_resume;
 mod cli_serve;
 mod cli_serve_hostile;

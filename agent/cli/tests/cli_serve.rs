@@ -59,7 +59,7 @@ impl Server {
         &self.listening.base
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.listening.log()
     }
 

@@ -306,3 +306,56 @@ fn sigterm_stops_the_server_while_a_request_is_half_sent() {
     assert!(took < Duration::from_secs(8), "{took:?}");
     drop(half);
 }
+
+#[test]
+fn responses_floods_of_items_nesting_and_stored_responses_are_bounded() {
+    let serve = Serve::start(&["--store-responses", "8"], None);
+    let post =
+        |body: &Value| serve.request("POST", "/v1/responses", body.to_string().as_bytes(), None);
+    // 2 million tiny items in 60 MB: refused at the 100,001st item, never all held.
+    let item = r#"{"role":"user","content":"x"},"#;
+    let mut flood = String::from(r#"{"model": "m", "input": ["#);
+    flood.push_str(&item.repeat(2_000_000));
+    flood.push_str(r#"{"role":"user","content":"x"}]}"#);
+    let (status, body, took_flood) = serve.request("POST", "/v1/responses", flood.as_bytes(), None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("more than 100000 items"), "{body}");
+    // Content nested 100,000 deep.
+    let deep = format!(
+        r#"{{"model": "m", "input": [{{"role": "user", "content": {}x{}}}]}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (status, body, took_deep) = serve.request("POST", "/v1/responses", deep.as_bytes(), None);
+    assert_eq!(status, 400, "{body}");
+    // An item type the server does not know is named.
+    let (status, body, _) =
+        post(&json!({"model": "m", "input": [{"type": "computer_call_output"}]}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("input[0].type"), "{body}");
+    // 40 responses of 200 KB each with 8 kept: the first is dropped, memory stays flat.
+    let text = "word ".repeat(40_000);
+    let mut ids = Vec::new();
+    let started = Instant::now();
+    for _ in 0..40 {
+        let (status, body, _) = post(&json!({"model": "m", "input": text}));
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        ids.push(answer["id"].as_str().unwrap().to_owned());
+    }
+    let took_stored = started.elapsed();
+    let (status, body, _) =
+        post(&json!({"model": "m", "input": "more", "previous_response_id": ids[0]}));
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("previous_response_not_found"), "{body}");
+    let (status, body, _) =
+        post(&json!({"model": "m", "input": "more", "previous_response_id": ids[39]}));
+    assert_eq!(status, 200, "{body}");
+    let peak = serve.peak_mb();
+    eprintln!(
+        "2M items: {took_flood:?}; nested 100,000 deep: {took_deep:?}; 40 stored 200 KB responses: {took_stored:?}; peak {peak:.0} MB"
+    );
+    assert!(took_flood < Duration::from_secs(3) && took_deep < Duration::from_secs(1));
+    assert!(peak < 300.0, "peak {peak:.0} MB");
+    assert!(serve.health_within(Duration::from_secs(1)));
+}

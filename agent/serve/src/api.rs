@@ -44,6 +44,14 @@ fn read_typed<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 
 /// Reads a JSON body into a request, naming the field that does not fit.
 pub fn read_body<T: WithCommon>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut request: T = read_object(bytes)?;
+    let common: Common = read_typed(bytes)?;
+    request.set_common(common);
+    Ok(request)
+}
+
+/// Reads a JSON object body into `T`, naming the field that does not fit.
+pub fn read_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
     match start.map(|at| bytes[at]) {
         None => {
@@ -55,10 +63,7 @@ pub fn read_body<T: WithCommon>(bytes: &[u8]) -> Result<T, ApiError> {
         Some(b'{') => {}
         Some(_) => return Err(ApiError::invalid(None, "the body must be a JSON object")),
     }
-    let common: Common = read_typed(bytes)?;
-    let mut request: T = read_typed(bytes)?;
-    request.set_common(common);
-    Ok(request)
+    read_typed(bytes)
 }
 
 /// `stop`: one string or up to four.

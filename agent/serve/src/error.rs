@@ -108,7 +108,7 @@ impl ApiError {
     pub fn no_endpoint() -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,
-            message: "no such endpoint: this server offers GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /tokenize".into(),
+            message: "no such endpoint: this server offers GET /v1/models, POST /v1/chat/completions, POST /v1/responses, POST /v1/completions and POST /tokenize".into(),
             kind: "invalid_request_error",
             param: None,
             code: Some("not_found"),

@@ -27,6 +27,7 @@ use crate::response::{
     ChatChoice, ChatCompletion, ChunkChoice, Completion, CompletionChoice, Delta, Function, Head,
     Message, ToolCall, to_json,
 };
+use crate::responses;
 
 /// A queue place: held by a request until its generation ends.
 pub(crate) type Place = tokio::sync::OwnedSemaphorePermit;
@@ -37,8 +38,12 @@ enum Out {
     Chunk(String),
     /// The whole answer (unstreamed), as JSON.
     Body(String),
+    /// A named event of a Responses stream, as JSON.
+    Event(&'static str, String),
     /// The end of a stream.
     Done,
+    /// The end of a Responses stream (which sends no `[DONE]`).
+    End,
     /// A failure.
     Fail(ApiError),
 }
@@ -58,9 +63,12 @@ pub(crate) async fn respond(
             let mut rx = state?;
             match rx.recv().await {
                 Some(Out::Chunk(v)) => Some((SseEvent::default().data(v), Some(rx))),
+                Some(Out::Event(name, v)) => {
+                    Some((SseEvent::default().event(name).data(v), Some(rx)))
+                }
                 Some(Out::Fail(e)) => Some((SseEvent::default().data(e.body().to_string()), None)),
                 Some(Out::Done) => Some((SseEvent::default().data("[DONE]"), None)),
-                Some(Out::Body(_)) | None => None,
+                Some(Out::Body(_) | Out::End) | None => None,
             }
         })
         .map(Ok::<_, Infallible>);
@@ -75,7 +83,7 @@ pub(crate) async fn respond(
                 return (json, v).into_response();
             }
             Some(Out::Fail(e)) => return e.into_response(),
-            Some(Out::Chunk(_) | Out::Done) => continue,
+            Some(Out::Chunk(_) | Out::Event(..) | Out::Done | Out::End) => continue,
             None => {
                 return ApiError::server("the generation ended without an answer").into_response();
             }
@@ -217,7 +225,16 @@ async fn run(server: Arc<Server>, job: Job, place: Place, tx: mpsc::Sender<Out>,
                     started.elapsed().as_millis()
                 ));
             }
-            out.send(Out::Fail(error)).await;
+            match generation.responses.as_mut() {
+                Some(stream) if job.stream => {
+                    let (name, data) = stream.failed(&job, "server_error", &error.message);
+                    out.send(Out::Event(name, data)).await;
+                    out.send(Out::End).await;
+                }
+                _ => {
+                    out.send(Out::Fail(error)).await;
+                }
+            }
         }
         Ended::Finished {
             reason,
@@ -287,6 +304,8 @@ struct Generation {
     ids_sent: usize,
     /// Whether a raw completion's chunks carry their ids.
     token_ids: bool,
+    /// The output items of a Responses answer, as streamed.
+    responses: Option<responses::stream::Stream>,
 }
 
 impl Generation {
@@ -301,13 +320,21 @@ impl Generation {
             sent: 0,
             ids_sent: 0,
             token_ids: matches!(job.kind, Kind::Completion { token_ids: true }),
+            responses: job
+                .responses
+                .is_some()
+                .then(responses::stream::Stream::default),
         }
     }
 
     /// The role chunk of a streamed chat answer, and the forced start read as the answer's
     /// beginning (a forced name streams as the call's name).
     async fn open(&mut self, job: &Job, out: &Outbox) {
-        if job.stream && self.reader.is_some() {
+        if let Some(stream) = self.responses.as_mut().filter(|_| job.stream) {
+            for (name, data) in stream.open(job) {
+                out.send(Out::Event(name, data)).await;
+            }
+        } else if job.stream && self.reader.is_some() {
             let role = Delta {
                 role: Some("assistant"),
                 content: Some(String::new()),
@@ -323,6 +350,16 @@ impl Generation {
     /// Sends what was read; false when the client is gone.
     async fn flush(&mut self, job: &Job, out: &Outbox) -> bool {
         if !job.stream {
+            return true;
+        }
+        if let Some(stream) = self.responses.as_mut() {
+            for piece in self.pieces.drain(..) {
+                for (name, data) in stream.piece(job, &piece) {
+                    if !out.send(Out::Event(name, data)).await {
+                        return false;
+                    }
+                }
+            }
             return true;
         }
         for piece in self.pieces.drain(..) {
@@ -453,7 +490,10 @@ impl Generation {
             };
             write_trace(server, job, &outcome);
         }
-        if job.stream {
+        if let Some((content, calls)) = answer.as_ref().filter(|_| job.responses.is_some()) {
+            self.finish_response(server, job, out, (content, calls), finish, &usage)
+                .await;
+        } else if job.stream {
             self.send_last_chunks(job, out, finish, &usage).await;
         } else {
             let body = self.body(job, answer, finish, &usage);
@@ -484,6 +524,50 @@ impl Generation {
             server.memory.put(hash.key(&r.content, &calls), kept);
         }
         Some((r.content.clone(), calls))
+    }
+
+    /// A Responses answer's end: kept for a follow-up (unless `store` is false), then its last
+    /// events or its body.
+    async fn finish_response(
+        &mut self,
+        server: &Server,
+        job: &Job,
+        out: &Outbox,
+        (content, calls): (&str, &[(String, String)]),
+        finish: &'static str,
+        usage: &Usage,
+    ) {
+        let Some(meta) = job.responses.as_deref() else {
+            return;
+        };
+        if meta.store {
+            server.stored.put(
+                responses::stream::response_id(job),
+                meta.previous_response_id.clone(),
+                responses::stream::added_messages(job, content, calls),
+            );
+        }
+        let status = if finish == "length" {
+            responses::stream::Status::Incomplete
+        } else {
+            responses::stream::Status::Completed
+        };
+        if !job.stream {
+            let body = responses::stream::body(job, content, calls, status, usage);
+            out.send(Out::Body(body)).await;
+            return;
+        }
+        if !self.flush(job, out).await {
+            return;
+        }
+        let last = self
+            .responses
+            .as_mut()
+            .map(|s| s.finish(job, status, usage));
+        for (name, data) in last.unwrap_or_default() {
+            out.send(Out::Event(name, data)).await;
+        }
+        out.send(Out::End).await;
     }
 
     async fn send_last_chunks(

@@ -115,6 +115,8 @@ pub(crate) struct Job {
     pub task: String,
     /// The tools as declared, for a trace's start event.
     pub tools: Vec<Value>,
+    /// A Responses request's own fields (none for chat and completions).
+    pub responses: Option<Box<crate::responses::Meta>>,
 }
 
 fn sampling(server: &Server, common: &Common) -> Sampling {
@@ -478,6 +480,7 @@ impl Job {
             trace,
             task: String::new(),
             tools: Vec::new(),
+            responses: None,
         }
     }
 }

@@ -31,6 +31,7 @@ mod log;
 mod prompt;
 mod replay;
 mod response;
+mod responses;
 mod routes;
 
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ pub struct Options {
     pub default_max_tokens: u32,
     /// Answers remembered for token-exact follow-up prompts.
     pub remember: usize,
+    /// Responses kept for `previous_response_id` (the oldest dropped first; 0 keeps none).
+    pub store_responses: usize,
     /// Prompts and limits beyond this many tokens are refused (below the engine's own context).
     pub max_model_len: Option<usize>,
     /// One trace per request is written here.
@@ -89,6 +92,7 @@ impl Options {
             max_queue: 64,
             default_max_tokens: 4096,
             remember: 4096,
+            store_responses: 1024,
             max_model_len: None,
             trace_dir: None,
             model_info: Value::Null,
@@ -156,6 +160,8 @@ pub struct Server {
     options: Options,
     api_key: Option<[u8; 32]>,
     memory: prompt::Memory,
+    /// Responses kept for `previous_response_id`.
+    stored: responses::Stored,
     queue: Arc<tokio::sync::Semaphore>,
     preparing: Arc<tokio::sync::Semaphore>,
     /// Bytes of bodies held, in bytes.
@@ -181,6 +187,7 @@ impl Server {
             encoder,
             api_key,
             memory: prompt::Memory::new(options.remember, 64 << 20),
+            stored: responses::Stored::new(options.store_responses, 256 << 20),
             queue: Arc::new(tokio::sync::Semaphore::new(options.max_queue.max(1))),
             preparing: Arc::new(tokio::sync::Semaphore::new(
                 options.limits.max_preparing.max(1),

@@ -31,6 +31,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/v1/responses", post(responses))
         .route("/tokenize", post(tokenize))
         .fallback(not_found)
         .layer(from_fn_with_state(server.clone(), authorize))
@@ -295,6 +296,21 @@ async fn completions(
     read: Read,
 ) -> Result<Response, ApiError> {
     answer(server, arrived, read, job::completion_job).await
+}
+
+async fn responses(
+    State(server): State<Arc<Server>>,
+    Extension(Arrived(started)): Extension<Arrived>,
+    read: Read,
+) -> Result<Response, ApiError> {
+    let place = take_place(&server)?;
+    let job = prepare(&server, move |server| {
+        let request = api::read_object::<crate::responses::ResponsesRequest>(&read.bytes)?;
+        check_model(server, &request.model)?;
+        crate::responses::responses_job(server, request, &read.bytes)
+    })
+    .await?;
+    Ok(generation::respond(server, job, place, started).await)
 }
 
 /// One request of either endpoint, in stages: (the body read by the extractor) a queue place

@@ -178,9 +178,15 @@ pub fn cache_dir() -> PathBuf {
 /// Runs a test's install script (`fetch.sh CACHE`: pinned packages into the cache folder, never
 /// into the repository) and returns the folder it prints; `needs` says what it takes when it fails.
 pub fn fetched(script: &str, needs: &str) -> PathBuf {
+    fetched_part(script, None, needs)
+}
+
+/// [`fetched`] for one part of what a script installs (`fetch.sh CACHE PART`).
+pub fn fetched_part(script: &str, part: Option<&str>, needs: &str) -> PathBuf {
     let out = Command::new("bash")
         .arg(script)
         .arg(cache_dir())
+        .args(part)
         .output()
         .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(

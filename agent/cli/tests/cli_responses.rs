@@ -1,0 +1,187 @@
+//! `glm-agent serve`'s Responses API driven by real clients: the official OpenAI Python client
+//! (`responses.create`, plain and streamed, tool round trips, `previous_response_id`) and codex CLI
+//! from npm running a tool round trip, both against recorded GLM-4 outputs. The clients are
+//! installed by `tests/serve/fetch.sh` into the cache folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::cli_serve::Server;
+
+/// The pinned Python clients' folder, for PYTHONPATH.
+pub(crate) fn python_clients() -> PathBuf {
+    glm_test_support::fetched(
+        &format!("{}/tests/serve/fetch.sh", env!("CARGO_MANIFEST_DIR")),
+        "python3 and pip",
+    )
+}
+
+/// A server on the replay engine answering `outputs` in order, tracing every request.
+fn replay_server(dir: &Path, outputs: Value) -> (Server, PathBuf) {
+    let tokenizer = dir.join("tokenizer.json");
+    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+    let recorded = dir.join("outputs.json");
+    std::fs::write(&recorded, outputs.to_string()).unwrap();
+    let traces = dir.join("traces");
+    let server = Server::start(
+        &[
+            "--engine",
+            &format!("replay:{}", recorded.display()),
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--trace-dir",
+            traces.to_str().unwrap(),
+            "--served-model-name",
+            "glm-4-9b-chat",
+        ],
+        dir,
+    );
+    (server, traces)
+}
+
+/// The model events of the traces in `dir`, oldest first.
+fn model_events(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .find(|e| e["event"] == "model")
+                .unwrap()
+        })
+        .collect()
+}
+
+fn ids(value: &Value) -> Vec<u32> {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+#[test]
+fn responses_answer_the_openai_client_and_follow_ups_are_token_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, traces) = replay_server(
+        dir.path(),
+        json!([
+            "get_weather\n{\"city\": \"Beijing\"}<|observation|>",
+            "\nIt is 23 °C in Beijing.<|user|>",
+            "I will check both.<|assistant|>get_weather\n{\"city\": \"Oslo\"}<|assistant|>get_time\n{\"tz\": \"CET\"}<|observation|>",
+            "\nSunny at noon.<|user|>",
+            "\nSunny at noon.<|user|>",
+        ]),
+    );
+    let script = format!("{}/tests/serve/responses.py", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .args([&script, "replayed", server.base(), "none"])
+        .env("PYTHONPATH", python_clients())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}\nserver:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout),
+        server.log()
+    );
+    drop(server);
+    let events = model_events(&traces);
+    assert_eq!(events.len(), 5, "one generation per answered request");
+    // Each follow-up's prompt extends the prompt it follows and the ids generated for it.
+    for (earlier, later) in [(0, 1), (2, 3)] {
+        let mut expected = ids(&events[earlier]["prompt_delta"]);
+        let mut generated = ids(&events[earlier]["ids"]);
+        if generated.is_empty() {
+            // The replay engine reports text: the server encoded it, as it remembered it.
+            let spelled =
+                glm_prompts::Segments::from_spelled(events[earlier]["text"].as_str().unwrap());
+            generated = glm_test_support::tiny_encoder().encode(&spelled.0).unwrap();
+        }
+        generated.pop();
+        expected.extend(generated);
+        let prompt = ids(&events[later]["prompt_delta"]);
+        assert_eq!(
+            prompt[..expected.len()],
+            expected[..],
+            "request {later} does not extend request {earlier} exactly"
+        );
+    }
+    // The conversation sent whole as items renders to the same prompt as the one followed by id.
+    assert_eq!(events[3]["prompt_delta"], events[4]["prompt_delta"]);
+}
+
+#[test]
+fn codex_cli_runs_a_tool_round_trip_against_serve() {
+    let codex = glm_test_support::fetched_part(
+        &format!("{}/tests/serve/fetch.sh", env!("CARGO_MANIFEST_DIR")),
+        Some("codex"),
+        "npm",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (server, traces) = replay_server(
+        dir.path(),
+        json!([
+            "exec_command\n{\"cmd\": \"echo glm-codex-ok | tee proof.txt\"}<|observation|>",
+            "\nThe file is written.<|user|>",
+        ]),
+    );
+    let home = dir.path().join("codex-home");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        home.join("config.toml"),
+        format!(
+            "model = \"glm-4-9b-chat\"\nmodel_provider = \"glm\"\n\n[model_providers.glm]\nname = \"glm-agent\"\nbase_url = \"{}\"\nwire_api = \"responses\"\n",
+            server.base()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(&codex)
+        .args([
+            "exec",
+            "--skip-git-repo-check",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "Write glm-codex-ok to proof.txt",
+        ])
+        .current_dir(&work)
+        .env("CODEX_HOME", &home)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "codex failed:\n{stdout}\n{stderr}\nserver:\n{}",
+        server.log()
+    );
+    println!("codex:\n{stdout}");
+    // codex ran the call the model made, and showed the model's answer to its result.
+    let proof = std::fs::read_to_string(work.join("proof.txt")).unwrap_or_default();
+    assert_eq!(proof.trim(), "glm-codex-ok", "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("The file is written."),
+        "{stdout}\n{stderr}"
+    );
+    drop(server);
+    // The second request carried the command's output back to the model.
+    let events = model_events(&traces);
+    assert_eq!(events.len(), 2, "{events:?}");
+    let prompt = glm_test_support::tiny_encoder()
+        .decode(&ids(&events[1]["prompt_delta"]))
+        .unwrap();
+    let observation = prompt.rfind("<|observation|>").unwrap();
+    assert!(
+        prompt[observation..].contains("glm-codex-ok"),
+        "{}",
+        &prompt[observation..]
+    );
+}
