@@ -666,6 +666,7 @@ impl<'t, 'a> Turn<'t, 'a> {
             max_new_tokens: max_new.max(1),
             stop_ids: self.stop_ids.clone(),
             starts_with: Vec::new(),
+            structured: None,
         };
         let mut stream = self.agent.engine.generate(request);
         let mut collector = Collector::default();

@@ -78,6 +78,7 @@ async fn generate(args: GenerateArgs) -> CmdResult {
         max_new_tokens: args.max_tokens,
         stop_ids: stops,
         starts_with: Vec::new(),
+        structured: None,
     };
     let engine_failed = |e: glm_agent::engine::EngineError| Failure::new(ExitStatus::Engine, e);
     if args.json {

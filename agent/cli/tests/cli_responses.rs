@@ -185,3 +185,38 @@ fn codex_cli_runs_a_tool_round_trip_against_serve() {
         &prompt[observation..]
     );
 }
+
+#[test]
+fn structured_outputs_hold_a_random_model_to_the_schema_for_every_client() {
+    let model = crate::cli_serve::tiny_model();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--isq",
+            "none",
+            "--max-model-len",
+            "2048",
+            "--api-key",
+            "test-key",
+            "--cache-dir",
+            dir.path().join("cache").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let script = format!("{}/tests/serve/structured.py", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .args([&script, server.base(), "test-key"])
+        .env("PYTHONPATH", python_clients())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\nserver:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    println!("structured answers: {}", stdout.trim());
+}

@@ -58,6 +58,8 @@ pub struct EmbeddedEngine {
     served: PathBuf,
     budget: u64,
     pub(crate) tokenizer: Arc<tokenizers::Tokenizer>,
+    /// Grammars of structured answers over the tokenizer's vocabulary.
+    grammars: crate::grammar::Grammars,
     inner: RwLock<Inner>,
     /// The prefix-cache account, held only to read or update it.
     book: Arc<Mutex<CacheBook>>,
@@ -122,6 +124,7 @@ impl EmbeddedEngine {
             took: started.elapsed(),
         };
         let max_sequences = config.max_sequences.max(1);
+        let tokenizer = Arc::new(tokenizer);
         Ok(EmbeddedEngine {
             config,
             shape,
@@ -130,7 +133,8 @@ impl EmbeddedEngine {
             sentinel,
             served,
             budget,
-            tokenizer: Arc::new(tokenizer),
+            grammars: crate::grammar::Grammars::new(tokenizer.clone()),
+            tokenizer,
             inner: RwLock::new(Inner {
                 loaded: Some(Loaded {
                     model: Arc::new(model),
@@ -243,6 +247,10 @@ impl EmbeddedEngine {
         let (picks_tx, picks_rx) = mpsc::unbounded_channel();
         let fut = async move {
             self.validate(&request)?;
+            let grammar = match &request.structured {
+                Some(s) => Some(self.grammars.compile(s, &request.stop_ids)?),
+                None => None,
+            };
             let _slot = self
                 .sequences
                 .acquire()
@@ -260,7 +268,7 @@ impl EmbeddedEngine {
             } else {
                 0
             };
-            let picker = self.picker(&request, capture_logits, picks_tx);
+            let picker = self.picker(&request, capture_logits, picks_tx, grammar);
             let started = Instant::now();
             let outcome = self.drive(&model, &request, picker.clone()).await;
             drop(inner);
@@ -351,6 +359,7 @@ impl EmbeddedEngine {
         request: &GenerateRequest,
         capture_logits: bool,
         events: mpsc::UnboundedSender<Picked>,
+        grammar: Option<crate::grammar::Grammar>,
     ) -> Arc<Picker> {
         let seed = request.sampling.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -363,6 +372,7 @@ impl EmbeddedEngine {
             rng: Rng::new(seed),
             stop_ids: request.stop_ids.clone(),
             starts_with: request.starts_with.clone(),
+            grammar,
             max_new: request.max_new_tokens.max(1) as usize,
             prompt_len: request.prompt.len(),
             sentinel: self.sentinel,

@@ -16,6 +16,7 @@ mod book;
 mod config;
 mod decoder;
 mod engine;
+pub mod grammar;
 mod isq;
 mod load;
 pub mod model;

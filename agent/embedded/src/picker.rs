@@ -138,6 +138,8 @@ pub struct PickerState {
     pub stop_ids: Vec<u32>,
     /// The generation must begin with one of these sequences (none: free).
     pub starts_with: Vec<Vec<u32>>,
+    /// The grammar a structured answer must follow (none: free).
+    pub grammar: Option<crate::grammar::Grammar>,
     /// The most tokens to generate.
     pub max_new: usize,
     /// The prompt's length: the context beyond it is what was generated.
@@ -183,8 +185,8 @@ impl PickerState {
             self.send(Picked::Sentinel);
             return self.sentinel;
         }
-        let id = match self.allowed_next() {
-            Some(allowed) => {
+        let masked = match (self.allowed_next(), self.grammar.as_mut()) {
+            (Some(allowed), _) => {
                 let mut masked = vec![f32::NEG_INFINITY; logits.len()];
                 for &a in &allowed {
                     if let (Some(m), Some(&v)) =
@@ -193,10 +195,25 @@ impl PickerState {
                         *m = v;
                     }
                 }
-                pick(&masked, &self.sampling, &mut self.rng, &[self.sentinel])
+                Some(masked)
             }
-            None => pick(logits, &self.sampling, &mut self.rng, &[self.sentinel]),
-        }
+            (None, Some(grammar)) => match grammar.mask(logits) {
+                Ok(masked) => Some(masked),
+                Err(e) => {
+                    self.mismatch = Some(format!("the answer's grammar failed: {e}"));
+                    self.closed = true;
+                    self.send(Picked::Sentinel);
+                    return self.sentinel;
+                }
+            },
+            (None, None) => None,
+        };
+        let id = pick(
+            masked.as_deref().unwrap_or(logits),
+            &self.sampling,
+            &mut self.rng,
+            &[self.sentinel],
+        )
         .unwrap_or(self.sentinel);
         if id == self.sentinel {
             // Every logit was NaN or -inf: nothing can be picked.
@@ -206,6 +223,9 @@ impl PickerState {
             return id;
         }
         self.picked.push(id);
+        if let Some(Err(e)) = self.grammar.as_mut().map(|g| g.consume(id)) {
+            self.mismatch = Some(format!("the answer's grammar failed: {e}"));
+        }
         let logits = self.capture_logits.then(|| logits.to_vec());
         self.send(Picked::Token { id, logits });
         id
@@ -340,6 +360,7 @@ mod tests {
             rng: Rng::new(0),
             stop_ids: vec![3],
             starts_with: Vec::new(),
+            grammar: None,
             max_new,
             prompt_len: 2,
             sentinel: 9,
@@ -376,6 +397,7 @@ mod tests {
     fn a_required_start_is_followed_then_decoding_is_free() {
         let mut s = PickerState {
             starts_with: vec![vec![4, 5], vec![4, 6, 7], vec![8]],
+            grammar: None,
             ..picker_state(10)
         };
         // Token 0 is by far the likeliest everywhere.
@@ -389,6 +411,7 @@ mod tests {
         // A constraint no logit allows ends the generation with an error, never a foreign id.
         let mut s = PickerState {
             starts_with: vec![vec![5]],
+            grammar: None,
             ..picker_state(10)
         };
         let mut blocked = logits;

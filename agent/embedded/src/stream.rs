@@ -29,6 +29,11 @@ impl Engine for EmbeddedEngine {
         true
     }
 
+    /// The sampler masks every id that would leave the request's grammar.
+    fn structures(&self) -> glm_engine::Structures {
+        glm_engine::Structures::JsonOrCalls
+    }
+
     fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
         let (picks, run) = self.start(request, false);
         let state = StreamState {

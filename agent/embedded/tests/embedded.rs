@@ -211,6 +211,7 @@ fn sampling_is_reproducible_with_a_seed_and_stops_at_stop_ids() {
         max_new_tokens: 16,
         stop_ids: vec![],
         starts_with: Vec::new(),
+        structured: None,
     };
     let a = rt.block_on(engine.collect(sampled(5))).unwrap();
     let b = rt.block_on(engine.collect(sampled(5))).unwrap();

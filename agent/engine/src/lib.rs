@@ -65,6 +65,36 @@ pub struct GenerateRequest {
     /// single forced sequence in the prompt instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub starts_with: Vec<Vec<u32>>,
+    /// When set, the answer must have this shape ([`Structured`]), enforced while decoding by
+    /// engines whose [`Engine::structures`] offers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<Structured>,
+}
+
+/// The shape an answer must take: `lead` then one JSON value matching `schema`, or, when
+/// `calls` are named, one of those names, a newline and a JSON object (GLM-4's call) instead.
+/// After either, only a stop id may follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Structured {
+    /// A JSON Schema; `{}` accepts any JSON value, `{"type": "object"}` any object.
+    pub schema: serde_json::Value,
+    /// Text the answer starts with before its JSON (GLM-4 starts a text answer with a newline).
+    #[serde(default)]
+    pub lead: String,
+    /// Tools the model may call instead of answering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
+}
+
+/// What an engine enforces of [`GenerateRequest::structured`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Structures {
+    /// Nothing: a structured request is refused.
+    None,
+    /// JSON matching a schema, with no lead and no calls.
+    Json,
+    /// Everything [`Structured`] describes.
+    JsonOrCalls,
 }
 
 impl GenerateRequest {
@@ -79,6 +109,7 @@ impl GenerateRequest {
             max_new_tokens,
             stop_ids: Vec::new(),
             starts_with: Vec::new(),
+            structured: None,
         }
     }
 }
@@ -228,6 +259,11 @@ pub trait Engine: Send + Sync {
     /// Whether [`GenerateRequest::starts_with`] is enforced while decoding.
     fn constrains(&self) -> bool {
         false
+    }
+
+    /// What it enforces of [`GenerateRequest::structured`].
+    fn structures(&self) -> Structures {
+        Structures::None
     }
 
     /// Runs [`Engine::generate`] to the end and gathers the result.

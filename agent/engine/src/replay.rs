@@ -78,6 +78,11 @@ impl Engine for ReplayEngine {
         true
     }
 
+    /// The same for a structured answer.
+    fn structures(&self) -> crate::Structures {
+        crate::Structures::JsonOrCalls
+    }
+
     fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
         let index = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());

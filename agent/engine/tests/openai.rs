@@ -80,6 +80,7 @@ fn request() -> GenerateRequest {
         max_new_tokens: 64,
         stop_ids: vec![151_329, 151_336, 151_338],
         starts_with: Vec::new(),
+        structured: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! A request checked and turned into a job: its prompt ids, its limits, how its answer is read.
 //! Nothing here touches the network; it runs off the async workers (see `routes`).
 
-use glm_agent::engine::{GenerateRequest, Sampling};
+use glm_agent::engine::{GenerateRequest, Sampling, Structured, Structures};
 use glm_prompts::Segments;
 use serde_json::{Value, json};
 
@@ -177,15 +177,7 @@ pub(crate) fn chat_job(
             "messages must hold at least one message",
         ));
     }
-    if let Some(format) = &request.response_format {
-        let kind = format.get("type").and_then(Value::as_str);
-        if kind != Some("text") {
-            return Err(ApiError::invalid(
-                Some("response_format.type".into()),
-                "only text answers are offered: describe the JSON you want in the prompt, or offer a tool whose parameters are that JSON",
-            ));
-        }
-    }
+    let schema = response_schema(&request.response_format)?;
     let tools = request.tools.as_deref().unwrap_or(&[]);
     check_prompt_size(server, tools, &request.messages)?;
     let specs = tool_specs(tools)?;
@@ -206,7 +198,8 @@ pub(crate) fn chat_job(
         specs,
         &request.messages,
     )?;
-    let forced = Forced::of(server, &choice, &names)?;
+    let mut forced = Forced::of(server, &choice, &names)?;
+    let structured = structured(server, schema, &choice, &names, &mut forced)?;
     let mut ids = built.ids;
     ids.extend(&forced.ids);
     let max_new = limit(server, ids.len(), &request.common)?;
@@ -232,7 +225,8 @@ pub(crate) fn chat_job(
     } else {
         (String::new(), Value::Null)
     };
-    let generate = generate_request(server, &request.common, ids, max_new, forced.starts_with);
+    let mut generate = generate_request(server, &request.common, ids, max_new, forced.starts_with);
+    generate.structured = structured;
     let kind = Kind::Chat {
         names: readable,
         hash: built.hash,
@@ -243,6 +237,96 @@ pub(crate) fn chat_job(
         task,
         ..Job::new(server, &request.common, generate, kind, stops, trace)
     })
+}
+
+/// The JSON Schema `response_format` asks the answer to match (`{"type": "object"}` for
+/// `json_object`); none for text. The chat form (`{"type": "json_schema", "json_schema":
+/// {"name", "schema"}}`) and the Responses form (`{"type": "json_schema", "name", "schema"}`) are
+/// both read.
+fn response_schema(format: &Option<Value>) -> Result<Option<Value>, ApiError> {
+    let Some(format) = format.as_ref().filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    let param = |p: &str| Some(format!("response_format{p}"));
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(json!({"type": "object"}))),
+        Some("json_schema") => {
+            let schema = format
+                .get("json_schema")
+                .and_then(|j| j.get("schema"))
+                .or_else(|| format.get("schema"))
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            if !(schema.is_object() || schema == Value::Bool(true)) {
+                return Err(ApiError::invalid(
+                    param(".json_schema.schema"),
+                    "the schema must be a JSON Schema object",
+                ));
+            }
+            Ok(Some(schema))
+        }
+        _ => Err(ApiError::invalid(
+            param(".type"),
+            "response_format's type is text, json_object or json_schema",
+        )),
+    }
+}
+
+/// The structure a JSON answer is held to while decoding, as the engine can enforce it: with
+/// calls beside it when the model may still call (tool_choice auto), alone otherwise; none when
+/// the answer must be a call. An engine that enforces JSON but not calls gets the answer's
+/// leading newline in the prompt; one that enforces nothing is refused, never trusted.
+fn structured(
+    server: &Server,
+    schema: Option<Value>,
+    choice: &Choice,
+    names: &[String],
+    forced: &mut Forced,
+) -> Result<Option<Structured>, ApiError> {
+    let Some(schema) = schema else {
+        return Ok(None);
+    };
+    let calls = match choice {
+        Choice::Required | Choice::Named(_) => return Ok(None),
+        Choice::Auto => names.to_vec(),
+        Choice::None => Vec::new(),
+    };
+    // A text answer starts with a newline, which tool_choice none already forced.
+    let lead = if forced.text.is_empty() { "\n" } else { "" };
+    let refuse = |message: &str| {
+        Err(ApiError::invalid(
+            Some("response_format".into()),
+            message.to_owned(),
+        ))
+    };
+    match server.engine.structures() {
+        Structures::JsonOrCalls => Ok(Some(Structured {
+            schema,
+            lead: lead.into(),
+            calls,
+        })),
+        Structures::Json if calls.is_empty() => {
+            forced.text.push_str(lead);
+            forced.ids.extend(
+                server
+                    .encoder
+                    .encode_text(lead)
+                    .map_err(|e| ApiError::server(format!("cannot encode: {e}")))?,
+            );
+            Ok(Some(Structured {
+                schema,
+                lead: String::new(),
+                calls,
+            }))
+        }
+        Structures::Json => refuse(
+            "this server's engine enforces a JSON answer but not a choice between it and a call: send tool_choice none with response_format, or no tools",
+        ),
+        Structures::None => refuse(
+            "this server's engine cannot enforce a JSON answer while decoding (the embedded engine and llama.cpp, vLLM or glm-agent upstreams can): describe the JSON in the prompt instead",
+        ),
+    }
 }
 
 /// What `tool_choice` forces at the start of the answer: text written for the model, or a set of
@@ -451,6 +535,7 @@ fn generate_request(
         max_new_tokens,
         stop_ids: server.encoder.special_ids().stop_ids(),
         starts_with,
+        structured: None,
     }
 }
 
