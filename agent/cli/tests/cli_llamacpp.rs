@@ -475,3 +475,67 @@ fn a_resumed_run_finds_its_conversation_in_the_servers_cache() {
         );
     }
 }
+
+/// A JSON answer asked of `glm-agent serve` in front of llama.cpp's server (its `json_schema`)
+/// and in front of another glm-agent serve (the whole structure, calls beside the JSON) holds a
+/// random model to the schema; what llama.cpp cannot enforce is refused, not trusted.
+#[test]
+fn structured_answers_are_enforced_through_llama_cpp_and_another_serve() {
+    let mapped = tiny_model();
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("glm-4-tiny.gguf");
+    to_gguf(mapped, &gguf);
+    let llama = llama_server(&gguf, &dir.path().join("llama.log"));
+    let served = glm_agent_server(mapped, dir.path());
+    let tokenizer = mapped.join("tokenizer.json");
+    let check = r#"
+import json, sys, openai
+base, tools_ok = sys.argv[1], sys.argv[2] == "yes"
+client = openai.OpenAI(base_url=base, api_key="none", max_retries=0, timeout=300)
+model = client.models.list().data[0].id
+schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 99},
+          "ok": {"type": "boolean"}}, "required": ["n", "ok"], "additionalProperties": False}
+ask = [{"role": "user", "content": "Give n and ok."}]
+# llama.cpp's grammar lets up to 22 characters of whitespace stand between JSON tokens, which a
+# random model takes: room for them.
+r = client.chat.completions.create(model=model, messages=ask, max_tokens=600, seed=1,
+    response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}})
+answer = json.loads(r.choices[0].message.content)
+assert r.choices[0].finish_reason == "stop", r
+assert set(answer) == {"n", "ok"} and 0 <= answer["n"] <= 99 and isinstance(answer["ok"], bool), answer
+tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+try:
+    r = client.chat.completions.create(model=model, messages=ask, max_tokens=100, tools=tools,
+        response_format={"type": "json_object"})
+    m = r.choices[0].message
+    assert tools_ok, m
+    assert m.tool_calls or isinstance(json.loads(m.content), dict), m
+except openai.BadRequestError as e:
+    assert not tools_ok and "tool_choice none" in e.body["message"], e.body
+print(json.dumps(answer))
+"#;
+    for (name, base, tools_ok) in [
+        ("llama.cpp", llama.base.as_str(), "no"),
+        ("glm-agent", served.base(), "yes"),
+    ] {
+        let front_dir = dir.path().join(name);
+        std::fs::create_dir_all(&front_dir).unwrap();
+        let engine = format!("openai:{base}");
+        let front = Server::start(
+            &["--engine", &engine, "--tokenizer", tokenizer.to_str().unwrap()],
+            &front_dir,
+        );
+        let out = Command::new("python3")
+            .args(["-c", check, front.base(), tools_ok])
+            .env("PYTHONPATH", crate::cli_responses::python_clients())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            front.log()
+        );
+        println!("{name}: {}", String::from_utf8_lossy(&out.stdout).trim());
+    }
+}

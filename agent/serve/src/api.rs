@@ -413,6 +413,10 @@ pub struct CompletionRequest {
     /// Send the generated token ids with the text (`choices[0].token_ids`), as vLLM does.
     #[serde(default)]
     pub return_token_ids: Option<bool>,
+    /// The answer's structure, enforced while decoding (glm-agent's own field, which another
+    /// glm-agent's engine sends).
+    #[serde(default)]
+    pub structured: Option<glm_agent::engine::Structured>,
 }
 
 /// A valid function name: what OpenAI accepts.

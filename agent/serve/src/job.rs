@@ -509,7 +509,21 @@ pub(crate) fn completion_job(
     } else {
         Value::Null
     };
-    let generate = generate_request(server, &request.common, ids, max_new, Vec::new());
+    let mut generate = generate_request(server, &request.common, ids, max_new, Vec::new());
+    if let Some(structured) = request.structured {
+        let enforced = match server.engine.structures() {
+            Structures::JsonOrCalls => true,
+            Structures::Json => structured.lead.is_empty() && structured.calls.is_empty(),
+            Structures::None => false,
+        };
+        if !enforced {
+            return Err(ApiError::invalid(
+                Some("structured".into()),
+                "this server's engine cannot enforce that structure while decoding",
+            ));
+        }
+        generate.structured = Some(structured);
+    }
     Ok(Job::new(
         server,
         &request.common,

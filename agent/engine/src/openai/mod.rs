@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 mod pieces;
 mod sse;
 
-use super::{Cause, Engine, EngineError, EventStream, GenerateRequest};
+use super::{Cause, Engine, EngineError, EventStream, GenerateRequest, Structures};
 pub use pieces::Pieces;
 use sse::async_stream;
 
@@ -389,7 +389,35 @@ impl OpenAiEngine {
         if let Some(seed) = s.seed {
             body["seed"] = json!(seed);
         }
+        if let Some(structured) = &request.structured {
+            match self.dialect {
+                Dialect::LlamaCpp => body["json_schema"] = structured.schema.clone(),
+                Dialect::Vllm => body["structured_outputs"] = json!({"json": structured.schema}),
+                Dialect::GlmAgent => body["structured"] = json!(structured),
+                Dialect::Generic => {}
+            }
+        }
         body
+    }
+
+    /// A structured request this server cannot hold to: what to do instead.
+    fn unenforceable(&self, request: &GenerateRequest) -> Option<EngineError> {
+        let structured = request.structured.as_ref()?;
+        let why = match self.structures() {
+            Structures::JsonOrCalls => return None,
+            Structures::Json if structured.lead.is_empty() && structured.calls.is_empty() => {
+                return None;
+            }
+            Structures::Json => format!(
+                "{} enforces a JSON answer alone, not a leading text or a choice of calls",
+                self.dialect.name()
+            ),
+            Structures::None => "the server is not known to enforce JSON Schema (llama.cpp, vLLM and glm-agent serve do)".to_owned(),
+        };
+        Some(EngineError::new(
+            Cause::Invalid,
+            format!("a structured answer cannot be enforced: {why}"),
+        ))
     }
 
     /// Sends the request, retrying failures that happen before streaming starts.
@@ -505,7 +533,20 @@ impl Engine for OpenAiEngine {
     }
 
     fn generate(&self, request: GenerateRequest) -> EventStream<'_> {
+        if let Some(e) = self.unenforceable(&request) {
+            return Box::pin(futures::stream::once(async move { Err(e) }));
+        }
         Box::pin(async_stream(self, request))
+    }
+
+    /// llama.cpp's `json_schema` and vLLM's `structured_outputs` hold the answer to a schema;
+    /// another glm-agent serve takes the whole structure.
+    fn structures(&self) -> Structures {
+        match self.dialect {
+            Dialect::LlamaCpp | Dialect::Vllm => Structures::Json,
+            Dialect::GlmAgent => Structures::JsonOrCalls,
+            Dialect::Generic => Structures::None,
+        }
     }
 }
 
