@@ -54,6 +54,10 @@ pub struct Settings {
     /// own): past it old tool outputs are cut, and a prompt that still does not fit ends the
     /// run before generating.
     pub context_tokens: Option<usize>,
+    /// A JSON Schema the final answer must match, enforced while decoding by an engine that
+    /// can ([`crate::engine::Engine::structures`]); the model may still call tools first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<serde_json::Value>,
 }
 
 impl Default for Settings {
@@ -72,6 +76,7 @@ impl Default for Settings {
             system_prompt: None,
             approval: Policy::default(),
             context_tokens: None,
+            output_schema: None,
         }
     }
 }

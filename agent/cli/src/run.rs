@@ -73,8 +73,54 @@ glm-agent run --engine replay:~/.local/state/glm-agent/traces/run-1764331200000-
 pub struct RunArgs {
     /// The task; `-` reads it from standard input (to its end).
     task: String,
+    /// A JSON Schema file the answer must match: held to while decoding, so the answer printed
+    /// is JSON that parses and matches it (the model may still call tools first).
+    #[arg(long, value_name = "FILE")]
+    output_schema: Option<PathBuf>,
     #[command(flatten)]
     options: RunOptions,
+}
+
+/// Reads `--output-schema`: a JSON Schema object, at most 1 MiB.
+fn read_output_schema(path: &std::path::Path) -> Result<serde_json::Value, Failure> {
+    let bad = |why: String| {
+        Failure::bad_input(anyhow::anyhow!("--output-schema {}: {why}", path.display()))
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| bad(e.to_string()))?
+        .len();
+    if size > 1 << 20 {
+        return Err(bad(format!(
+            "{size} bytes; a schema of at most 1 MiB is read"
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let schema: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON ({e})")))?;
+    if !schema.is_object() {
+        return Err(bad(
+            "a JSON Schema is an object, such as {\"type\": \"object\"}".into(),
+        ));
+    }
+    Ok(schema)
+}
+
+/// Whether the engine can hold the answer to `--output-schema` with these tools.
+fn check_output_schema(opened: &Opened, tools: usize) -> Result<(), Failure> {
+    use glm_agent::engine::Structures;
+    let why = match opened.engine.structures() {
+        Structures::JsonOrCalls => return Ok(()),
+        Structures::Json if tools == 0 => return Ok(()),
+        Structures::Json => {
+            "this engine's server holds an answer to a schema but cannot let the model choose between it and a call: add --tools none, or use the embedded engine or a glm-agent serve upstream"
+        }
+        Structures::None => {
+            "this engine cannot hold an answer to a schema: use the embedded engine, or a llama.cpp, vLLM or glm-agent serve upstream"
+        }
+    };
+    Err(Failure::bad_input(anyhow::anyhow!(
+        "--output-schema: {why}"
+    )))
 }
 
 /// Everything a run needs, opened.
@@ -418,6 +464,11 @@ pub fn run(mut args: RunArgs) -> CmdResult {
     }
     args.task = crate::documents::with_documents(&args.task, &documents);
     let parent = resumed_parent(&mut args.options)?;
+    let output_schema = args
+        .output_schema
+        .as_deref()
+        .map(read_output_schema)
+        .transpose()?;
     let runtime = tokio::runtime::Runtime::new().map_err(Failure::bad_input)?;
     let result = runtime.block_on(async move {
         let options = &args.options;
@@ -433,6 +484,13 @@ pub fn run(mut args: RunArgs) -> CmdResult {
         } = prepare(options).await?;
         if let Some(parent) = &parent {
             settings = parent.settings(settings, &options.looping, &options.sampling)?;
+        }
+        if let Some(schema) = output_schema {
+            if let Err(e) = check_output_schema(&opened, registry.names().len()) {
+                servers.shutdown().await;
+                return Err(e);
+            }
+            settings.output_schema = Some(schema);
         }
         let mut display =
             Display::new(options.json, tool_names(&registry)).warn_past(effective_tokens);

@@ -522,7 +522,12 @@ print(json.dumps(answer))
         std::fs::create_dir_all(&front_dir).unwrap();
         let engine = format!("openai:{base}");
         let front = Server::start(
-            &["--engine", &engine, "--tokenizer", tokenizer.to_str().unwrap()],
+            &[
+                "--engine",
+                &engine,
+                "--tokenizer",
+                tokenizer.to_str().unwrap(),
+            ],
             &front_dir,
         );
         let out = Command::new("python3")

@@ -220,3 +220,73 @@ fn structured_outputs_hold_a_random_model_to_the_schema_for_every_client() {
     );
     println!("structured answers: {}", stdout.trim());
 }
+
+#[test]
+fn run_output_schema_prints_json_that_matches_it() {
+    let model = crate::cli_serve::tiny_model();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.json");
+    std::fs::write(
+        &schema,
+        json!({
+            "type": "object",
+            "properties": {
+                "answer": {"type": "integer", "minimum": 0, "maximum": 1000},
+                "unit": {"enum": ["m", "km"]},
+            },
+            "required": ["answer", "unit"],
+            "additionalProperties": false,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        glm_test_support::glm_agent_command()
+            .args(["run", "How far is it?", "--model", model.to_str().unwrap()])
+            .args([
+                "--isq",
+                "none",
+                "--tools",
+                "none",
+                "--max-step-tokens",
+                "200",
+            ])
+            .args(["--approval", "auto", "--seed", "5"])
+            .args(extra)
+            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+            .env("GLM_AGENT_OFFLINE", "1")
+            .env("GLM_AGENT_TRACE_DIR", dir.path().join("traces"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--output-schema", schema.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {stdout}");
+    });
+    assert!(
+        answer["answer"].as_u64().is_some_and(|n| n <= 1000),
+        "{answer}"
+    );
+    assert!(
+        ["m", "km"].contains(&answer["unit"].as_str().unwrap()),
+        "{answer}"
+    );
+    // The same run without the schema writes no such JSON: the answer above is the schema's doing.
+    let free = run(&[]);
+    let text = String::from_utf8_lossy(&free.stdout);
+    assert!(
+        serde_json::from_str::<Value>(text.trim()).is_err(),
+        "{text}"
+    );
+    // A file that is not a schema is refused before anything loads.
+    std::fs::write(&schema, "[1, 2]").unwrap();
+    let bad = run(&["--output-schema", schema.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--output-schema"));
+}

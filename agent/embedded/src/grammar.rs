@@ -70,9 +70,10 @@ pub(crate) fn lark(structured: &Structured) -> Result<String, EngineError> {
         return Ok(format!("start: answer\nanswer: {answer}\n"));
     }
     let names: Vec<String> = structured.calls.iter().map(|n| text(n)).collect();
-    let arguments = with_spacing(&serde_json::json!({"type": "object"}));
+    // A call's arguments are the tool's own text (JSON for functions, code for python, a
+    // command for the browser): the format holds the answer, not the calls.
     Ok(format!(
-        "start: answer | call\nanswer: {answer}\ncall: ({}) \"\\n\" %json {arguments}\n",
+        "start: answer | call\nanswer: {answer}\ncall: ({}) \"\\n\" ARGUMENTS\nARGUMENTS: /[\\s\\S]*/\n",
         names.join(" | ")
     ))
 }
@@ -223,7 +224,7 @@ mod tests {
         })
         .unwrap();
         assert!(
-            both.contains("call: (\"get_weather\" | \"a\\\"b\") \"\\n\" %json"),
+            both.contains("call: (\"get_weather\" | \"a\\\"b\") \"\\n\" ARGUMENTS"),
             "{both}"
         );
     }
