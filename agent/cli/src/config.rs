@@ -34,6 +34,9 @@ concern! {
         #[arg(long, value_name = "N")]
         max_sequences: usize = None, env "GLM_AGENT_MAX_SEQUENCES",
             "Requests the embedded engine runs at once, batched [default: 4 with a GPU, 1 on CPU]";
+        #[arg(long, value_name = "BOOL")]
+        use_serve: bool = Some(true), env "GLM_AGENT_USE_SERVE",
+            "Use the model a running glm-agent serve on this machine already holds, instead of loading it again (embedded); false loads it in this process";
     }
 }
 

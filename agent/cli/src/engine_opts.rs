@@ -203,6 +203,11 @@ impl Resolved {
     ) -> Result<Opened, Failure> {
         match (self, settings.spec()?) {
             (Resolved::Embedded { spec, dir }, _) => {
+                if settings.use_serve != Some(false)
+                    && let Some(opened) = open_shared(settings, &spec, &dir).await
+                {
+                    return Ok(opened);
+                }
                 open_embedded(settings, common, &spec, &dir).await
             }
             (Resolved::Remote, EngineSpec::OpenAi(url)) => open_openai(settings, &url).await,
@@ -215,6 +220,52 @@ impl Resolved {
             }
         }
     }
+}
+
+/// The model through a running `glm-agent serve` that already holds it (the newest that
+/// answers), said on stderr; `None` when there is none.
+async fn open_shared(
+    settings: &EngineSettings,
+    spec: &str,
+    dir: &std::path::Path,
+) -> Option<Opened> {
+    for record in crate::shared::servers_of(dir) {
+        // A server that asks for a key is not used: its key is its own.
+        if record.keyed {
+            continue;
+        }
+        let through = EngineSettings {
+            engine: Some(format!("openai:{}", record.base)),
+            model: None,
+            tokenizer: Some(dir.join("tokenizer.json")),
+            ..settings.clone()
+        };
+        let Ok(mut opened) = open_openai(&through, &record.base).await else {
+            continue;
+        };
+        if !opened.model["dialect"]
+            .as_str()
+            .is_some_and(|d| d == Dialect::GlmAgent.name())
+        {
+            continue;
+        }
+        eprintln!(
+            "Using {spec} as glm-agent serve (pid {}) holds it at {}: nothing to load (--use-serve false loads it here)",
+            record.pid, record.base
+        );
+        let server = opened.model.clone();
+        let mut model = glm_engine_mistralrs::model::fingerprint(dir);
+        model["id"] = spec.into();
+        model["server"] = server["server"].clone();
+        model["engine"] = server["engine"].clone();
+        if let Some((window, per_token)) = embedded_window(dir) {
+            model["context_window"] = window.into();
+            model["kv_bytes_per_token"] = per_token.into();
+        }
+        opened.model = model;
+        return Some(opened);
+    }
+    None
 }
 
 async fn open_openai(settings: &EngineSettings, target: &str) -> Result<Opened, Failure> {

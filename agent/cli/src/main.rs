@@ -22,6 +22,7 @@ mod run;
 mod serve;
 mod settings;
 mod setup;
+mod shared;
 mod tools;
 mod traces;
 mod workdir;

@@ -11,7 +11,7 @@ use glm_agent::exit::ExitStatus;
 
 use crate::cli::{CmdResult, Failure};
 use crate::config::{Config, EngineSettings, SamplingSettings, ServeSettings};
-use crate::engine_opts::{EngineSpec, open};
+use crate::engine_opts::{EngineSpec, Resolved, resolve};
 use crate::setup::CommonOptions;
 
 pub use glm_serve::replay_serve_trace;
@@ -101,7 +101,17 @@ async fn serve(args: ServeArgs) -> CmdResult {
     let address: SocketAddr = listener
         .local_addr()
         .map_err(|e| Failure::new(ExitStatus::Unavailable, anyhow::anyhow!("{e}")))?;
-    let opened = open(&settings, &args.common).await?;
+    // A server loads its model itself (it is what other commands find and use).
+    let settings = EngineSettings {
+        use_serve: Some(false),
+        ..settings
+    };
+    let resolved = resolve(&settings, &args.common).await?;
+    let model_dir = match &resolved {
+        Resolved::Embedded { dir, .. } => Some(dir.clone()),
+        Resolved::Remote => None,
+    };
+    let opened = resolved.open(&settings, &args.common).await?;
     let encoder = match &opened.encoder {
         Some(e) => e.clone(),
         None => crate::run::tokenizer_for(settings.model())?,
@@ -138,6 +148,21 @@ async fn serve(args: ServeArgs) -> CmdResult {
         server.options().model_name,
         server.describe()
     );
+    // `run`, `chat` and `eval` of the same model on this machine use this server: its file
+    // says which model it holds, and goes when it stops.
+    let _registration = model_dir.and_then(|dir| {
+        let host = if address.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], address.port()))
+        } else {
+            address
+        };
+        crate::shared::register(&crate::shared::Record {
+            pid: std::process::id(),
+            base: format!("http://{host}/v1"),
+            model_dir: dir.canonicalize().unwrap_or(dir),
+            keyed: server.options().api_key.is_some(),
+        })
+    });
     glm_serve::serve(listener, server, crate::run::interrupted())
         .await
         .map_err(|e| {

@@ -241,3 +241,67 @@ fn serve_refuses_an_open_address_without_a_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--allow-unauthenticated"), "{stderr}");
 }
+
+/// A run of the model a serve holds uses that serve (and says so), its first step finding its
+/// prompt's start in the server's cache; `--use-serve false` loads the model in the run.
+#[test]
+fn a_run_uses_the_model_a_running_serve_holds() {
+    let model = tiny_model();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("run");
+    let mut command = glm_test_support::glm_agent_command();
+    command
+        .args(["serve", "--port", "0", "--isq", "none", "--model"])
+        .arg(model)
+        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+        .env("GLM_AGENT_OFFLINE", "1")
+        .env("GLM_AGENT_RUN_DIR", &registry);
+    let server = Listening::start(command, &dir.path().join("serve.log"), true);
+    let system = "You are a careful assistant. Answer briefly and cite what you used. ".repeat(4);
+    let run = |traces: &str, use_serve: &str| {
+        let task = format!("Say hello to the {traces} world.");
+        let out = glm_test_support::glm_agent_command()
+            .args(["run", &task, "--system-prompt", &system, "--model"])
+            .arg(model)
+            .args(["--isq", "none", "--tools", "none", "--approval", "auto"])
+            .args(["--max-step-tokens", "4", "--max-steps", "1", "--json"])
+            .args(["--use-serve", use_serve])
+            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+            .env("GLM_AGENT_OFFLINE", "1")
+            .env("GLM_AGENT_RUN_DIR", &registry)
+            .env("GLM_AGENT_TRACE_DIR", dir.path().join(traces))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let model = crate::cli_display::json_events(&out.stdout)
+            .into_iter()
+            .find(|e| e["event"] == "model")
+            .unwrap_or_else(|| panic!("no model turn: {stderr}"));
+        (stderr, model)
+    };
+    let (first, _) = run("first", "true");
+    assert!(first.contains("as glm-agent serve (pid"), "{first}");
+    assert!(!first.contains("Loading"), "{first}");
+    // Another task: its first prompt shares the system turn with the first run's.
+    let (_, second) = run("second", "true");
+    let cached = second["cached_tokens"].as_u64().unwrap_or(0);
+    let prompt = second["prompt_tokens"].as_u64().unwrap();
+    let task = glm_test_support::tiny_encoder()
+        .encode_text("\nSay hello to the second world.")
+        .unwrap()
+        .len() as u64;
+    assert!(
+        cached + task + 2 >= prompt && cached < prompt,
+        "{cached} of {prompt} cached\n{}",
+        server.log()
+    );
+    let log = server.log();
+    assert!(log.contains("POST /v1/completions 200"), "{log}");
+    let (local, _) = run("local", "false");
+    assert!(local.contains("Loading"), "{local}");
+    assert!(!local.contains("as glm-agent serve"), "{local}");
+    drop(server);
+    // The server's file went with it: the next run loads the model itself.
+    let (after, _) = run("after", "true");
+    assert!(after.contains("Loading"), "{after}");
+}

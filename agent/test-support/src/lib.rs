@@ -80,8 +80,15 @@ fn build_binary(profile_dir: &std::path::Path) {
 /// says so): an input inherited from the test runner could be an open pipe, which `run` waits
 /// on briefly before going on without it.
 pub fn glm_agent_command() -> Command {
+    static RUN_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let run_dir = RUN_DIR.get_or_init(|| tempfile::tempdir().unwrap().keep());
     let mut command = Command::new(glm_agent_exe());
     command.stdin(Stdio::null());
+    // Each test's glm-agent loads its own model: the servers of other tests (which say what
+    // they hold in a folder of this process's own) are not used unless a test asks.
+    command
+        .env("GLM_AGENT_USE_SERVE", "false")
+        .env("GLM_AGENT_RUN_DIR", run_dir);
     command
 }
 

@@ -61,10 +61,8 @@ pub(crate) fn call_id(job: &Job, index: usize) -> String {
     format!("call_{:016x}{index:02}", job.number)
 }
 
-fn meta(job: &Job) -> &Meta {
-    job.responses
-        .as_deref()
-        .expect("a Responses job carries its meta")
+fn meta(job: &Job) -> Option<&Meta> {
+    job.responses.as_deref()
 }
 
 impl Item {
@@ -109,7 +107,10 @@ fn usage_value(usage: &Usage) -> Value {
 
 /// The `response` object.
 fn response(job: &Job, status: &str, output: Vec<Value>, usage: Option<&Usage>) -> Value {
-    let m = meta(job);
+    let Some(m) = meta(job) else {
+        // Only Responses jobs are answered here; the bare object for any other.
+        return json!({"id": response_id(job), "object": "response", "status": status, "output": output});
+    };
     let incomplete = (status == "incomplete").then(|| json!({"reason": "max_output_tokens"}));
     json!({
         "id": response_id(job), "object": "response", "created_at": job.created,
@@ -316,7 +317,7 @@ pub(crate) fn added_messages(
     content: &str,
     calls: &[(String, String)],
 ) -> Vec<ChatMessage> {
-    let mut messages = meta(job).added.clone();
+    let mut messages = meta(job).map(|m| m.added.clone()).unwrap_or_default();
     let tool_calls = calls
         .iter()
         .enumerate()
