@@ -18,6 +18,25 @@ pub(crate) fn python_clients() -> PathBuf {
     )
 }
 
+/// Runs `tests/serve/SCRIPT ARGS` with the pinned clients against `server`; its stdout.
+fn drive(server: &Server, script: &str, args: &[&str]) -> String {
+    let script = format!("{}/tests/serve/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .env("PYTHONPATH", python_clients())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script}: {}\n{stdout}\nserver:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    stdout
+}
+
 /// A server on the replay engine answering `outputs` in order, tracing every request.
 fn replay_server(dir: &Path, outputs: Value) -> (Server, PathBuf) {
     let tokenizer = dir.join("tokenizer.json");
@@ -78,18 +97,10 @@ fn responses_answer_the_openai_client_and_follow_ups_are_token_exact() {
             "\nSunny at noon.<|user|>",
         ]),
     );
-    let script = format!("{}/tests/serve/responses.py", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .args([&script, "replayed", server.base(), "none"])
-        .env("PYTHONPATH", python_clients())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}\nserver:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout),
-        server.log()
+    drive(
+        &server,
+        "responses.py",
+        &["replayed", server.base(), "none"],
     );
     drop(server);
     let events = model_events(&traces);
@@ -205,20 +216,8 @@ fn structured_outputs_hold_a_random_model_to_the_schema_for_every_client() {
         ],
         dir.path(),
     );
-    let script = format!("{}/tests/serve/structured.py", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .args([&script, server.base(), "test-key"])
-        .env("PYTHONPATH", python_clients())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}\nserver:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
-    println!("structured answers: {}", stdout.trim());
+    let found = drive(&server, "structured.py", &[server.base(), "test-key"]);
+    println!("structured answers: {}", found.trim());
 }
 
 #[test]
