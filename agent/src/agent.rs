@@ -130,6 +130,31 @@ impl<'a> Agent<'a> {
         }
     }
 
+    /// The structure a model turn is held to under [`Settings::output_schema`]: the answer's
+    /// JSON, or a call of one of the tools (function tools with a JSON object, python and the
+    /// browser with their text).
+    pub(crate) fn structured(&self) -> Option<crate::engine::Structured> {
+        let schema = self.settings.output_schema.clone()?;
+        let (mut calls, mut text_calls) = (Vec::new(), Vec::new());
+        for spec in self.tools.specs() {
+            match spec {
+                glm_prompts::ToolSpec::Function { .. } => calls.push(spec.name().to_owned()),
+                _ => text_calls.push(spec.name().to_owned()),
+            }
+        }
+        // A server that holds the JSON alone gets no lead: the answer is the JSON.
+        let lead = match self.engine.structures() {
+            crate::engine::Structures::Json => "",
+            _ => "\n",
+        };
+        Some(crate::engine::Structured {
+            schema,
+            lead: lead.into(),
+            calls,
+            text_calls,
+        })
+    }
+
     /// Asks `approver` about the calls the approval policy ([`Settings::approval`]) leaves
     /// open: a terminal prompt, a GUI, a policy service.
     pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {

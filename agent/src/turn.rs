@@ -666,13 +666,7 @@ impl<'t, 'a> Turn<'t, 'a> {
             max_new_tokens: max_new.max(1),
             stop_ids: self.stop_ids.clone(),
             starts_with: Vec::new(),
-            structured: self.agent.settings.output_schema.as_ref().map(|schema| {
-                crate::engine::Structured {
-                    schema: schema.clone(),
-                    lead: "\n".into(),
-                    calls: self.agent.tools.names(),
-                }
-            }),
+            structured: self.agent.structured(),
         };
         let mut stream = self.agent.engine.generate(request);
         let mut collector = Collector::default();

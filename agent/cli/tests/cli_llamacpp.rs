@@ -543,4 +543,44 @@ print(json.dumps(answer))
         );
         println!("{name}: {}", String::from_utf8_lossy(&out.stdout).trim());
     }
+    // A run held to a schema through llama.cpp: the JSON alone (no tools), no leading newline.
+    let schema = dir.path().join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"], "additionalProperties": false}"#,
+    )
+    .unwrap();
+    let engine = format!("openai:{}", llama.base);
+    let args = [
+        "run",
+        "Pick n.",
+        "--engine",
+        &engine,
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "--output-schema",
+        schema.to_str().unwrap(),
+        "--tools",
+        "none",
+        "--max-step-tokens",
+        "300",
+        "--approval",
+        "auto",
+    ];
+    let out = glm_agent(&args, dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(answer["n"].as_u64().is_some_and(|n| n <= 9), "{answer}");
+    // With a tool beside it, llama.cpp cannot choose: refused before the run, with what to do.
+    let mut with_tools = args.to_vec();
+    with_tools[9] = "python";
+    let out = glm_agent(&with_tools, dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tools none"), "{stderr}");
 }

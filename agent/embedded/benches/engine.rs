@@ -8,6 +8,7 @@
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --speed none,q4k,q8_0
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --ttft auto,q4k,q8_0
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --llamacpp
+//!     cargo bench -p glm-engine-mistralrs --bench engine -- --long 1024,4096,16384
 //!
 //! `--ttft LIST` measures what a user waits for: a 2,000-token prompt, then 200 generated
 //! tokens (time to the first token, decode rate, the whole), and how many cores were busy in
@@ -380,6 +381,10 @@ fn main() {
         serve_bench::shared(base);
         return;
     }
+    if std::env::args().any(|a| a == "--long") {
+        long::run(base);
+        return;
+    }
     if std::env::args().any(|a| a == "--kernel") {
         kernel::run();
         return;
@@ -514,6 +519,9 @@ fn main() {
 #[path = "engine/serve.rs"]
 mod serve_bench;
 
+#[path = "engine/long.rs"]
+mod long;
+
 /// The same model, prompt and token count on llama.cpp (the PyPI package xllamacpp: llama-server's
 /// HTTP API over a prebuilt CPU build) in f32 and Q4_K_M, beside the embedded engine.
 mod llamacpp_bench {
@@ -530,8 +538,9 @@ mod llamacpp_bench {
         pub decode: f64,
     }
 
-    fn scripts() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/llamacpp")
+    /// The llama.cpp test scripts (`agent/cli/tests/llamacpp`).
+    pub fn scripts() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/llamacpp")
     }
 
     /// The pinned packages' folder (installed by fetch.sh into the cache folder).

@@ -66,15 +66,30 @@ pub(crate) fn lark(structured: &Structured) -> Result<String, EngineError> {
     } else {
         format!("{} %json {schema}", text(&structured.lead))
     };
-    if structured.calls.is_empty() {
-        return Ok(format!("start: answer\nanswer: {answer}\n"));
+    let names = |list: &[String]| list.iter().map(|n| text(n)).collect::<Vec<_>>().join(" | ");
+    let mut rules = vec![format!("answer: {answer}")];
+    let mut start = vec!["answer"];
+    if !structured.calls.is_empty() {
+        // A function's arguments: a JSON object, spaced as the answer is.
+        let object = with_spacing(&serde_json::json!({"type": "object"}));
+        rules.push(format!(
+            "call: ({}) \"\\n\" %json {object}",
+            names(&structured.calls)
+        ));
+        start.push("call");
     }
-    let names: Vec<String> = structured.calls.iter().map(|n| text(n)).collect();
-    // A call's arguments are the tool's own text (JSON for functions, code for python, a
-    // command for the browser): the format holds the answer, not the calls.
+    if !structured.text_calls.is_empty() {
+        // A text tool's arguments: its own text (code, a browser command).
+        rules.push(format!(
+            "text_call: ({}) \"\\n\" TEXT\nTEXT: /[\\s\\S]*/",
+            names(&structured.text_calls)
+        ));
+        start.push("text_call");
+    }
     Ok(format!(
-        "start: answer | call\nanswer: {answer}\ncall: ({}) \"\\n\" ARGUMENTS\nARGUMENTS: /[\\s\\S]*/\n",
-        names.join(" | ")
+        "start: {}\n{}\n",
+        start.join(" | "),
+        rules.join("\n")
     ))
 }
 
@@ -211,21 +226,31 @@ mod tests {
             schema: json!({"type": "object"}),
             lead: "\n".into(),
             calls: Vec::new(),
+            text_calls: Vec::new(),
         })
         .unwrap();
         assert!(
             only.starts_with("start: answer\nanswer: \"\\n\" %json {"),
             "{only}"
         );
-        let both = lark(&Structured {
+        let all = lark(&Structured {
             schema: json!({}),
             lead: String::new(),
             calls: vec!["get_weather".into(), "a\"b".into()],
+            text_calls: vec!["python".into()],
         })
         .unwrap();
         assert!(
-            both.contains("call: (\"get_weather\" | \"a\\\"b\") \"\\n\" ARGUMENTS"),
-            "{both}"
+            all.starts_with("start: answer | call | text_call\n"),
+            "{all}"
+        );
+        assert!(
+            all.contains("call: (\"get_weather\" | \"a\\\"b\") \"\\n\" %json {"),
+            "{all}"
+        );
+        assert!(
+            all.contains("text_call: (\"python\") \"\\n\" TEXT\n"),
+            "{all}"
         );
     }
 }

@@ -72,7 +72,8 @@ pub struct GenerateRequest {
 }
 
 /// The shape an answer must take: `lead` then one JSON value matching `schema`, or, when
-/// `calls` are named, one of those names, a newline and a JSON object (GLM-4's call) instead.
+/// calls are named, GLM-4's call instead: one of the `calls`, a newline and a JSON object, or
+/// one of the `text_calls` (tools that take text, such as python), a newline and any text.
 /// After either, only a stop id may follow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Structured {
@@ -81,9 +82,12 @@ pub struct Structured {
     /// Text the answer starts with before its JSON (GLM-4 starts a text answer with a newline).
     #[serde(default)]
     pub lead: String,
-    /// Tools the model may call instead of answering.
+    /// Function tools the model may call instead of answering (their arguments a JSON object).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<String>,
+    /// Tools the model may call with text arguments (code, a browser command).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text_calls: Vec<String>,
 }
 
 /// What an engine enforces of [`GenerateRequest::structured`].

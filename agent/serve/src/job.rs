@@ -305,6 +305,7 @@ fn structured(
             schema,
             lead: lead.into(),
             calls,
+            text_calls: Vec::new(),
         })),
         Structures::Json if calls.is_empty() => {
             forced.text.push_str(lead);
@@ -318,6 +319,7 @@ fn structured(
                 schema,
                 lead: String::new(),
                 calls,
+                text_calls: Vec::new(),
             }))
         }
         Structures::Json => refuse(
@@ -513,7 +515,11 @@ pub(crate) fn completion_job(
     if let Some(structured) = request.structured {
         let enforced = match server.engine.structures() {
             Structures::JsonOrCalls => true,
-            Structures::Json => structured.lead.is_empty() && structured.calls.is_empty(),
+            Structures::Json => {
+                structured.lead.is_empty()
+                    && structured.calls.is_empty()
+                    && structured.text_calls.is_empty()
+            }
             Structures::None => false,
         };
         if !enforced {

@@ -405,7 +405,9 @@ impl OpenAiEngine {
         let structured = request.structured.as_ref()?;
         let why = match self.structures() {
             Structures::JsonOrCalls => return None,
-            Structures::Json if structured.lead.is_empty() && structured.calls.is_empty() => {
+            Structures::Json if structured.lead.is_empty()
+                && structured.calls.is_empty()
+                && structured.text_calls.is_empty() => {
                 return None;
             }
             Structures::Json => format!(

@@ -1,0 +1,190 @@
+//! `--long [LENGTHS]`: long prompts at their real cost. For each prompt length (default 1,024,
+//! 4,096 and 16,384 tokens), a fresh process reads the prompt and writes one token, on the
+//! embedded engine (`glm-agent generate`, f32) and on llama.cpp's server (f32 GGUF of the same
+//! weights): the time to the first token and the process's peak resident memory, side by side,
+//! with the KV cache's bytes per token for each.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Peak resident memory of `pid` so far, in bytes (`VmHWM`).
+fn peak_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A prompt of `n` ordinary token ids (no control tokens), the same for both engines.
+fn prompt(n: usize) -> Vec<u32> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 150_000) as u32 + 100
+        })
+        .collect()
+}
+
+/// The embedded engine in a process of its own: (time to the first token, peak memory), or
+/// why it failed.
+fn embedded(model: &Path, ids: &[u32]) -> Result<(Duration, u64), String> {
+    let dir = model.parent().unwrap();
+    let file = dir.join("prompt.json");
+    std::fs::write(&file, serde_json::to_vec(ids).unwrap()).unwrap();
+    let measured = glm_test_support::run_measured(
+        Command::new(glm_test_support::glm_agent_exe())
+            .args(["generate", "--isq", "none", "--max-tokens", "1", "--json"])
+            .arg("--model")
+            .arg(model)
+            .arg("--prompt-file")
+            .arg(&file)
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .env("GLM_AGENT_CONFIG", dir.join("none.toml"))
+            .env("GLM_AGENT_OFFLINE", "1"),
+    );
+    if !measured.output.status.success() {
+        return Err(String::from_utf8_lossy(&measured.output.stderr)
+            .lines()
+            .last()
+            .unwrap_or("failed")
+            .to_owned());
+    }
+    let answer: Value = serde_json::from_slice(&measured.output.stdout).unwrap();
+    let prefill = &answer["usage"]["prefill"];
+    let seconds =
+        prefill["secs"].as_f64().unwrap_or(0.0) + prefill["nanos"].as_f64().unwrap_or(0.0) / 1e9;
+    Ok((Duration::from_secs_f64(seconds), measured.peak_rss))
+}
+
+/// llama.cpp's server on `gguf` with room for `ids`: (time to the first token by its own
+/// timings, the server process's peak memory).
+fn llamacpp(
+    rt: &tokio::runtime::Runtime,
+    packages: &Path,
+    gguf: &Path,
+    ids: &[u32],
+) -> Result<(Duration, u64), String> {
+    // Two slots share the context: room for the prompt in each.
+    let context = 2 * (ids.len() + 64);
+    let mut child = Command::new("python3")
+        .arg(super::llamacpp_bench::scripts().join("serve.py"))
+        .arg(gguf)
+        .arg("0")
+        .arg(context.to_string())
+        .env("PYTHONPATH", packages)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line.trim().strip_prefix("listening on ").unwrap_or("");
+    let base = if address.starts_with("http") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(7200))
+        .build()
+        .unwrap();
+    let answer: Result<Value, String> = rt.block_on(async {
+        let response = http
+            .post(format!("{base}/completion"))
+            .json(&json!({"prompt": ids, "n_predict": 1, "temperature": 0.0,
+                "ignore_eos": true, "cache_prompt": false}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        response.json().await.map_err(|e| e.to_string())
+    });
+    let peak = peak_of(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let answer = answer?;
+    let ms = answer["timings"]["prompt_ms"]
+        .as_f64()
+        .ok_or_else(|| format!("no timings: {answer}"))?;
+    Ok((Duration::from_secs_f64(ms / 1e3), peak))
+}
+
+fn cell(result: &Result<(Duration, u64), String>) -> String {
+    match result {
+        Ok((t, peak)) => format!("{:>9.2} s {:>8.2} GB", t.as_secs_f64(), *peak as f64 / 1e9),
+        Err(e) => format!("failed: {}", e.chars().take(60).collect::<String>()),
+    }
+}
+
+pub fn run(base: std::ffi::OsString) {
+    let exe = glm_test_support::glm_agent_exe();
+    if !exe.exists() {
+        println!(
+            "{} is not built: run `cargo build --release` first",
+            exe.display()
+        );
+        return;
+    }
+    let lengths: Vec<usize> = std::env::args()
+        .skip_while(|a| a != "--long")
+        .nth(1)
+        .filter(|a| !a.starts_with('-'))
+        .map_or_else(
+            || vec![1024, 4096, 16_384],
+            |list| list.split(',').map(|n| n.parse().unwrap()).collect(),
+        );
+    let packages = super::llamacpp_bench::packages();
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let model = dir.path().join("glm-4-9b-widths-2-layers");
+    let t = Instant::now();
+    super::write_model(&model, &super::GLM4_9B_2_LAYERS);
+    println!(
+        "wrote the 2-layer model (f32) in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let gguf = dir.path().join("model-f32.gguf");
+    super::llamacpp_bench::convert(&packages, &model, &gguf, false);
+    let w = &super::GLM4_9B_2_LAYERS;
+    let per_token = |bytes: usize| w.layers * 2 * w.kv * (w.hidden / w.heads) * bytes;
+    println!(
+        "KV cache per token, {} layers: embedded {} KiB (f32), llama.cpp {} KiB (f16); a 40-layer model: x20",
+        w.layers,
+        per_token(4) / 1024,
+        per_token(2) / 1024
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    println!(
+        "{:>8} | {:>22} | {:>22} | first token vs llama.cpp",
+        "prompt", "embedded f32: ttft, peak", "llama.cpp f32: ttft, peak"
+    );
+    for n in lengths {
+        let ids = prompt(n);
+        let ours = embedded(&model, &ids);
+        let theirs = llamacpp(&rt, &packages, &gguf, &ids);
+        let ratio = match (&ours, &theirs) {
+            (Ok((a, _)), Ok((b, _))) => format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64()),
+            _ => "-".into(),
+        };
+        println!(
+            "{n:>8} | {:>22} | {:>22} | {ratio}",
+            cell(&ours),
+            cell(&theirs)
+        );
+    }
+}
