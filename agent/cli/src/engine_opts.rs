@@ -243,10 +243,7 @@ async fn open_shared(
         let Ok(mut opened) = open_openai(&through, &record.base).await else {
             continue;
         };
-        if !opened.model["dialect"]
-            .as_str()
-            .is_some_and(|d| d == Dialect::GlmAgent.name())
-        {
+        if opened.model["dialect"].as_str() != Some(Dialect::GlmAgent.name()) {
             continue;
         }
         eprintln!(

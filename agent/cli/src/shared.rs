@@ -97,7 +97,7 @@ fn servers_in(dir: &Path, model_dir: &Path) -> Vec<Record> {
             found.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), record));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.into_iter().map(|(_, r)| r).collect()
 }
 
