@@ -17,7 +17,7 @@ pub(crate) fn tiny_model() -> &'static Path {
     static MAPPED: OnceLock<PathBuf> = OnceLock::new();
     MAPPED.get_or_init(|| {
         let tiny = glm_test_support::checkpoint::tiny_glm4();
-        let cache = tempfile::tempdir().unwrap().keep();
+        let cache = glm_test_support::checkpoint::shared_cache();
         glm_engine_mistralrs::model::prepare(&tiny.dir, &cache, &mut |_, _| {})
             .unwrap()
             .dir

@@ -558,12 +558,16 @@ mod llamacpp_bench {
         c.arg(scripts().join("to_gguf.py"))
             .arg(model)
             .arg(out)
-            .env("PYTHONPATH", packages)
-            .stderr(Stdio::null());
+            .env("PYTHONPATH", packages);
         if q4_k_m {
             c.arg("--q4_k_m");
         }
-        assert!(c.status().unwrap().success(), "to_gguf.py failed");
+        let done = c.output().unwrap();
+        assert!(
+            done.status.success(),
+            "to_gguf.py failed: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
         println!(
             "wrote {} ({:.1} GB) in {:.1} s",
             out.file_name().unwrap().to_string_lossy(),

@@ -24,8 +24,8 @@ pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let tiny = tiny_glm4();
-        let dir = tempfile::tempdir().unwrap().keep();
-        let mapped = prepare(&tiny.dir, &dir.join("cache"), &mut |_, _| {})
+        let cache = glm_test_support::checkpoint::shared_cache();
+        let mapped = prepare(&tiny.dir, &cache, &mut |_, _| {})
             .unwrap()
             .dir;
         Fixture {

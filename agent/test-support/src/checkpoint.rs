@@ -135,14 +135,35 @@ pub struct TinyGlm4 {
     pub tensors: Tensors,
 }
 
-/// [`TinyGlm4`], written once per test process into the temporary folder.
+/// Where tests map [`tiny_glm4`] for the embedded engine: one folder in the temporary folder
+/// shared by test processes and runs (mapping writes beside its destination and renames it
+/// into place), so no run leaves a copy behind.
+pub fn shared_cache() -> PathBuf {
+    std::env::temp_dir().join("glm-agent-tests-v1")
+}
+
+/// [`TinyGlm4`], written once into the temporary folder.
 pub fn tiny_glm4() -> &'static TinyGlm4 {
     static MODEL: OnceLock<TinyGlm4> = OnceLock::new();
     MODEL.get_or_init(|| {
         let vocab = glm_prompts::tiny::TINY_VOCAB_SIZE;
-        let dir = std::env::temp_dir().join(format!("glm-4-tiny-{}", std::process::id()));
+        // The weights are the same in every process: one copy in the temporary folder, shared
+        // by every test process and run (written beside it and renamed into place, so a reader
+        // never sees half of it), instead of one left behind per process.
+        let dir = std::env::temp_dir().join(format!("glm-4-tiny-v1-{vocab}"));
         let tensors = glm4_hf_tensors(vocab);
-        write_checkpoint(&dir, &tensors, glm4_hf_config(vocab));
+        if !dir.join("config.json").exists() {
+            let partial = std::env::temp_dir().join(format!(
+                ".glm-4-tiny-v1-{vocab}.{}.partial",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&partial);
+            write_checkpoint(&partial, &tensors, glm4_hf_config(vocab));
+            if std::fs::rename(&partial, &dir).is_err() {
+                // Another process put its copy there first.
+                let _ = std::fs::remove_dir_all(&partial);
+            }
+        }
         TinyGlm4 { dir, tensors }
     })
 }
