@@ -25,9 +25,7 @@ pub(crate) fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let tiny = tiny_glm4();
         let cache = glm_test_support::checkpoint::shared_cache();
-        let mapped = prepare(&tiny.dir, &cache, &mut |_, _| {})
-            .unwrap()
-            .dir;
+        let mapped = prepare(&tiny.dir, &cache, &mut |_, _| {}).unwrap().dir;
         Fixture {
             mapped,
             tensors: tiny.tensors.clone(),
