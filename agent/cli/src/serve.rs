@@ -148,21 +148,8 @@ async fn serve(args: ServeArgs) -> CmdResult {
         server.options().model_name,
         server.describe()
     );
-    // `run`, `chat` and `eval` of the same model on this machine use this server: its file
-    // says which model it holds, and goes when it stops.
-    let _registration = model_dir.and_then(|dir| {
-        let host = if address.ip().is_unspecified() {
-            SocketAddr::from(([127, 0, 0, 1], address.port()))
-        } else {
-            address
-        };
-        crate::shared::register(&crate::shared::Record {
-            pid: std::process::id(),
-            base: format!("http://{host}/v1"),
-            model_dir: dir.canonicalize().unwrap_or(dir),
-            keyed: server.options().api_key.is_some(),
-        })
-    });
+    let _registration =
+        model_dir.and_then(|dir| register(address, dir, server.options().api_key.is_some()));
     glm_serve::serve(listener, server, crate::run::interrupted())
         .await
         .map_err(|e| {
@@ -173,6 +160,22 @@ async fn serve(args: ServeArgs) -> CmdResult {
         })?;
     eprintln!("Stopped.");
     Ok(())
+}
+
+/// Says that this server holds the model in `dir`, so `run`, `chat` and `eval` of the same
+/// model on this machine use it; the file goes when the server stops.
+fn register(address: SocketAddr, dir: PathBuf, keyed: bool) -> Option<crate::shared::Registration> {
+    let host = if address.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    };
+    crate::shared::register(&crate::shared::Record {
+        pid: std::process::id(),
+        base: format!("http://{host}/v1"),
+        model_dir: dir.canonicalize().unwrap_or(dir),
+        keyed,
+    })
 }
 
 /// The name `/v1/models` lists: the last part of a folder path or repo id.

@@ -188,6 +188,33 @@ fn content_text(content: &Value, param: &str) -> Result<String, ApiError> {
     }
 }
 
+/// A `message` item as a chat message.
+fn message(item: &Item, at: &str) -> Result<ChatMessage, ApiError> {
+    let content = item
+        .content
+        .as_ref()
+        .ok_or_else(|| invalid(format!("{at}.content"), "a message needs content"))?;
+    let text = Value::String(content_text(content, &format!("{at}.content"))?);
+    Ok(match item.role.as_deref() {
+        Some("user") => ChatMessage::User { content: text },
+        Some("system") => ChatMessage::System { content: text },
+        Some("developer") => ChatMessage::Developer { content: text },
+        Some("assistant") => ChatMessage::Assistant {
+            content: Some(text),
+            tool_calls: None,
+        },
+        other => {
+            return Err(invalid(
+                format!("{at}.role"),
+                format!(
+                    "a message's role is user, system, developer or assistant, not `{}`",
+                    crate::escape(other.unwrap_or("(none)"), 40)
+                ),
+            ));
+        }
+    })
+}
+
 /// The input items as chat messages, each with the request field it came from: a message's
 /// role becomes the chat role, `function_call` items join the assistant message before them
 /// (several calls of one answer are one message), `function_call_output` items become tool
@@ -211,30 +238,7 @@ pub(crate) fn to_messages(input: Input) -> Result<(Vec<ChatMessage>, Vec<String>
         let kind = item.kind.as_deref().unwrap_or("message");
         match kind {
             "message" => {
-                let content = item
-                    .content
-                    .as_ref()
-                    .ok_or_else(|| invalid(format!("{at}.content"), "a message needs content"))?;
-                let text = Value::String(content_text(content, &format!("{at}.content"))?);
-                let message = match item.role.as_deref() {
-                    Some("user") => ChatMessage::User { content: text },
-                    Some("system") => ChatMessage::System { content: text },
-                    Some("developer") => ChatMessage::Developer { content: text },
-                    Some("assistant") => ChatMessage::Assistant {
-                        content: Some(text),
-                        tool_calls: None,
-                    },
-                    other => {
-                        return Err(invalid(
-                            format!("{at}.role"),
-                            format!(
-                                "a message's role is user, system, developer or assistant, not `{}`",
-                                crate::escape(other.unwrap_or("(none)"), 40)
-                            ),
-                        ));
-                    }
-                };
-                messages.push(message);
+                messages.push(message(&item, &at)?);
                 origin.push(at);
             }
             "function_call" => {
