@@ -576,7 +576,8 @@ mod llamacpp_bench {
         );
     }
 
-    struct Server(Child);
+    /// A llama-server process, killed when dropped.
+    pub struct Server(pub Child);
 
     impl Drop for Server {
         fn drop(&mut self) {
@@ -585,20 +586,14 @@ mod llamacpp_bench {
         }
     }
 
-    /// Starts llama-server on `gguf`, sends the prompt with `new` tokens to generate (greedy,
-    /// end of text ignored), and reads llama.cpp's own timings.
-    pub fn measure(
-        rt: &tokio::runtime::Runtime,
-        packages: &Path,
-        gguf: &Path,
-        prompt: &[u32],
-        new: usize,
-    ) -> Figures {
+    /// llama-server on `gguf` with a context of `context` tokens (shared by its two slots), and
+    /// its base URL once it answers.
+    pub fn start(packages: &Path, gguf: &Path, context: usize) -> (Server, String) {
         let mut child = Command::new("python3")
             .arg(scripts().join("serve.py"))
             .arg(gguf)
             .arg("0")
-            .arg("4096")
+            .arg(context.to_string())
             .env("PYTHONPATH", packages)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -619,6 +614,19 @@ mod llamacpp_bench {
         } else {
             format!("http://{address}")
         };
+        (server, base)
+    }
+
+    /// Starts llama-server on `gguf`, sends the prompt with `new` tokens to generate (greedy,
+    /// end of text ignored), and reads llama.cpp's own timings.
+    pub fn measure(
+        rt: &tokio::runtime::Runtime,
+        packages: &Path,
+        gguf: &Path,
+        prompt: &[u32],
+        new: usize,
+    ) -> Figures {
+        let (server, base) = start(packages, gguf, 4096);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3600))
             .build()

@@ -4,9 +4,8 @@
 //! weights): the time to the first token and the process's peak resident memory, side by side,
 //! with the KV cache's bytes per token for each.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -78,29 +77,8 @@ fn llamacpp(
     ids: &[u32],
 ) -> Result<(Duration, u64), String> {
     // Two slots share the context: room for the prompt in each.
-    let context = 2 * (ids.len() + 64);
-    let mut child = Command::new("python3")
-        .arg(super::llamacpp_bench::scripts().join("serve.py"))
-        .arg(gguf)
-        .arg("0")
-        .arg(context.to_string())
-        .env("PYTHONPATH", packages)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line.trim().strip_prefix("listening on ").unwrap_or("");
-    let base = if address.starts_with("http") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    };
+    let (server, base) = super::llamacpp_bench::start(packages, gguf, 2 * (ids.len() + 64));
+    let pid = server.0.id();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(7200))
         .build()
@@ -116,8 +94,7 @@ fn llamacpp(
         response.json().await.map_err(|e| e.to_string())
     });
     let peak = peak_of(pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let answer = answer?;
     let ms = answer["timings"]["prompt_ms"]
         .as_f64()
