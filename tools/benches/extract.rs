@@ -20,6 +20,10 @@
 //! score with every block kept. `-- --train` picks the model's L2 penalty and threshold by that
 //! cross-validation, fits it to every labelled block and prints it as Rust.
 //!
+//! It also counts the pages read as having no clear article (the whole page shown) and those
+//! read as empty, and the share of the views' characters spent on markup (link markers beyond
+//! their text, image placeholders, heading marks).
+//!
 //! For study: `EXTRACT_SHOW_MISSES=1` lists every snippet scored wrong, `EXTRACT_DUMP=FILE`
 //! prints one page's view, `EXTRACT_SAVE=DIR` writes every page's view into DIR (all three from
 //! the shipped model's run, or with every block kept under `EXTRACT_KEEP_ALL=1`), and with
@@ -36,7 +40,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use glm_tools::browser::{
-    FEATURES, Fetched, MODEL, Model, article_blocks, decode, extract, render_page_with,
+    FEATURES, Fetched, MODEL, Model, article_blocks, decode, extract, extract_with,
+    render_page_with,
 };
 use url::Url;
 
@@ -60,6 +65,49 @@ fn strip_markers(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// What a view spends on markup, in characters: link markers beyond their text, image
+/// placeholders, heading marks.
+#[derive(Default)]
+struct Markup {
+    all: usize,
+    links: usize,
+    images: usize,
+    headings: usize,
+}
+
+impl Markup {
+    fn add(&mut self, body: &str) {
+        let plain = strip_markers(body);
+        self.all += body.chars().count();
+        self.links += body.chars().count() - plain.chars().count();
+        let mut rest = plain.as_str();
+        while let Some(at) = rest.find("[Image ") {
+            let tail = &rest[at..];
+            let end = tail.find(']').map_or(tail.len(), |e| e + 1);
+            self.images += tail[..end].chars().count();
+            rest = &tail[end..];
+        }
+        for line in plain.lines() {
+            let marks = line.len() - line.trim_start_matches('#').len();
+            if marks > 0 && line[marks..].starts_with(' ') {
+                self.headings += marks + 1;
+            }
+        }
+    }
+
+    fn line(&self) -> String {
+        let share = |n: usize| 100.0 * n as f64 / self.all.max(1) as f64;
+        format!(
+            "markup: {:.1}% of the views' {} characters (link markers beyond their text {:.1}%, image placeholders {:.1}%, heading marks {:.1}%)",
+            share(self.links + self.images + self.headings),
+            self.all,
+            share(self.links),
+            share(self.images),
+            share(self.headings)
+        )
+    }
 }
 
 fn collapse(text: &str) -> String {
@@ -219,6 +267,8 @@ fn score_pages(
     model: &Model,
     report: bool,
 ) -> (Score, Duration, (Duration, String)) {
+    let mut markup = Markup::default();
+    let (mut whole_page, mut empty) = (0, 0);
     let mut score = Score::default();
     let mut spent = Duration::ZERO;
     let mut slowest = (Duration::ZERO, String::new());
@@ -259,12 +309,26 @@ fn score_pages(
         if !report {
             continue;
         }
+        markup.add(body);
+        if seen.is_empty() {
+            empty += 1;
+        }
+        let html = decode(&page.body, "text/html", true);
+        if !extract_with(&html, &page.url, 0, model).reader {
+            whole_page += 1;
+        }
         if let Some(dir) = std::env::var_os("EXTRACT_SAVE") {
             std::fs::write(Path::new(&dir).join(format!("{file}.txt")), body).unwrap();
         }
         if std::env::var("EXTRACT_DUMP").is_ok_and(|d| d == *file) {
             println!("{}", shown.text);
         }
+    }
+    if report {
+        println!(
+            "  pages read as no clear article (the whole page shown): {whole_page}; read as empty: {empty}"
+        );
+        println!("  {}", markup.line());
     }
     (score, spent, slowest)
 }
@@ -279,12 +343,12 @@ fn score_corpus(dir: &Path, view: usize) {
     } else {
         &MODEL
     };
-    let (score, spent, slowest) = score_pages(&all, view, shown, true);
     println!(
         "corpus: {} pages, {:.1} MB, view {view} chars",
         pages.len(),
         bytes as f64 / 1e6
     );
+    let (score, spent, slowest) = score_pages(&all, view, shown, true);
     println!("  {}", score.line());
     let halves = Halves::new(&pages);
     let unseen = halves.score_crosswise(view, &halves.fit_crosswise(MODEL.l2), MODEL.threshold);
