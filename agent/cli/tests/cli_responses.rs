@@ -283,9 +283,123 @@ fn run_output_schema_prints_json_that_matches_it() {
         serde_json::from_str::<Value>(text.trim()).is_err(),
         "{text}"
     );
-    // A file that is not a schema is refused before anything loads.
+    // A file that is not a schema, one nested past any parser's depth and a sparse 40 GiB one
+    // are refused before anything loads, in moments.
+    let sparse = dir.path().join("huge.json");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(40 << 30)
+        .unwrap();
     std::fs::write(&schema, "[1, 2]").unwrap();
-    let bad = run(&["--output-schema", schema.to_str().unwrap()]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--output-schema"));
+    let deep = dir.path().join("deep.json");
+    std::fs::write(&deep, "[".repeat(1_000_000)).unwrap();
+    for (file, says) in [(&schema, "object"), (&deep, "not JSON"), (&sparse, "1 MiB")] {
+        let started = std::time::Instant::now();
+        let bad = run(&["--output-schema", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--output-schema") && stderr.contains(says), "{stderr}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{stderr}");
+    }
+}
+
+/// POSTs `body` to `base` + `path`; the status, the body and the time it took.
+fn post(base: &str, path: &str, body: &Value) -> (u16, String, std::time::Duration) {
+    use std::io::{Read, Write};
+    let started = std::time::Instant::now();
+    let address = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let body = body.to_string();
+    let head = format!(
+        "POST /v1{path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body, started.elapsed())
+}
+
+/// The worst schemas a client can send, each answered (or refused with why) in bounded time
+/// and memory on the embedded engine, which compiles them into a grammar over the vocabulary.
+#[test]
+fn hostile_schemas_are_answered_or_refused_in_bounded_time_and_memory() {
+    let model = crate::cli_serve::tiny_model();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--isq",
+            "none",
+            "--served-model-name",
+            "m",
+        ],
+        dir.path(),
+    );
+    let mut nested = json!({"type": "integer"});
+    for _ in 0..50 {
+        nested = json!({"type": "object", "properties": {"a": nested}, "required": ["a"]});
+    }
+    let words: Vec<String> = (0..50_000).map(|i| format!("w{i}")).collect();
+    let cases = [
+        ("nested 50 deep", nested),
+        ("an enum of 50,000 strings", json!({"enum": words})),
+        (
+            "a backtracking pattern",
+            json!({"type": "string", "pattern": "^(a+)+$", "maxLength": 30}),
+        ),
+        (
+            "an array of at least 100,000 objects",
+            json!({"type": "array", "minItems": 100_000, "items": {"type": "object"}}),
+        ),
+        (
+            "a reference to itself",
+            json!({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}),
+        ),
+        (
+            "nothing can match",
+            json!({"type": "string", "minLength": 5, "maxLength": 2}),
+        ),
+    ];
+    for (name, schema) in cases {
+        let body = json!({
+            "model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}},
+        });
+        let (status, answer, took) = post(server.base(), "/chat/completions", &body);
+        println!(
+            "{name}: {status} in {took:?}: {}",
+            &answer[..answer.len().min(160)]
+        );
+        assert!(status == 200 || status == 400, "{name}: {status} {answer}");
+        if status == 400 {
+            assert!(answer.contains("cannot be enforced"), "{name}: {answer}");
+        }
+        assert!(
+            took < std::time::Duration::from_secs(20),
+            "{name}: {took:?}"
+        );
+    }
+    let peak = server.peak_mb();
+    println!("peak {peak:.0} MB");
+    assert!(peak < 1500.0, "peak {peak:.0} MB\n{}", server.log());
+    // Still answering.
+    let ask =
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2});
+    assert_eq!(post(server.base(), "/chat/completions", &ask).0, 200);
 }

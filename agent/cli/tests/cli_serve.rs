@@ -59,6 +59,11 @@ impl Server {
         &self.listening.base
     }
 
+    /// The server's peak resident memory so far, in MB.
+    pub(crate) fn peak_mb(&self) -> f64 {
+        self.listening.peak_mb()
+    }
+
     pub(crate) fn log(&self) -> String {
         self.listening.log()
     }

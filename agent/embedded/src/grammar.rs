@@ -30,6 +30,11 @@ impl std::fmt::Debug for Grammar {
     }
 }
 
+/// The first line of an llguidance error (the rest is its parser's state, for its developers).
+fn first_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or("").to_owned()
+}
+
 fn invalid(message: impl std::fmt::Display) -> EngineError {
     EngineError::new(
         Cause::Invalid,
@@ -160,6 +165,31 @@ impl Grammars {
         Ok(factory)
     }
 
+    /// Refuses a grammar that no answer can follow past its lead (a schema that only refers to
+    /// itself, say): found before generating, not as a dead end halfway.
+    fn check_satisfiable(&self, matcher: &Matcher, lead: &str) -> Result<(), EngineError> {
+        let unsatisfiable = |e: &dyn std::fmt::Display| {
+            invalid(format!(
+                "no JSON value can match the schema ({})",
+                first_line(e)
+            ))
+        };
+        let mut probe = matcher.deep_clone();
+        let lead = self
+            .tokenizer
+            .encode(lead, false)
+            .map_err(|e| invalid(format!("the lead cannot be encoded ({e})")))?;
+        probe
+            .consume_tokens(lead.get_ids())
+            .map_err(|e| unsatisfiable(&e))?;
+        let mask = probe.compute_mask().map_err(|e| unsatisfiable(&e))?;
+        let accepting = probe.is_accepting().map_err(|e| unsatisfiable(&e))?;
+        if mask.is_zero() && !accepting {
+            return Err(invalid("no JSON value can match the schema"));
+        }
+        Ok(())
+    }
+
     /// The grammar of `structured`, ended by `stop_ids`.
     pub(crate) fn compile(
         &self,
@@ -173,6 +203,7 @@ impl Grammars {
         if let Some(e) = matcher.get_error() {
             return Err(invalid(e));
         }
+        self.check_satisfiable(&matcher, &structured.lead)?;
         Ok(Grammar {
             matcher,
             stop_ids: stop_ids.to_vec(),
@@ -184,10 +215,10 @@ impl Grammar {
     /// `logits` with every id the grammar does not allow next set to minus infinity; the stop
     /// ids are allowed once the answer is complete.
     pub fn mask(&mut self, logits: &[f32]) -> Result<Vec<f32>, String> {
-        let accepting = self.matcher.is_accepting().map_err(|e| e.to_string())?;
+        let accepting = self.matcher.is_accepting().map_err(|e| first_line(&e))?;
         let mut masked = vec![f32::NEG_INFINITY; logits.len()];
         if !self.matcher.is_stopped() {
-            let allowed = self.matcher.compute_mask().map_err(|e| e.to_string())?;
+            let allowed = self.matcher.compute_mask().map_err(|e| first_line(&e))?;
             for (id, m) in masked.iter_mut().enumerate().take(allowed.len()) {
                 if allowed.is_allowed(id as u32) {
                     *m = logits[id];
@@ -211,7 +242,7 @@ impl Grammar {
         if self.stop_ids.contains(&id) {
             return Ok(());
         }
-        self.matcher.consume_token(id).map_err(|e| e.to_string())
+        self.matcher.consume_token(id).map_err(|e| first_line(&e))
     }
 }
 
