@@ -56,8 +56,32 @@ pub fn register(record: &Record) -> Option<Registration> {
     Some(Registration(path))
 }
 
+/// Whether `pid` is still a `glm-agent serve` (a process id can be reused by another program).
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut args = cmdline.split(|&b| b == 0);
+    let program = args.next().map(String::from_utf8_lossy);
+    let name = program.as_deref().and_then(|p| Path::new(p).file_name());
+    name.is_some_and(|n| n.to_string_lossy().starts_with("glm-agent"))
+        && args.any(|a| a == b"serve")
+}
+
+/// Whether something accepts connections at `base`'s address within 300 ms.
+fn listening(base: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let host = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    host.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_millis(300)).is_ok()
+        })
 }
 
 /// The running serves of `model_dir`, newest file first; files of processes that are gone are
@@ -89,7 +113,7 @@ fn servers_in(dir: &Path, model_dir: &Path) -> Vec<Record> {
         else {
             continue;
         };
-        if !alive(record.pid) {
+        if !alive(record.pid) || !listening(&record.base) {
             let _ = std::fs::remove_file(&path);
             continue;
         }
@@ -106,13 +130,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_are_found_by_model_and_dropped_with_their_process() {
+    fn files_of_processes_that_are_not_a_serve_are_dropped_and_junk_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("model");
         std::fs::create_dir_all(&model).unwrap();
         let registry = dir.path().join("registry");
         std::fs::create_dir_all(&registry).unwrap();
-        let live = Record {
+        // This test's own process: alive, but not a glm-agent serve (as when a server's id is
+        // reused by another program); and an id no process has.
+        let reused = Record {
             pid: std::process::id(),
             base: "http://127.0.0.1:1/v1".into(),
             model_dir: model.canonicalize().unwrap(),
@@ -120,9 +146,9 @@ mod tests {
         };
         let gone = Record {
             pid: u32::MAX - 1,
-            ..live.clone()
+            ..reused.clone()
         };
-        for r in [&live, &gone] {
+        for r in [&reused, &gone] {
             std::fs::write(
                 registry.join(format!("{}.json", r.pid)),
                 serde_json::to_vec(r).unwrap(),
@@ -130,12 +156,12 @@ mod tests {
             .unwrap();
         }
         std::fs::write(registry.join("junk.json"), "{not json").unwrap();
-        let found = servers_in(&registry, &model);
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].pid, std::process::id());
-        assert!(!registry.join(format!("{}.json", u32::MAX - 1)).exists());
-        let other = dir.path().join("other");
-        std::fs::create_dir_all(&other).unwrap();
-        assert!(servers_in(&registry, &other).is_empty());
+        assert!(servers_in(&registry, &model).is_empty());
+        for r in [&reused, &gone] {
+            assert!(!registry.join(format!("{}.json", r.pid)).exists());
+        }
+        assert!(registry.join("junk.json").exists());
+        // Nothing listens on port 1.
+        assert!(!listening("http://127.0.0.1:1/v1"));
     }
 }

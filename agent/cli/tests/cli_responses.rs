@@ -60,7 +60,7 @@ fn replay_server(dir: &Path, outputs: Value) -> (Server, PathBuf) {
     (server, traces)
 }
 
-/// The model events of the traces in `dir`, oldest first.
+/// The model events of the traces in `dir` (one request each), oldest first.
 fn model_events(dir: &Path) -> Vec<Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -69,14 +69,7 @@ fn model_events(dir: &Path) -> Vec<Value> {
     files.sort();
     files
         .iter()
-        .map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .find(|e| e["event"] == "model")
-                .unwrap()
-        })
+        .map(|f| crate::cli_serve::model_event(f))
         .collect()
 }
 
@@ -298,8 +291,14 @@ fn run_output_schema_prints_json_that_matches_it() {
         let bad = run(&["--output-schema", file.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&bad.stderr);
         assert_eq!(bad.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("--output-schema") && stderr.contains(says), "{stderr}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{stderr}");
+        assert!(
+            stderr.contains("--output-schema") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{stderr}"
+        );
     }
 }
 

@@ -88,7 +88,8 @@ impl Server {
     }
 }
 
-fn model_event(trace: &Path) -> Value {
+/// The first model event of the trace at `trace`.
+pub(crate) fn model_event(trace: &Path) -> Value {
     std::fs::read_to_string(trace)
         .unwrap()
         .lines()
