@@ -119,6 +119,24 @@ fn responses_answer_the_openai_client_and_follow_ups_are_token_exact() {
     }
     // The conversation sent whole as items renders to the same prompt as the one followed by id.
     assert_eq!(events[3]["prompt_delta"], events[4]["prompt_delta"]);
+    // Every request replays: its conversation (stored responses expanded) renders again to the
+    // recorded prompt.
+    let tokenizer = dir.path().join("tokenizer.json");
+    for file in std::fs::read_dir(&traces).unwrap() {
+        let file = file.unwrap().path();
+        let out = glm_test_support::glm_agent_command()
+            .args(["replay", file.to_str().unwrap()])
+            .args(["--tokenizer", tokenizer.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("no divergence"),
+            "{}: {stdout}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The request bodies of the OpenAI API, typed and read strictly enough to say which field is
 //! wrong.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 #[cfg(test)]
 use serde_json::json;
 use serde_json::{Map, Value};
@@ -248,7 +248,7 @@ impl WithCommon for CompletionRequest {
 }
 
 /// One message of the conversation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum ChatMessage {
     /// Instructions.
@@ -320,7 +320,7 @@ impl ChatMessage {
 }
 
 /// A call in an earlier assistant message.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ToolCallIn {
     /// Its id, which the results name.
     #[serde(default)]
@@ -330,7 +330,7 @@ pub struct ToolCallIn {
 }
 
 /// The function of a call.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct FunctionCallIn {
     /// Its name.
     pub name: String,
@@ -351,7 +351,7 @@ impl FunctionCallIn {
 }
 
 /// A tool offered to the model.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ToolDef {
     /// Only `function`.
     #[serde(rename = "type")]

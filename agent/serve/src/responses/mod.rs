@@ -412,7 +412,22 @@ pub(crate) fn responses_job(
         tool_choice: to_tool_choice(&request.tool_choice)?,
         response_format: Some(text_format.clone()),
     };
-    let mut job = job::chat_job(server, chat, body).map_err(|e| rename_param(e, &origin))?;
+    // A trace records the request in its chat form (the stored responses it follows expanded),
+    // which `replay` renders again; the Responses request itself beside it.
+    let tracing = server.options.trace_dir.is_some();
+    let chat_body = if tracing {
+        serde_json::to_vec(&json!({
+            "model": chat.common.model, "messages": chat.messages, "tools": chat.tools,
+            "tool_choice": chat.tool_choice, "response_format": chat.response_format,
+        }))
+        .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut job = job::chat_job(server, chat, &chat_body).map_err(|e| rename_param(e, &origin))?;
+    if tracing {
+        job.trace["responses_request"] = serde_json::from_slice(body).unwrap_or(Value::Null);
+    }
     job.endpoint = "/v1/responses";
     job.responses = Some(Box::new(Meta {
         instructions: request.instructions,
