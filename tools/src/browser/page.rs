@@ -260,18 +260,46 @@ fn cut(text: &str, max_chars: usize) -> (&str, usize) {
     (shown, shown.chars().count() * 100 / total)
 }
 
-/// Decodes a body: charset from the header, else from a `<meta>` near the top of an HTML page,
-/// else a byte-order mark, else UTF-8. Undecodable bytes become U+FFFD.
+/// How far into an HTML page a `<meta>` declaring its charset is looked for. (The standard's
+/// prescan reads 1,024 bytes; pages with long heads declare it later, and browsers find it.)
+const META_PRESCAN: usize = 16 << 10;
+
+/// How much of a body without a declared charset the guesser reads.
+const GUESS_BYTES: usize = 256 << 10;
+
+/// Decodes a body as a browser does: a byte-order mark, else the charset in the header, else
+/// one a `<meta>` in the page's head declares, else UTF-8 when the bytes are valid UTF-8, else
+/// a guess from the bytes (the detector Firefox uses). Undecodable bytes become U+FFFD.
 pub fn decode(body: &[u8], content_type: &str, html: bool) -> String {
-    let label = charset_of(content_type).or_else(|| {
-        html.then(|| sniff_meta_charset(&body[..body.len().min(2048)]))
-            .flatten()
-    });
-    let encoding = label
-        .and_then(|l| Encoding::for_label(l.as_bytes()))
-        .unwrap_or(UTF_8);
+    let declared = || {
+        let header = charset_of(content_type).and_then(|l| Encoding::for_label(l.as_bytes()));
+        // A page cannot declare itself UTF-16 from inside: such a label means UTF-8.
+        header.or_else(|| {
+            html.then(|| meta_charset(&body[..body.len().min(META_PRESCAN)]))
+                .flatten()
+                .and_then(|l| Encoding::for_label(l.as_bytes()))
+                .map(Encoding::output_encoding)
+        })
+    };
+    let encoding = Encoding::for_bom(body)
+        .map(|(e, _)| e)
+        .or_else(declared)
+        .unwrap_or_else(|| guess(body));
     let (text, _, _) = encoding.decode(body);
     text.into_owned()
+}
+
+/// UTF-8 when `body` is (a cut-off last character allowed), else chardetng's guess.
+fn guess(body: &[u8]) -> &'static Encoding {
+    match std::str::from_utf8(body) {
+        Ok(_) => return UTF_8,
+        Err(e) if e.error_len().is_none() => return UTF_8,
+        Err(_) => {}
+    }
+    let mut detector = chardetng::EncodingDetector::new();
+    let sample = &body[..body.len().min(GUESS_BYTES)];
+    detector.feed(sample, sample.len() == body.len());
+    detector.guess(None, true)
 }
 
 fn charset_of(content_type: &str) -> Option<String> {
@@ -281,10 +309,31 @@ fn charset_of(content_type: &str) -> Option<String> {
     })
 }
 
-fn sniff_meta_charset(head: &[u8]) -> Option<String> {
+/// The charset a `<meta charset>` or `<meta http-equiv content="...; charset=...">` in `head`
+/// declares; `charset=` elsewhere (a script's attribute, text) does not count.
+fn meta_charset(head: &[u8]) -> Option<String> {
     let head = String::from_utf8_lossy(head).to_ascii_lowercase();
-    let at = head.find("charset=")? + "charset=".len();
-    let value: String = head[at..]
+    let mut rest = head.as_str();
+    while let Some(at) = rest.find("<meta") {
+        let tag = &rest[at + "<meta".len()..];
+        let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+        if let Some(value) = tag
+            .find("charset")
+            .and_then(|c| charset_value(&tag[c + 7..]))
+        {
+            return Some(value);
+        }
+        rest = &rest[at + "<meta".len()..];
+    }
+    None
+}
+
+/// The label after `charset`: optional spaces, `=`, optional quotes.
+fn charset_value(after: &str) -> Option<String> {
+    let value: String = after
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start()
         .trim_start_matches(['"', '\''])
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
@@ -310,6 +359,19 @@ mod tests {
         assert!(decode(http_equiv, "text/html", true).ends_with('あ'));
         assert_eq!(decode("naïve".as_bytes(), "", false), "naïve");
         assert_eq!(decode(b"\xff\xfeh\0i\0", "", false), "hi");
+        // A script's `charset` attribute before the page's own declaration is not it.
+        let scripted =
+            b"<script charset=\"utf-8\" src=a.js></script><meta charset=windows-1250>\xb9";
+        assert!(decode(scripted, "text/html", true).ends_with('\u{105}'));
+        // Nothing declared and not UTF-8: guessed from the bytes (GB2312 here).
+        let chinese = "<p>一个约定，信守十五年，感人至深；一段真情，延续十五年。河北农大果树班毕业生群体的事迹在全省引起强烈反响。</p>";
+        let (gbk, _, _) = encoding_rs::GBK.encode(chinese);
+        assert_eq!(decode(&gbk, "text/html", true), chinese);
+        // A page declaring UTF-16 from inside is read as UTF-8.
+        assert_eq!(
+            decode(b"<meta charset=utf-16>h\xc3\xa9", "text/html", true),
+            "<meta charset=utf-16>h\u{e9}"
+        );
     }
 
     #[test]
