@@ -10,7 +10,8 @@
 //!
 //! Scoring, as the corpus's README gives it: a `with` snippet in the page text is a true
 //! positive, missing a false negative; a `without` snippet present is a false positive. Text is
-//! compared with whitespace collapsed and link markers `【id†text†host】` read as `text`. The
+//! compared with whitespace collapsed and the browser's markup taken out (link markers
+//! `【id†text†host】` read as `text`; heading, list and quote marks, table pipes, backticks). The
 //! page text is what `open_url` shows the model below its header: the content cut to the view,
 //! and the page's other links.
 //!
@@ -27,7 +28,9 @@
 //! For study: `EXTRACT_SHOW_MISSES=1` lists every snippet scored wrong, `EXTRACT_DUMP=FILE`
 //! prints one page's view, `EXTRACT_SAVE=DIR` writes every page's view into DIR (all three from
 //! the shipped model's run, or with every block kept under `EXTRACT_KEEP_ALL=1`), and with
-//! `--train`, `EXTRACT_SAMPLES=FILE` writes the labelled blocks' features as CSV.
+//! `--train`, `EXTRACT_SAMPLES=FILE` writes the labelled blocks' features as CSV;
+//! `EXTRACT_ALL_BLOCKS=FILE` writes every block of every page (half, page, block, label or -1,
+//! characters, features).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -64,6 +67,41 @@ fn strip_markers(text: &str) -> String {
         rest = &after[end + '】'.len_utf8()..];
     }
     out.push_str(rest);
+    out
+}
+
+/// The view as plain text, the browser's own markup taken out: link markers read as their text,
+/// the marks that start headings, bulleted list items and quotes, table pipes and rules, code fences
+/// and the backticks around inline code. (The corpus's snippets are the pages' text.)
+fn plain(text: &str) -> String {
+    let text = strip_markers(text);
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut line = line.trim_start();
+        if line.starts_with("```") || line.starts_with("|---") || line.starts_with("| ---") {
+            out.push('\n');
+            continue;
+        }
+        let hashes = line.len() - line.trim_start_matches('#').len();
+        if hashes > 0 && line[hashes..].starts_with(' ') {
+            line = &line[hashes + 1..];
+        }
+        while let Some(rest) = line.strip_prefix("> ") {
+            line = rest;
+        }
+        // (Numbers of ordered lists stay: pages write them as text as often as in markup.)
+        if let Some(rest) = line.strip_prefix("- ") {
+            line = rest;
+        }
+        if let Some(row) = line.strip_prefix("| ") {
+            let row = row.strip_suffix(" |").unwrap_or(row);
+            out.push_str(&row.replace(" | ", " ").replace("\\|", "|"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out.retain(|c| c != '`');
     out
 }
 
@@ -284,7 +322,7 @@ fn score_pages(
         }
         // The header (source, URL, byline, date) is the browser's own; the page starts after it.
         let body = shown.text.split_once("\n\n").map_or("", |(_, b)| b);
-        let seen = collapse(&strip_markers(body));
+        let seen = collapse(&plain(body));
         let file = &page.file;
         for s in &page.with {
             if seen.contains(s.as_str()) {
@@ -390,18 +428,33 @@ impl<'a> Halves<'a> {
             pages: [Vec::new(), Vec::new()],
             samples: [Vec::new(), Vec::new()],
         };
-        for page in pages {
+        let mut dump = String::new();
+        for (pi, page) in pages.iter().enumerate() {
             let half = usize::from(page.half());
             halves.pages[half].push(page);
             let html = decode(&page.body, "text/html", true);
-            for (text, features) in article_blocks(&html, &page.url) {
-                let text = collapse(&strip_markers(&text));
+            for (bi, (text, features)) in article_blocks(&html, &page.url).into_iter().enumerate() {
+                let text = collapse(&plain(&text));
                 let content = page.with.iter().any(|s| text.contains(s.as_str()));
                 let boilerplate = page.without.iter().any(|s| text.contains(s.as_str()));
                 if content != boilerplate {
                     halves.samples[half].push((features, content));
                 }
+                let label = if content != boilerplate {
+                    i32::from(content)
+                } else {
+                    -1
+                };
+                let f: Vec<String> = features.iter().map(|x| x.to_string()).collect();
+                dump.push_str(&format!(
+                    "{half},{pi},{bi},{label},{},{}\n",
+                    text.chars().count(),
+                    f.join(",")
+                ));
             }
+        }
+        if let Some(p) = std::env::var_os("EXTRACT_ALL_BLOCKS") {
+            std::fs::write(p, dump).unwrap();
         }
         halves
     }

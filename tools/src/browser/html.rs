@@ -1,6 +1,6 @@
 //! HTML -> the text the model reads: headings, paragraphs, lists, pipe tables, code blocks,
-//! numbered links `【id†text†host】` and `[Image n]` markers; scripts, navigation, footers and
-//! cookie banners dropped.
+//! numbered links `【id†text†host】` (`【id†text】` within the page's own site) and `[Image n]`
+//! markers; scripts, navigation, footers and cookie banners dropped.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
@@ -441,8 +441,15 @@ impl Writer<'_> {
             Some(url) if !text.is_empty() => {
                 let id = self.next_link;
                 self.next_link += 1;
-                let host = url.host_str().unwrap_or_default().to_owned();
-                self.inline(&format!("【{id}†{text}†{host}】"));
+                // A link within the page's own site goes without its host: the id is what
+                // opens and cites it, and the view is better spent on the article.
+                let host = url.host_str().unwrap_or_default();
+                let marker = if Some(host) == self.base.host_str() {
+                    format!("【{id}†{text}】")
+                } else {
+                    format!("【{id}†{text}†{host}】")
+                };
+                self.inline(&marker);
                 self.written.insert(el.id(), id);
                 self.seen.insert(url.clone());
                 self.links.push(Link { id, url, text });
@@ -741,7 +748,7 @@ mod tests {
             r#"<html><head><title> Guide </title><script>var x=1</script></head>
             <body><nav><a href="/">Home</a></nav>
             <h1>Install</h1><p>Run   the <code>cargo</code> command
-            and read <a href="/faq">the FAQ</a>.</p>
+            and read <a href="/faq">the FAQ</a> or <a href="https://other.example/">this</a>.</p>
             <ul><li>one</li><li>two<ol><li>a</li><li>b</li></ol></li></ul>
             <table><tr><th>k</th><th>v</th></tr><tr><td>a|b</td><td>1</td></tr></table>
             <pre><code class="language-rust">fn main() {
@@ -753,11 +760,12 @@ mod tests {
         assert_eq!(page.title, "Guide");
         assert_eq!(
             page.text,
-            "# Install\n\nRun the `cargo` command and read 【0†the FAQ†site.example】.\n\n\
+            "# Install\n\nRun the `cargo` command and read 【0†the FAQ】 or 【1†this†other.example】.\n\n\
 - one\n- two\n  1. a\n  2. b\n\n| k | v |\n| --- | --- |\n| a\\|b | 1 |\n\n\
 ```rust\nfn main() {\n    println!(\"hi\");\n}\n```\n\n[Image 1]"
         );
-        assert_eq!(page.links.len(), 1);
+        // A link within the site goes without its host.
+        assert_eq!(page.links.len(), 2);
         assert_eq!(page.links[0].url.as_str(), "https://site.example/faq");
     }
 

@@ -614,7 +614,7 @@ impl Analysis {
             "ul" | "ol" | "dl" => stats.links >= 2 && density > 0.6,
             "div" | "section" | "table" | "header" => stats.links >= 3 && density > 0.6,
             // "Read also: <a>...</a>".
-            "p" | "span" | "li" => stats.links >= 1 && density > 0.8 && stats.text < 100,
+            "p" | "li" => stats.links >= 1 && density > 0.8 && stats.text < 100,
             _ => false,
         }
     }
