@@ -418,6 +418,14 @@ pub(super) fn analyse(document: &Html) -> Analysis {
             }
         }
     }
+    // A boilerplate word on an element that holds most of the page's text names a layout
+    // (`page has-sidebar`, `offcanvas-wrap`, `has-paywall`), not a box beside the article.
+    let page_text = stats.values().map(|s| s.text).max().unwrap_or(0);
+    for s in stats.values_mut() {
+        if s.marks == Marks::Negative && s.text * 2 >= page_text && s.link_density() < 0.3 {
+            s.marks = Marks::Neutral;
+        }
+    }
     Analysis {
         stats,
         head,
