@@ -276,7 +276,14 @@ impl Writer<'_> {
                 .is_some_and(|a| a.beside(el) && a.may_hold_prose(el));
             if rescue && !self.rescuing {
                 self.rescuing = true;
-                self.in_path(el, blocks::words(el), |w| w.rescue(el, depth));
+                let whole = self.reader.is_some_and(|a| a.close_beside(el));
+                self.in_path(el, blocks::words(el), |w| {
+                    if whole {
+                        w.element_inner(el, depth);
+                    } else {
+                        w.rescue(el, depth);
+                    }
+                });
                 self.rescuing = false;
             }
             return;

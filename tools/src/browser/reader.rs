@@ -8,9 +8,12 @@
 //! `content`, `post`, ...) move the score. The best element, with those of its siblings that
 //! score close to it, is the content. Inside it, blocks marked as boilerplate and lists that are
 //! mostly links are left out. Elements beside it that do not qualify still give up their
-//! paragraphs of prose (long, few links, not inside anything marked as boilerplate): a story
-//! split around a box of links or by a page builder's layout is read whole, and the block model
-//! weighs those paragraphs with the rest. A page with no clear article reads as a whole.
+//! paragraphs of prose (long, few links, not inside anything marked as boilerplate), and those
+//! close to it (siblings of it or of the three elements above it) with less than half their
+//! text in links give up all their text: a story split around a box of links or by a page
+//! builder's layout is read whole, a headline, lead or recipe's ingredients in a box of their
+//! own are found, and the block model weighs those blocks with the rest. A page with no clear
+//! article reads as a whole.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
@@ -136,6 +139,13 @@ const POSITIVE: [&str; 13] = [
 
 /// Paragraphs beside the article this long are written for the block model to weigh.
 const RESCUED_PARAGRAPH: u32 = 100;
+
+/// Elements close beside the article with less of their text in links than this are written
+/// whole for the block model.
+const NEAR_LINK_DENSITY: f32 = 0.5;
+
+/// Close beside the article: a sibling of one of this many elements, the best and those above.
+const NEAR_LEVELS: usize = 4;
 
 /// Prose shorter than this does not score.
 const MIN_PARAGRAPH: u32 = 25;
@@ -577,6 +587,22 @@ impl Analysis {
         !self.on_path(el.id())
             && el.parent().is_some_and(|p| self.chain.contains(&p.id()))
             && !self.qualifies(el)
+    }
+
+    /// Whether `el`, beside the article, is close to it (a sibling of the best element, of its
+    /// parent or of its grandparent) and mostly not links: its text is written whole for the
+    /// block model to weigh.
+    pub fn close_beside(&self, el: ElementRef<'_>) -> bool {
+        let stats = self.stats(el.id());
+        stats.marks != Marks::Negative
+            && stats.link_density() < NEAR_LINK_DENSITY
+            && el.parent().is_some_and(|p| {
+                let tree = el.tree();
+                let top = self.top.and_then(|t| tree.get(t));
+                std::iter::successors(top.and_then(|t| t.parent()), |n| n.parent())
+                    .take(NEAR_LEVELS)
+                    .any(|n| n.id() == p.id())
+            })
     }
 
     /// Whether `el` was measured (not hidden) and is not marked as boilerplate.
