@@ -25,7 +25,8 @@
 //! read as empty, and the share of the views' characters spent on markup (link markers beyond
 //! their text, image placeholders, heading marks).
 //!
-//! For study: `EXTRACT_SHOW_MISSES=1` lists every snippet scored wrong, `EXTRACT_DUMP=FILE`
+//! For study: `EXTRACT_SHOW_MISSES=1` lists every snippet scored wrong and the pages read
+//! as no clear article, `EXTRACT_DUMP=FILE`
 //! prints one page's view, `EXTRACT_SAVE=DIR` writes every page's view into DIR (all three from
 //! the shipped model's run, or with every block kept under `EXTRACT_KEEP_ALL=1`), and with
 //! `--train`, `EXTRACT_SAMPLES=FILE` writes the labelled blocks' features as CSV;
@@ -354,6 +355,9 @@ fn score_pages(
         let html = decode(&page.body, "text/html", true);
         if !extract_with(&html, &page.url, 0, model).reader {
             whole_page += 1;
+            if debug {
+                println!("  {file}: read as no clear article");
+            }
         }
         if let Some(dir) = std::env::var_os("EXTRACT_SAVE") {
             std::fs::write(Path::new(&dir).join(format!("{file}.txt")), body).unwrap();

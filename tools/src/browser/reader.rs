@@ -240,8 +240,13 @@ pub(super) fn marks(el: ElementRef<'_>) -> Marks {
     }
 }
 
-/// Hidden, or given a role that is not content (one pass over the attributes).
+/// Hidden, or given a role that is not content.
 pub(super) fn hidden_or_chrome(el: ElementRef<'_>) -> bool {
+    hidden(el) || chrome_role(el)
+}
+
+/// Hidden by an attribute or an inline style (one pass over the attributes).
+pub(super) fn hidden(el: ElementRef<'_>) -> bool {
     el.value().attrs().any(|(name, value)| match name {
         "hidden" => true,
         "aria-hidden" => value == "true",
@@ -249,11 +254,17 @@ pub(super) fn hidden_or_chrome(el: ElementRef<'_>) -> bool {
             let style = value.to_ascii_lowercase().replace(' ', "");
             style.contains("display:none") || style.contains("visibility:hidden")
         }
-        "role" => matches!(
-            value,
-            "navigation" | "contentinfo" | "dialog" | "complementary" | "banner" | "menu"
-        ),
         _ => false,
+    })
+}
+
+/// Given a role that is not content: navigation, a banner, a dialog, ...
+fn chrome_role(el: ElementRef<'_>) -> bool {
+    el.value().attr("role").is_some_and(|role| {
+        matches!(
+            role,
+            "navigation" | "contentinfo" | "dialog" | "complementary" | "banner" | "menu"
+        )
     })
 }
 
@@ -293,6 +304,8 @@ struct Frame {
     stats: Stats,
     commas: u32,
     has_block: bool,
+    /// Given a role that is not content: measured, and not counted in the elements above.
+    chrome: bool,
 }
 
 /// Interned tag names the pass cares about; others read as "".
@@ -348,7 +361,7 @@ fn close(mut frame: Frame, stack: &mut [Frame], stats: &mut HashMap<NodeId, Stat
             }
         }
     }
-    if let Some(parent) = stack.last_mut() {
+    if let Some(parent) = stack.last_mut().filter(|_| !frame.chrome) {
         parent.stats.text += frame.stats.text;
         parent.stats.link_text += frame.stats.link_text;
         parent.stats.links += frame.stats.links;
@@ -379,7 +392,7 @@ pub(super) fn analyse(document: &Html) -> Analysis {
                     }
                     let skip = skipping > 0
                         || (e.name() != "head" && el.is_some_and(never_shown))
-                        || el.is_some_and(hidden_or_chrome);
+                        || el.is_some_and(hidden);
                     if skip {
                         skipping += 1;
                         continue;
@@ -388,7 +401,12 @@ pub(super) fn analyse(document: &Html) -> Analysis {
                     if wanted && head.len() < 500 {
                         head.push(node.id());
                     }
-                    let marks = if e.id().is_some() || e.classes().next().is_some() {
+                    // A role that is not content reads as a boilerplate class word: a page
+                    // whose banner was left open around everything is still read.
+                    let chrome = el.is_some_and(chrome_role);
+                    let marks = if chrome {
+                        Marks::Negative
+                    } else if e.id().is_some() || e.classes().next().is_some() {
                         el.map_or(Marks::Neutral, marks)
                     } else {
                         Marks::Neutral
@@ -402,6 +420,7 @@ pub(super) fn analyse(document: &Html) -> Analysis {
                         },
                         commas: 0,
                         has_block: false,
+                        chrome,
                     });
                 }
                 Node::Text(t) if skipping == 0 => {
