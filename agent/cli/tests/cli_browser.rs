@@ -73,6 +73,30 @@ fn hostile_pages() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         )
         .into_bytes(),
     ));
+    // 4.8 MB of bytes that are no UTF-8, declaring no charset: the guesser reads a bounded
+    // sample.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let junk: Vec<u8> = (0..4_800_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            0x80 | (state as u8)
+        })
+        .collect();
+    pages.push(("undeclared-bytes", "text/html", junk));
+    // A head of 370,000 unclosed `<meta` tags before the page declares its charset.
+    let mut metas = "<meta charset".repeat(370_000);
+    metas.push_str("<meta charset=windows-1250><p>end</p>");
+    pages.push(("meta-flood", "text/html", metas.into_bytes()));
+    // 85,000 navigation boxes of links: each is measured (a role is read as a boilerplate
+    // mark, not skipped), none is shown.
+    let chrome = "<div role=\"navigation\"><a href=\"/m\">menu item</a></div>".repeat(85_000);
+    pages.push((
+        "chrome-flood",
+        html,
+        format!("<html><body>{chrome}<p>The story itself.</p></body></html>").into_bytes(),
+    ));
     pages
 }
 

@@ -29,6 +29,10 @@ const MAX_REOPENED: usize = 200_000;
 /// Text written for one page at most; a view shows far less.
 const MAX_TEXT_BYTES: usize = 4 << 20;
 
+/// Links numbered in one page's text, at most (each is kept with its address; a view shows a
+/// few hundred).
+const MAX_LINKS: usize = 50_000;
+
 /// Links outside the content kept for the model, at most.
 const MAX_OTHER_LINKS: usize = 100;
 
@@ -442,7 +446,8 @@ impl Writer<'_> {
     }
 
     fn link(&mut self, el: ElementRef<'_>, depth: usize) {
-        let target = self.target(el);
+        // Past the numbered links a page may hold, links read as their text.
+        let target = self.target(el).filter(|_| self.links.len() < MAX_LINKS);
         let text = collapse(&el.text().collect::<String>());
         match target {
             Some(url) if !text.is_empty() => {

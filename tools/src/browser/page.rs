@@ -264,6 +264,9 @@ fn cut(text: &str, max_chars: usize) -> (&str, usize) {
 /// prescan reads 1,024 bytes; pages with long heads declare it later, and browsers find it.)
 const META_PRESCAN: usize = 16 << 10;
 
+/// How much of one `<meta` tag the prescan reads.
+const MAX_META_TAG: usize = 1 << 10;
+
 /// How much of a body without a declared charset the guesser reads.
 const GUESS_BYTES: usize = 256 << 10;
 
@@ -316,7 +319,12 @@ fn meta_charset(head: &[u8]) -> Option<String> {
     let mut rest = head.as_str();
     while let Some(at) = rest.find("<meta") {
         let tag = &rest[at + "<meta".len()..];
-        let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+        // A tag is read up to its `>` or 1 KB, so a head of unclosed `<meta`s costs one pass.
+        let mut end = tag.find('>').unwrap_or(tag.len()).min(MAX_META_TAG);
+        while !tag.is_char_boundary(end) {
+            end -= 1;
+        }
+        let tag = &tag[..end];
         if let Some(value) = tag
             .find("charset")
             .and_then(|c| charset_value(&tag[c + 7..]))
