@@ -494,6 +494,20 @@ fn each_features(blocks: &[Block<'_>], mut visit: impl FnMut(&[f32; FEATURES])) 
     }
 }
 
+/// A heading inside the article goes with the paragraph of prose it heads.
+fn follow_headings(blocks: &[Block<'_>], keep: &mut [bool]) {
+    for i in 0..blocks.len().saturating_sub(1) {
+        let (this, next) = (&blocks[i], &blocks[i + 1]);
+        if keep[i] || !keep[i + 1] || !this.context.in_top || !next.context.in_top {
+            continue;
+        }
+        let heading = Shallow::of(this.text);
+        if heading.heading && heading.links == 0 && Shallow::of(next.text).prose() {
+            keep[i] = true;
+        }
+    }
+}
+
 /// A logistic model over standardised features.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
@@ -536,6 +550,7 @@ impl Model {
         each_features(blocks, |f| {
             keep.push(bias + weights.iter().zip(f).map(|(w, x)| w * x).sum::<f32>() >= logit);
         });
+        follow_headings(blocks, &mut keep);
         keep
     }
 

@@ -147,6 +147,9 @@ const NEAR_LINK_DENSITY: f32 = 0.5;
 /// Close beside the article: a sibling of one of this many elements, the best and those above.
 const NEAR_LEVELS: usize = 4;
 
+/// Captions this long are read with the article.
+const LONG_CAPTION: u32 = 200;
+
 /// Prose shorter than this does not score.
 const MIN_PARAGRAPH: u32 = 25;
 
@@ -663,7 +666,9 @@ impl Analysis {
         let density = stats.link_density();
         match el.value().name() {
             // Captions are mostly credits, dates and addresses are the page's, not the story's.
-            "figcaption" | "time" | "address" => true,
+            // A long caption describes the story; a short one credits a photographer.
+            "figcaption" => stats.text < LONG_CAPTION,
+            "time" | "address" => true,
             "ul" | "ol" | "dl" => stats.links >= 2 && density > 0.6,
             "div" | "section" | "table" | "header" => stats.links >= 3 && density > 0.6,
             // "Read also: <a>...</a>".
