@@ -677,6 +677,41 @@ mod tests {
     }
 
     #[test]
+    fn a_heading_goes_with_the_paragraph_it_heads() {
+        // A model that leaves out every heading and keeps everything else.
+        let mut weights = [0.0; FEATURES];
+        weights[4] = -10.0;
+        let model = Model {
+            mean: [0.0; FEATURES],
+            scale: [1.0; FEATURES],
+            weights,
+            bias: 5.0,
+            threshold: 0.5,
+            l2: 0.0,
+        };
+        let prose = "A paragraph of the story, long enough to read as prose on its own, \
+                     with a full stop at the end of it.";
+        let beside = Block {
+            text: "## Related",
+            context: Context {
+                in_top: false,
+                ..Context::default()
+            },
+        };
+        let blocks = [
+            block("## Conclusion"),
+            block(prose),
+            block("## Links"),
+            block("【1†More†example.org】"),
+            beside,
+            block(prose),
+        ];
+        // Kept: the heading before prose in the article; not the one before a line of links,
+        // nor one beside the article.
+        assert_eq!(model.keep(&blocks), [true, true, false, true, false, true]);
+    }
+
+    #[test]
     fn the_shipped_model_is_well_formed() {
         assert!(MODEL.scale.iter().all(|s| *s > 0.0));
         assert!((0.0..1.0).contains(&MODEL.threshold));

@@ -917,6 +917,81 @@ mod tests {
     }
 
     #[test]
+    fn boxes_close_beside_the_article_are_written_whole() {
+        let story = story();
+        // The lead sits in a box of its own beside the story, too short to be prose; a box of
+        // links beside it, and a box deeper down the page, are not written.
+        let page = format!(
+            r#"<html><body><div id="page"><div class="lead-box"><span>Schools first.</span>
+            <span>Roads second.</span></div><div class="story">{story}</div>
+            <div class="more"><a href="/a">One</a> <a href="/b">Two</a> <a href="/c">Three</a></div>
+            </div></body></html>"#
+        );
+        let base = Url::parse("https://news.example/a").unwrap();
+        let every = every_block(&page, &base);
+        assert!(
+            every.text.contains("Schools first. Roads second."),
+            "{}",
+            every.text
+        );
+        assert!(!every.text.contains("Three"), "{}", every.text);
+    }
+
+    #[test]
+    fn a_layout_named_like_boilerplate_and_an_unclosed_banner_do_not_hide_the_article() {
+        let story = story();
+        let base = Url::parse("https://news.example/a").unwrap();
+        // The story's own element says `paywall` (a layout for subscribers); the box beside
+        // it says `sidebar` and is left out.
+        let page = format!(
+            r#"<html><body><div id="page"><div class="story has-paywall">{story}</div>
+            <div class="sidebar"><p>Our newsletter arrives every Friday morning with the week's
+            stories, and you can leave it whenever you like.</p></div></div></body></html>"#
+        );
+        let read = every_block(&page, &base);
+        assert!(read.reader && read.text.contains("parks for the coming year."));
+        assert!(!read.text.contains("newsletter"), "{}", read.text);
+        // A banner left open around the whole page.
+        let page = format!(
+            r#"<html><body><header role="banner"><a href="/">Home</a><main>{story}</main>
+            </body></html>"#
+        );
+        let read = every_block(&page, &base);
+        assert!(
+            read.reader && read.text.contains("parks for the coming year."),
+            "{read:?}"
+        );
+        // A banner that is only a banner stays out.
+        let page = format!(
+            r#"<html><body><div role="banner"><p>Welcome to the city's own news site, read by
+            thousands of residents every single day.</p></div><main>{story}</main></body></html>"#
+        );
+        let read = every_block(&page, &base);
+        assert!(!read.text.contains("Welcome"), "{}", read.text);
+    }
+
+    #[test]
+    fn long_captions_are_read_and_credits_are_not() {
+        let story = story();
+        let long = "The council chamber on Tuesday evening, where members voted on the budget \
+                    that raises spending on schools, roads and parks; residents followed the \
+                    long debate from the crowded public gallery until late in the night.";
+        let page = format!(
+            r#"<html><body><article>{story}<figure><img src="a.jpg"><figcaption>{long}</figcaption></figure>
+            <figure><img src="b.jpg"><figcaption>Photo: Jane Doe</figcaption></figure></article>
+            </body></html>"#
+        );
+        let base = Url::parse("https://news.example/a").unwrap();
+        let read = every_block(&page, &base);
+        assert!(
+            read.text.contains("until late in the night."),
+            "{}",
+            read.text
+        );
+        assert!(!read.text.contains("Jane Doe"), "{}", read.text);
+    }
+
+    #[test]
     fn a_page_builders_widget_classes_do_not_hide_the_article() {
         let paragraph = "<p>Lithium batteries store the energy of a solar roof for the evening, \
             and their price has fallen by half in five years, which changes the sums.</p>";
