@@ -77,11 +77,12 @@ fn call_prints_the_page_as_the_model_sees_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
+    // The page's own link, to the same site, goes without its host.
     let host = "127.0.0.1";
     assert_eq!(
         text,
         format!(
-            "【0†Local page†{host}】\nURL: {base}/x\n\n# Hello\n\nA 【1†next page†{host}】.\n\nVisible: 0% - 100%\n"
+            "【0†Local page†{host}】\nURL: {base}/x\n\n# Hello\n\nA 【1†next page】.\n\nVisible: 0% - 100%\n"
         )
     );
 }
