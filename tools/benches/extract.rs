@@ -2,7 +2,7 @@
 //! with the corpus's snippets that must and must not be seen, and extraction speed.
 //!
 //!     cargo bench -p glm-tools --bench extract [-- --view CHARS] [--corpus DIR]
-//!         [--speed-only | --scores-only | --train]
+//!         [--speed-only | --scores-only | --train] [--folds K]
 //!
 //! The corpus is `readable-pages.tar.xz` (see `shared/corpora/readable-pages/README.md`); it is
 //! looked for in `GLM_AGENT_CORPORA`, then in `../shared/corpora` beside the workspace, and
@@ -18,8 +18,9 @@
 //! Reader mode's last step is a block model (`tools/src/browser/blocks.rs`) fitted to this
 //! corpus's labelled blocks, so the bench also prints a cross-validated score: the corpus in two
 //! fixed halves (by file name), each read with a model fitted to the other half alone; and the
-//! score with every block kept. `-- --train` picks the model's L2 penalty and threshold by that
-//! cross-validation, fits it to every labelled block and prints it as Rust.
+//! score with every block kept; `--folds K` adds the same with K parts (each read with a model
+//! fitted to the other K - 1). `-- --train` picks the model's L2 penalty and threshold by the
+//! two-fold cross-validation, fits it to every labelled block and prints it as Rust.
 //!
 //! It also counts the pages read as having no clear article (the whole page shown) and those
 //! read as empty, and the share of the views' characters spent on markup (link markers beyond
@@ -258,14 +259,14 @@ impl Page {
         }
     }
 
-    /// Which half of the corpus the page is in: the block model is fitted to half 0 only
-    /// (FNV-1a of the file name, so the split is fixed and blind to the content).
-    fn half(&self) -> u8 {
+    /// Which of `folds` parts of the corpus the page is in (FNV-1a of the file name, so the
+    /// split is fixed and blind to the content).
+    fn fold(&self, folds: usize) -> usize {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in self.file.bytes() {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
-        (h % 2) as u8
+        (h % folds as u64) as usize
     }
 }
 
@@ -392,7 +393,7 @@ fn score_corpus(dir: &Path, view: usize) {
     );
     let (score, spent, slowest) = score_pages(&all, view, shown, true);
     println!("  {}", score.line());
-    let halves = Halves::new(&pages);
+    let halves = Folds::new(&pages, 2);
     let unseen = halves.score_crosswise(view, &halves.fit_crosswise(MODEL.l2), MODEL.threshold);
     let (every, _, _) = score_pages(&all, view, &KEEP_ALL, false);
     println!(
@@ -401,6 +402,14 @@ fn score_corpus(dir: &Path, view: usize) {
         unseen.line(),
         every.line()
     );
+    if let Some(k) = arg("--folds").map(|k| k.parse::<usize>().expect("--folds K")) {
+        let folds = Folds::new(&pages, k.max(2));
+        let unseen = folds.score_crosswise(view, &folds.fit_crosswise(MODEL.l2), MODEL.threshold);
+        println!(
+            "  {k}-fold cross-validated, each part read with a model fitted to the others:\n    {}",
+            unseen.line()
+        );
+    }
     println!(
         "  {:.1} MB/s over the corpus (decode + parse + extract + render); slowest page {:.0} ms ({})",
         bytes as f64 / spent.as_secs_f64() / 1e6,
@@ -419,30 +428,31 @@ const KEEP_ALL: Model = Model {
     l2: 0.0,
 };
 
-/// The corpus in two fixed halves, with the labelled blocks of each: a block holding a `with`
-/// snippet is content, one holding a `without` snippet boilerplate (neither or both: unused).
-struct Halves<'a> {
-    pages: [Vec<&'a Page>; 2],
-    samples: [Vec<([f32; FEATURES], bool)>; 2],
+/// The corpus in fixed parts (two halves unless asked), with the labelled blocks of each: a
+/// block holding a `with` snippet is content, one holding a `without` snippet boilerplate
+/// (neither or both: unused).
+struct Folds<'a> {
+    pages: Vec<Vec<&'a Page>>,
+    samples: Vec<Vec<([f32; FEATURES], bool)>>,
 }
 
-impl<'a> Halves<'a> {
-    fn new(pages: &'a [Page]) -> Self {
-        let mut halves = Halves {
-            pages: [Vec::new(), Vec::new()],
-            samples: [Vec::new(), Vec::new()],
+impl<'a> Folds<'a> {
+    fn new(pages: &'a [Page], folds: usize) -> Self {
+        let mut parts = Folds {
+            pages: vec![Vec::new(); folds],
+            samples: vec![Vec::new(); folds],
         };
         let mut dump = String::new();
         for (pi, page) in pages.iter().enumerate() {
-            let half = usize::from(page.half());
-            halves.pages[half].push(page);
+            let fold = page.fold(folds);
+            parts.pages[fold].push(page);
             let html = decode(&page.body, "text/html", true);
             for (bi, (text, features)) in article_blocks(&html, &page.url).into_iter().enumerate() {
                 let text = collapse(&plain(&text));
                 let content = page.with.iter().any(|s| text.contains(s.as_str()));
                 let boilerplate = page.without.iter().any(|s| text.contains(s.as_str()));
                 if content != boilerplate {
-                    halves.samples[half].push((features, content));
+                    parts.samples[fold].push((features, content));
                 }
                 let label = if content != boilerplate {
                     i32::from(content)
@@ -451,7 +461,7 @@ impl<'a> Halves<'a> {
                 };
                 let f: Vec<String> = features.iter().map(|x| x.to_string()).collect();
                 dump.push_str(&format!(
-                    "{half},{pi},{bi},{label},{},{}\n",
+                    "{fold},{pi},{bi},{label},{},{}\n",
                     text.chars().count(),
                     f.join(",")
                 ));
@@ -460,16 +470,27 @@ impl<'a> Halves<'a> {
         if let Some(p) = std::env::var_os("EXTRACT_ALL_BLOCKS") {
             std::fs::write(p, dump).unwrap();
         }
-        halves
+        parts
     }
 
-    /// For each half, a model fitted to the other half only.
-    fn fit_crosswise(&self, l2: f32) -> [Model; 2] {
-        [1, 0].map(|other| Model::fit(&self.samples[other], l2, 0.5))
+    /// For each part, a model fitted to the other parts only.
+    fn fit_crosswise(&self, l2: f32) -> Vec<Model> {
+        (0..self.samples.len())
+            .map(|held| {
+                let others: Vec<([f32; FEATURES], bool)> = self
+                    .samples
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != held)
+                    .flat_map(|(_, s)| s.iter().copied())
+                    .collect();
+                Model::fit(&others, l2, 0.5)
+            })
+            .collect()
     }
 
-    /// Each half read with its crosswise model at `threshold`: the summed score.
-    fn score_crosswise(&self, view: usize, models: &[Model; 2], threshold: f32) -> Score {
+    /// Each part read with its crosswise model at `threshold`: the summed score.
+    fn score_crosswise(&self, view: usize, models: &[Model], threshold: f32) -> Score {
         let mut total = Score::default();
         for (pages, model) in self.pages.iter().zip(models) {
             let model = Model {
@@ -486,7 +507,7 @@ impl<'a> Halves<'a> {
 /// corpus's halves, fits it to every labelled block, and prints it as Rust.
 fn train(dir: &Path, view: usize) {
     let pages = load(dir);
-    let halves = Halves::new(&pages);
+    let halves = Folds::new(&pages, 2);
     if let Some(path) = std::env::var_os("EXTRACT_SAMPLES") {
         // Every labelled block, for study elsewhere: half, label, features.
         let mut csv = String::new();
