@@ -19,9 +19,13 @@ pub use glm_serve::replay_serve_trace;
 /// Options of `serve`.
 #[derive(Debug, Args)]
 #[command(
+    // serve always loads the model it serves: reusing another serve's is for run and chat.
+    mut_arg("use_serve", |a| a.hide(true)),
     after_help = "Endpoints: GET /v1/models, POST /v1/chat/completions (messages, tools, \
-tool_choice auto/none/required/a named function, stream), POST /v1/completions (a raw prompt: \
-text with control tokens spelled out, or token ids), POST /tokenize, GET /health.\n\n\
+tool_choice auto/none/required/a named function, response_format, stream), POST /v1/responses \
+(the Responses API: input items, function tools, text.format, previous_response_id, stream), \
+POST /v1/completions (a raw prompt: text with control tokens spelled out, or token ids), \
+POST /tokenize, GET /health.\n\n\
 Every setting but the key can also be set in config.toml (`port = 9000`).\n\n\
 Examples:\n  glm-agent serve --model ~/models/glm-4-9b-chat-1m-hf\n  \
 glm-agent serve --engine openai:http://gpu-box:8000 --tokenizer tokenizer.json --port 9000\n  \

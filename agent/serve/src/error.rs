@@ -76,9 +76,16 @@ impl ApiError {
     pub fn from_engine(e: &EngineError) -> Self {
         let status =
             StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // A request the engine refuses is the client's to change; the rest is this side's.
+        let (kind, message) = if status.is_client_error() {
+            ("invalid_request_error", e.message.clone())
+        } else {
+            ("server_error", format!("the engine failed: {}", e.message))
+        };
         ApiError {
             status,
-            ..ApiError::server(format!("the engine failed: {}", e.message))
+            kind,
+            ..ApiError::server(message)
         }
     }
 
@@ -113,5 +120,30 @@ impl ApiError {
             param: None,
             code: Some("not_found"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glm_agent::engine::Cause;
+
+    #[test]
+    fn an_engine_failure_is_the_clients_or_the_servers_by_its_cause() {
+        let refused = ApiError::from_engine(&EngineError::new(Cause::Invalid, "no JSON value"));
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert_eq!(refused.kind, "invalid_request_error");
+        assert_eq!(refused.message, "no JSON value");
+        let too_long = ApiError::from_engine(&EngineError::new(Cause::ContextExceeded, "long"));
+        assert_eq!(too_long.kind, "invalid_request_error");
+        let broke = ApiError::from_engine(&EngineError::new(Cause::Internal, "out of memory"));
+        assert_eq!(broke.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(broke.kind, "server_error");
+        assert_eq!(broke.message, "the engine failed: out of memory");
+        let upstream = ApiError::from_engine(&EngineError::new(Cause::Unreachable, "refused"));
+        assert_eq!(
+            (upstream.status.as_u16(), upstream.kind),
+            (502, "server_error")
+        );
     }
 }
