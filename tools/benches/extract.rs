@@ -150,9 +150,19 @@ impl Markup {
     }
 }
 
+/// `text` with whitespace runs as one space and invisible format characters (soft hyphens,
+/// zero-width spaces and joiners) taken out: pages and snippets write them inconsistently.
 fn collapse(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .map(|w| w.replace(INVISIBLE, ""))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
+
+/// Characters that take no room when shown.
+const INVISIBLE: [char; 6] = [
+    '\u{ad}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}',
+];
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

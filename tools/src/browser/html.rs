@@ -169,7 +169,7 @@ fn read(
         title: title(&document),
         byline: meta.byline,
         date: meta.date,
-        text: nfc(tidy(&writer.out)),
+        text: visible(nfc(tidy(&writer.out))),
         reader: content.is_some(),
         links: writer.links,
         other_links,
@@ -183,6 +183,22 @@ fn nfc(text: String) -> String {
         text
     } else {
         text.nfc().collect()
+    }
+}
+
+/// Characters that take no room when shown: soft hyphens, zero-width spaces and joiners, the
+/// word joiner and a stray byte-order mark. Pages scatter them through words (a German page may
+/// hold thousands of soft hyphens); the model reads and searches the words without them.
+const INVISIBLE: [char; 6] = [
+    '\u{ad}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}',
+];
+
+/// `text` without [`INVISIBLE`] characters.
+fn visible(text: String) -> String {
+    if text.contains(INVISIBLE) {
+        text.replace(INVISIBLE, "")
+    } else {
+        text
     }
 }
 

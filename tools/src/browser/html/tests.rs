@@ -295,3 +295,10 @@ fn other_links_are_listed_once_with_their_text() {
     assert_eq!(next.len(), 1, "{:?}", page.other_links);
     assert_eq!(next[0].text, "Next story");
 }
+
+#[test]
+fn invisible_characters_are_taken_out_of_words() {
+    let page =
+        run("<p>Bundes\u{ad}verfassungs\u{ad}gericht, zero\u{200b}width and \u{feff}joined.</p>");
+    assert_eq!(page.text, "Bundesverfassungsgericht, zerowidth and joined.");
+}
