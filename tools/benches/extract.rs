@@ -452,6 +452,8 @@ impl<'a> Folds<'a> {
             pages: vec![Vec::new(); folds],
             samples: vec![Vec::new(); folds],
         };
+        // EXTRACT_ALL_BLOCKS: every block's features, written only when asked for.
+        let dump_to = std::env::var_os("EXTRACT_ALL_BLOCKS");
         let mut dump = String::new();
         for (pi, page) in pages.iter().enumerate() {
             let fold = page.fold(folds);
@@ -463,6 +465,9 @@ impl<'a> Folds<'a> {
                 let boilerplate = page.without.iter().any(|s| text.contains(s.as_str()));
                 if content != boilerplate {
                     parts.samples[fold].push((features, content));
+                }
+                if dump_to.is_none() {
+                    continue;
                 }
                 let label = if content != boilerplate {
                     i32::from(content)
@@ -477,7 +482,7 @@ impl<'a> Folds<'a> {
                 ));
             }
         }
-        if let Some(p) = std::env::var_os("EXTRACT_ALL_BLOCKS") {
+        if let Some(p) = dump_to {
             std::fs::write(p, dump).unwrap();
         }
         parts

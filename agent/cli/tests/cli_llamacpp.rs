@@ -107,15 +107,7 @@ impl Listening {
 
     /// The peak resident memory of its process so far, in MB (`VmHWM`).
     pub(crate) fn peak_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        kb / 1024.0
+        glm_test_support::peak_rss_of(self.child.id()).unwrap_or(0) as f64 / (1 << 20) as f64
     }
 }
 

@@ -123,19 +123,7 @@ fn responses_answer_the_openai_client_and_follow_ups_are_token_exact() {
     // recorded prompt.
     let tokenizer = dir.path().join("tokenizer.json");
     for file in std::fs::read_dir(&traces).unwrap() {
-        let file = file.unwrap().path();
-        let out = glm_test_support::glm_agent_command()
-            .args(["replay", file.to_str().unwrap()])
-            .args(["--tokenizer", tokenizer.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("no divergence"),
-            "{}: {stdout}{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::cli_serve::assert_replays(&file.unwrap().path(), &tokenizer);
     }
 }
 
@@ -320,35 +308,21 @@ fn run_output_schema_prints_json_that_matches_it() {
     }
 }
 
-/// POSTs `body` to `base` + `path`; the status, the body and the time it took.
+/// POSTs `body` to `base` + `/v1` + `path`; the status, the body and the time it took.
 fn post(base: &str, path: &str, body: &Value) -> (u16, String, std::time::Duration) {
-    use std::io::{Read, Write};
-    let started = std::time::Instant::now();
     let address = base
         .trim_start_matches("http://")
         .split('/')
         .next()
         .unwrap();
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
-        .unwrap();
-    let body = body.to_string();
-    let head = format!(
-        "POST /v1{path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body, started.elapsed())
+    glm_test_support::http::request(
+        address,
+        "POST",
+        &format!("/v1{path}"),
+        "",
+        body.to_string().as_bytes(),
+        std::time::Duration::from_secs(120),
+    )
 }
 
 /// The worst schemas a client can send, each answered (or refused with why) in bounded time

@@ -154,18 +154,7 @@ fn serve_answers_openai_clients_with_recorded_glm4_outputs() {
     );
     // Every request replays: the request renders to the recorded prompt again.
     for file in &files {
-        let out = glm_test_support::glm_agent_command()
-            .args(["replay", file.to_str().unwrap()])
-            .args(["--tokenizer", tokenizer.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("no divergence"),
-            "{}: {stdout}{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_replays(file, &tokenizer);
     }
     // A trace whose request was edited diverges.
     let text = std::fs::read_to_string(&files[2]).unwrap().replace(
@@ -310,4 +299,20 @@ fn a_run_uses_the_model_a_running_serve_holds() {
     // The server's file went with it: the next run loads the model itself.
     let (after, _) = run("after", "true");
     assert!(after.contains("Loading"), "{after}");
+}
+
+/// Asserts that `glm-agent replay` re-renders the trace `file` with no divergence.
+pub(crate) fn assert_replays(file: &Path, tokenizer: &Path) {
+    let out = glm_test_support::glm_agent_command()
+        .args(["replay", file.to_str().unwrap()])
+        .args(["--tokenizer", tokenizer.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("no divergence"),
+        "{}: {stdout}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -75,14 +75,7 @@ impl Serve {
 
     /// The server's peak resident memory so far, in MB.
     fn peak_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        kb / 1024.0
+        glm_test_support::peak_rss_of(self.child.id()).unwrap_or(0) as f64 / (1 << 20) as f64
     }
 
     fn log(&self) -> String {
@@ -97,30 +90,17 @@ impl Serve {
         body: &[u8],
         key: Option<&str>,
     ) -> (u16, String, Duration) {
-        let started = Instant::now();
-        let mut stream = TcpStream::connect(self.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
         let auth = key
             .map(|k| format!("Authorization: Bearer {k}\r\n"))
             .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        let _ = stream.write_all(body);
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        let status = answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-        (status, body, started.elapsed())
+        glm_test_support::http::request(
+            &self.address.to_string(),
+            method,
+            path,
+            &auth,
+            body,
+            Duration::from_secs(60),
+        )
     }
 
     fn health_within(&self, within: Duration) -> bool {

@@ -80,6 +80,19 @@ const GLM4_9B_2_LAYERS: Widths = Widths {
     layers: 2,
 };
 
+/// The glm-agent binary of this build, or `None` (said on standard output) when it is not built.
+fn built_exe() -> Option<std::path::PathBuf> {
+    let exe = glm_test_support::glm_agent_exe();
+    if exe.exists() {
+        return Some(exe);
+    }
+    println!(
+        "{} is not built: run `cargo build --release` first",
+        exe.display()
+    );
+    None
+}
+
 fn write_model(dir: &Path, w: &Widths) {
     let (HIDDEN, HEADS, KV, FFN, LAYERS) = (w.hidden, w.heads, w.kv, w.ffn, w.layers);
     let HEAD_DIM = HIDDEN / HEADS;

@@ -1,4 +1,5 @@
-//! A tiny threaded HTTP/1.1 server on 127.0.0.1:0 whose handler sees method, path and body.
+//! A tiny threaded HTTP/1.1 server on 127.0.0.1:0 whose handler sees method, path and body, and
+//! a raw one-request client that sends exactly the bytes it is given.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -94,4 +95,38 @@ pub fn serve_bytes(
         }
     });
     (base, seen)
+}
+
+/// Sends one request to `address` (`HOST:PORT`) over a fresh connection, `Connection: close`,
+/// with a JSON content type and the `extra` header lines (each ending in `\r\n`), reading the
+/// answer for at most `timeout`: its status (0 when none came), its body, and the time it took.
+/// The body is written as given, however large or malformed.
+pub fn request(
+    address: &str,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &[u8],
+    timeout: std::time::Duration,
+) -> (u16, String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server may answer and close before reading a hostile body to its end.
+    let _ = stream.write_all(body);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body, started.elapsed())
 }

@@ -112,7 +112,7 @@ pub struct Measured {
 }
 
 /// The peak resident set of a running process so far (`VmHWM` in `/proc`; Linux only).
-fn peak_rss_of(pid: u32) -> Option<u64> {
+pub fn peak_rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

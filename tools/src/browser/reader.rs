@@ -200,6 +200,9 @@ pub(super) struct Analysis {
     threshold: f32,
     /// The best element's parent and grandparent: headings beside them title the article.
     near: Vec<NodeId>,
+    /// The best element's [`NEAR_LEVELS`] nearest ancestors: their children are close beside
+    /// the article.
+    around: Vec<NodeId>,
 }
 
 /// How an element's class and id read.
@@ -468,6 +471,7 @@ pub(super) fn analyse(document: &Html) -> Analysis {
         chain: HashSet::new(),
         threshold: 0.0,
         near: Vec::new(),
+        around: Vec::new(),
     }
 }
 
@@ -563,10 +567,11 @@ impl Analysis {
         self.chain = std::iter::successors(top.parent(), |n| n.parent())
             .map(|n| n.id())
             .collect();
-        self.near = std::iter::successors(top.parent(), |n| n.parent())
-            .take(2)
+        self.around = std::iter::successors(top.parent(), |n| n.parent())
+            .take(NEAR_LEVELS)
             .map(|n| n.id())
             .collect();
+        self.near = self.around.iter().take(2).copied().collect();
         // The text that will be read: the best element and the siblings that qualify at each
         // level above it.
         let mut text = self.stats(top.id()).text;
@@ -614,20 +619,14 @@ impl Analysis {
             && !self.qualifies(el)
     }
 
-    /// Whether `el`, beside the article, is close to it (a sibling of the best element, of its
-    /// parent or of its grandparent) and mostly not links: its text is written whole for the
-    /// block model to weigh.
+    /// Whether `el`, beside the article, is close to it (a sibling of the best element or of
+    /// one of the elements above it, [`NEAR_LEVELS`] in all) and mostly not links: its text is
+    /// written whole for the block model to weigh.
     pub fn close_beside(&self, el: ElementRef<'_>) -> bool {
         let stats = self.stats(el.id());
         stats.marks != Marks::Negative
             && stats.link_density() < NEAR_LINK_DENSITY
-            && el.parent().is_some_and(|p| {
-                let tree = el.tree();
-                let top = self.top.and_then(|t| tree.get(t));
-                std::iter::successors(top.and_then(|t| t.parent()), |n| n.parent())
-                    .take(NEAR_LEVELS)
-                    .any(|n| n.id() == p.id())
-            })
+            && el.parent().is_some_and(|p| self.around.contains(&p.id()))
     }
 
     /// Whether `el` was measured (not hidden) and is not marked as boilerplate.
@@ -668,8 +667,8 @@ impl Analysis {
         }
         let density = stats.link_density();
         match el.value().name() {
-            // Captions are mostly credits, dates and addresses are the page's, not the story's.
-            // A long caption describes the story; a short one credits a photographer.
+            // A short caption credits a photographer, a long one describes the story; dates
+            // and addresses are the page's, not the story's.
             "figcaption" => stats.text < LONG_CAPTION,
             "time" | "address" => true,
             "ul" | "ol" | "dl" => stats.links >= 2 && density > 0.6,

@@ -12,15 +12,7 @@ use serde_json::{Value, json};
 
 /// Peak resident memory of `pid` so far, in bytes (`VmHWM`).
 fn peak_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    glm_test_support::peak_rss_of(pid).unwrap_or(0)
 }
 
 /// A prompt of `n` ordinary token ids (no control tokens), the same for both engines.
@@ -110,12 +102,7 @@ fn cell(result: &Result<(Duration, u64), String>) -> String {
 }
 
 pub fn run(base: std::ffi::OsString) {
-    let exe = glm_test_support::glm_agent_exe();
-    if !exe.exists() {
-        println!(
-            "{} is not built: run `cargo build --release` first",
-            exe.display()
-        );
+    if super::built_exe().is_none() {
         return;
     }
     let lengths: Vec<usize> = std::env::args()

@@ -125,14 +125,9 @@ fn median(v: &mut [Duration]) -> Duration {
 }
 
 pub fn run(base: std::ffi::OsString) {
-    let exe = glm_test_support::glm_agent_exe();
-    if !exe.exists() {
-        println!(
-            "{} is not built: run `cargo build --release` first",
-            exe.display()
-        );
+    let Some(exe) = super::built_exe() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir_in(base).unwrap();
     let model = dir.path().join("model");
     super::write_model(&model, &super::SMALL);
@@ -253,14 +248,9 @@ fn first_token(exe: &std::path::Path, model: &std::path::Path, use_serve: bool) 
 /// `--shared`: a run's time to its first token when it loads the 2-layer real-width model
 /// itself (cold, 3 runs), then when a running serve already holds it (3 runs).
 pub fn shared(base: std::ffi::OsString) {
-    let exe = glm_test_support::glm_agent_exe();
-    if !exe.exists() {
-        println!(
-            "{} is not built: run `cargo build --release` first",
-            exe.display()
-        );
+    let Some(exe) = super::built_exe() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir_in(base).unwrap();
     let model = dir.path().join("glm-4-9b-widths-2-layers");
     super::write_model(&model, &super::GLM4_9B_2_LAYERS);
