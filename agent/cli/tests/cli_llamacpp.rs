@@ -130,6 +130,17 @@ fn llama_server(gguf: &Path, log: &Path) -> Listening {
 }
 
 /// `glm-agent serve` on the embedded engine with `model`.
+/// The tiny model behind llama.cpp's server (as GGUF) and behind a glm-agent serve, both
+/// running, with the folder holding their files.
+fn llama_and_serve(mapped: &Path) -> (tempfile::TempDir, Listening, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("glm-4-tiny.gguf");
+    to_gguf(mapped, &gguf);
+    let llama = llama_server(&gguf, &dir.path().join("llama.log"));
+    let served = glm_agent_server(mapped, dir.path());
+    (dir, llama, served)
+}
+
 fn glm_agent_server(model: &Path, dir: &Path) -> Server {
     let model = model.to_str().unwrap();
     let args = ["--isq", "none", "--max-model-len", "8192", "--model", model];
@@ -180,11 +191,7 @@ fn generate(engine_args: &[&str], prompt: &str, dir: &Path) -> (Vec<u64>, Value)
 #[test]
 fn servers_generate_the_embedded_engines_ids() {
     let mapped = tiny_model();
-    let dir = tempfile::tempdir().unwrap();
-    let gguf = dir.path().join("glm-4-tiny.gguf");
-    to_gguf(mapped, &gguf);
-    let llama = llama_server(&gguf, &dir.path().join("llama.log"));
-    let served = glm_agent_server(mapped, dir.path());
+    let (dir, llama, served) = llama_and_serve(mapped);
     let tokenizer = mapped.join("tokenizer.json");
     let tokenizer = tokenizer.to_str().unwrap();
     let model = mapped.to_str().unwrap();
@@ -487,11 +494,7 @@ fn a_resumed_run_finds_its_conversation_in_the_servers_cache() {
 #[test]
 fn structured_answers_are_enforced_through_llama_cpp_and_another_serve() {
     let mapped = tiny_model();
-    let dir = tempfile::tempdir().unwrap();
-    let gguf = dir.path().join("glm-4-tiny.gguf");
-    to_gguf(mapped, &gguf);
-    let llama = llama_server(&gguf, &dir.path().join("llama.log"));
-    let served = glm_agent_server(mapped, dir.path());
+    let (dir, llama, served) = llama_and_serve(mapped);
     let tokenizer = mapped.join("tokenizer.json");
     let check = r#"
 import json, sys, openai

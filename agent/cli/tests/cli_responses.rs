@@ -37,27 +37,10 @@ fn drive(server: &Server, script: &str, args: &[&str]) -> String {
     stdout
 }
 
-/// A server on the replay engine answering `outputs` in order, tracing every request.
+/// A server on the replay engine answering `outputs` in order, tracing every request, serving
+/// the name clients of the Responses API are given.
 fn replay_server(dir: &Path, outputs: Value) -> (Server, PathBuf) {
-    let tokenizer = dir.join("tokenizer.json");
-    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
-    let recorded = dir.join("outputs.json");
-    std::fs::write(&recorded, outputs.to_string()).unwrap();
-    let traces = dir.join("traces");
-    let server = Server::start(
-        &[
-            "--engine",
-            &format!("replay:{}", recorded.display()),
-            "--tokenizer",
-            tokenizer.to_str().unwrap(),
-            "--trace-dir",
-            traces.to_str().unwrap(),
-            "--served-model-name",
-            "glm-4-9b-chat",
-        ],
-        dir,
-    );
-    (server, traces)
+    crate::cli_serve::replay_server(dir, &outputs, &["--served-model-name", "glm-4-9b-chat"])
 }
 
 /// The model events of the traces in `dir` (one request each), oldest first.

@@ -101,8 +101,6 @@ pub(crate) fn model_event(trace: &Path) -> Value {
 #[test]
 fn serve_answers_openai_clients_with_recorded_glm4_outputs() {
     let dir = tempfile::tempdir().unwrap();
-    let tokenizer = dir.path().join("tokenizer.json");
-    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
     // What GLM-4 writes, in the order client.py asks.
     let outputs = json!([
         "get_weather\n{\"city\": \"Beijing\"}<|observation|>",
@@ -113,20 +111,8 @@ fn serve_answers_openai_clients_with_recorded_glm4_outputs() {
         "{\"tz\": \"UTC\"}<|observation|>",
         "\nSunny, then STOP rain.<|user|>",
     ]);
-    let recorded = dir.path().join("outputs.json");
-    std::fs::write(&recorded, outputs.to_string()).unwrap();
-    let traces = dir.path().join("traces");
-    let server = Server::start(
-        &[
-            "--engine",
-            &format!("replay:{}", recorded.display()),
-            "--tokenizer",
-            tokenizer.to_str().unwrap(),
-            "--trace-dir",
-            traces.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let (server, traces) = replay_server(dir.path(), &outputs, &[]);
+    let tokenizer = dir.path().join("tokenizer.json");
     server.client("replayed", "none");
     drop(server);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&traces)
@@ -315,4 +301,25 @@ pub(crate) fn assert_replays(file: &Path, tokenizer: &Path) {
         file.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A server on the replay engine answering `outputs` in order, tracing every request into the
+/// returned folder, with the tiny tokenizer written to `dir/tokenizer.json` and `extra` flags.
+pub(crate) fn replay_server(dir: &Path, outputs: &Value, extra: &[&str]) -> (Server, PathBuf) {
+    let tokenizer = dir.join("tokenizer.json");
+    std::fs::write(&tokenizer, glm_prompts::tiny::tiny_tokenizer_json()).unwrap();
+    let recorded = dir.join("outputs.json");
+    std::fs::write(&recorded, outputs.to_string()).unwrap();
+    let traces = dir.join("traces");
+    let engine = format!("replay:{}", recorded.display());
+    let mut args = vec![
+        "--engine",
+        &engine,
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "--trace-dir",
+        traces.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    (Server::start(&args, dir), traces)
 }
