@@ -9,7 +9,10 @@ use glm_agent::exit::ExitStatus;
 use glm_agent::trace::Trace;
 use glm_engine_mistralrs::model::hub::{DEFAULT_MODEL, locate};
 use glm_engine_mistralrs::model::{Layout, ModelError, prepare, read_dims};
-use glm_engine_mistralrs::{EmbeddedConfig, EmbeddedEngine, Isq};
+use glm_engine_mistralrs::{
+    EmbeddedConfig, EmbeddedEngine, Isq, KvCache, kv_bytes_per_token, tokens_held,
+    uses_paged_attention,
+};
 use glm_prompts::{Encoder, SpecialIds, SpecialToken};
 
 use crate::cli::Failure;
@@ -28,25 +31,41 @@ pub struct Opened {
 }
 
 /// The window a run may use on the embedded engine, and the bytes of keys and values a token
-/// takes: the model's window (`max_position_embeddings`, else `seq_length`), lowered to three
-/// quarters of the memory available after loading divided by the bytes a token's keys and values
-/// take (layers x 2 x key/value heads x head size x 4 bytes: f32 on CPU; 2 on a GPU, bf16).
-fn embedded_window(dir: &std::path::Path) -> Option<(usize, u64)> {
+/// takes (layers x 2 x key/value heads x head size x the element's bytes: 4 on CPU, f32; on a GPU
+/// build 2 in bf16, 1 with `--kv-cache-type f8e4m3`): the model's window
+/// (`max_position_embeddings`, else `seq_length`), lowered on CPU to three quarters of the memory
+/// available after loading, and on a GPU build to the GPU's memory less the bf16 weights and a
+/// tenth kept for activations (`nvidia-smi`'s total; unknown, the model's window stands).
+fn embedded_window(dir: &std::path::Path, kv: KvCache) -> Option<(usize, u64)> {
     let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
     let config: serde_json::Value = serde_json::from_str(&text).ok()?;
     let window = ["max_position_embeddings", "seq_length"]
         .iter()
         .find_map(|k| config[*k].as_u64())?;
     let dims = glm_engine_mistralrs::model::Dims::of(&config);
-    let bytes = if glm_engine_mistralrs::uses_gpu() {
-        2
+    let per_token = kv_bytes_per_token(dims.layers, dims.kv_heads(), dims.head_dim(), kv);
+    let held = if uses_paged_attention() {
+        glm_engine_mistralrs::gpu_memory().map_or(u64::MAX, |total| {
+            tokens_held(total, dims.params() * 2, per_token)
+        })
     } else {
-        4
+        glm_engine_mistralrs::available_memory()
+            .map_or(u64::MAX, |free| free / 4 * 3 / per_token.max(1))
     };
-    let per_token = (dims.layers * 2 * dims.kv_heads() * dims.head_dim()) as u64 * bytes;
-    let held = glm_engine_mistralrs::available_memory()
-        .map_or(u64::MAX, |free| free / 4 * 3 / per_token.max(1));
     Some((window.min(held) as usize, per_token))
+}
+
+/// `--kv-cache-type`, refused before anything loads when this build cannot honour it.
+fn kv_cache_of(settings: &EngineSettings) -> Result<KvCache, Failure> {
+    let kv: KvCache = settings
+        .kv_cache_type
+        .as_deref()
+        .unwrap_or("auto")
+        .parse()
+        .map_err(|e: String| Failure::bad_input(anyhow::anyhow!("--kv-cache-type: {e}")))?;
+    kv.check()
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("--kv-cache-type: {e}")))?;
+    Ok(kv)
 }
 
 fn engine_failed(e: impl Into<anyhow::Error>) -> Failure {
@@ -163,9 +182,15 @@ fn home(path: &str) -> PathBuf {
 
 impl EngineSettings {
     /// The engine, checked: a bad value is a usage error (exit 2).
+    /// The engine asked for; an embedded engine's options are checked too, so a mistake is a
+    /// usage error before anything slow runs.
     pub fn spec(&self) -> Result<EngineSpec, Failure> {
-        EngineSpec::parse(self.engine())
-            .map_err(|e| Failure::bad_input(anyhow::anyhow!("--engine {e}")))
+        let spec = EngineSpec::parse(self.engine())
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!("--engine {e}")))?;
+        if spec == EngineSpec::Embedded {
+            kv_cache_of(self)?;
+        }
+        Ok(spec)
     }
 }
 
@@ -190,25 +215,28 @@ pub async fn resolve(
 pub async fn open(settings: &EngineSettings, common: &CommonOptions) -> Result<Opened, Failure> {
     resolve(settings, common)
         .await?
-        .open(settings, common)
+        .open(settings, common, None)
         .await
 }
 
 impl Resolved {
-    /// Opens the engine.
+    /// Opens the engine. `window` is the run's `--context-tokens`, which a GPU build's paged
+    /// key/value pool is allocated for (`None`: the model's window, lowered to what memory holds).
     pub async fn open(
         self,
         settings: &EngineSettings,
         common: &CommonOptions,
+        window: Option<usize>,
     ) -> Result<Opened, Failure> {
         match (self, settings.spec()?) {
             (Resolved::Embedded { spec, dir }, _) => {
+                let kv = kv_cache_of(settings)?;
                 if settings.use_serve != Some(false)
-                    && let Some(opened) = open_shared(settings, &spec, &dir).await
+                    && let Some(opened) = open_shared(settings, &spec, &dir, kv).await
                 {
                     return Ok(opened);
                 }
-                open_embedded(settings, common, &spec, &dir).await
+                open_embedded(settings, common, &spec, &dir, kv, window).await
             }
             (Resolved::Remote, EngineSpec::OpenAi(url)) => open_openai(settings, &url).await,
             (Resolved::Remote, EngineSpec::Replay(path)) => open_replay(settings, &path),
@@ -228,6 +256,7 @@ async fn open_shared(
     settings: &EngineSettings,
     spec: &str,
     dir: &std::path::Path,
+    kv: KvCache,
 ) -> Option<Opened> {
     for record in crate::shared::servers_of(dir) {
         // A server that asks for a key is not used: its key is its own.
@@ -255,7 +284,7 @@ async fn open_shared(
         model["id"] = spec.into();
         model["server"] = server["server"].clone();
         model["engine"] = server["engine"].clone();
-        if let Some((window, per_token)) = embedded_window(dir) {
+        if let Some((window, per_token)) = embedded_window(dir, kv) {
             model["context_window"] = window.into();
             model["kv_bytes_per_token"] = per_token.into();
         }
@@ -341,7 +370,10 @@ async fn open_embedded(
     common: &CommonOptions,
     spec: &str,
     dir: &std::path::Path,
+    kv: KvCache,
+    window: Option<usize>,
 ) -> Result<Opened, Failure> {
+    let fits = embedded_window(dir, kv);
     let isq: Isq = settings
         .isq
         .as_deref()
@@ -359,6 +391,8 @@ async fn open_embedded(
         isq,
         prefix_cache: settings.prefix_cache.unwrap_or(true),
         work_dir: common.cache()?.join("engine"),
+        kv_cache: kv,
+        context_tokens: window.or(fits.map(|(w, _)| w)),
         // mistral.rs's loading steps and quantisation progress bars, on a terminal.
         verbose: std::io::stderr().is_terminal(),
         ..EmbeddedConfig::new(dir)
@@ -372,8 +406,18 @@ async fn open_embedded(
     };
     let engine = EmbeddedEngine::load(config).await.map_err(engine_failed)?;
     let report = engine.report();
+    let pool = report.paged.map_or_else(String::new, |(tokens, kv)| {
+        format!(
+            "; keys and values: a paged pool of {tokens} tokens in {}, {:.1} GiB",
+            match kv {
+                KvCache::Auto => "bf16",
+                KvCache::F8E4M3 => "f8e4m3",
+            },
+            report.cache_budget as f64 / (1u64 << 30) as f64
+        )
+    });
     eprintln!(
-        "Loaded in {:.1} s ({}{})",
+        "Loaded in {:.1} s ({}{}{pool})",
         report.took.as_secs_f64(),
         report.reason,
         if report.from_saved {
@@ -384,9 +428,12 @@ async fn open_embedded(
     );
     let mut model = glm_engine_mistralrs::model::fingerprint(dir);
     model["id"] = spec.into();
-    if let Some((window, per_token)) = embedded_window(dir) {
+    if let Some((window, per_token)) = fits {
         model["context_window"] = window.into();
         model["kv_bytes_per_token"] = per_token.into();
+    }
+    if let Some((tokens, kv)) = report.paged {
+        model["kv_pool"] = serde_json::json!({"tokens": tokens, "type": kv.name()});
     }
     Ok(Opened {
         engine: Box::new(engine),

@@ -224,7 +224,9 @@ pub async fn prepare(options: &RunOptions) -> Result<Prepared, Failure> {
     });
     let servers = crate::mcp::start(offered.servers).await?;
     crate::mcp::register(&servers, &mut registry);
-    let opened = resolved.open(&engine, common).await?;
+    let opened = resolved
+        .open(&engine, common, looping.context_tokens)
+        .await?;
     let encoder = match &opened.encoder {
         Some(e) => e.clone(),
         None => tokenizer_for(engine.model())?,

@@ -115,7 +115,7 @@ async fn serve(args: ServeArgs) -> CmdResult {
         Resolved::Embedded { dir, .. } => Some(dir.clone()),
         Resolved::Remote => None,
     };
-    let opened = resolved.open(&settings, &args.common).await?;
+    let opened = resolved.open(&settings, &args.common, None).await?;
     let encoder = match &opened.encoder {
         Some(e) => e.clone(),
         None => crate::run::tokenizer_for(settings.model())?,

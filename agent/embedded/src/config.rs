@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use crate::isq::Isq;
+use crate::kv::{KvCache, kv_bytes_per_token};
 
 /// How to load the embedded engine.
 #[derive(Debug, Clone)]
@@ -25,6 +26,12 @@ pub struct EmbeddedConfig {
     /// Requests run at once, as sequences mistral.rs batches (default: 4 on a GPU build, 1 on
     /// CPU, where batched sequences measured slower than one at a time).
     pub max_sequences: usize,
+    /// The element type of the paged key/value cache of a GPU build (a CPU build refuses FP8).
+    pub kv_cache: KvCache,
+    /// Tokens of keys and values a GPU build allocates in its paged pool, shared by the
+    /// sequences running at once (default: the model's window; a CPU build grows its cache with
+    /// each sequence instead).
+    pub context_tokens: Option<usize>,
     /// Let mistral.rs log its loading steps and progress bars to stderr.
     pub verbose: bool,
     /// Where the engine keeps its view of the model (see the `overlay` module) and saved quantised
@@ -43,6 +50,8 @@ impl EmbeddedConfig {
             prefix_cache: true,
             cache_budget: None,
             max_sequences: if crate::isq::uses_gpu() { 4 } else { 1 },
+            kv_cache: KvCache::Auto,
+            context_tokens: None,
             verbose: false,
             // Without a cache folder, next to the model (never a shared temporary folder).
             work_dir: glm_engine::paths::cache_dir(None, |k| std::env::var(k).ok())
@@ -65,6 +74,8 @@ pub struct LoadReport {
     pub from_saved: bool,
     /// The prefix-cache budget in bytes.
     pub cache_budget: u64,
+    /// The paged key/value pool of a GPU build: its tokens and element type.
+    pub paged: Option<(usize, KvCache)>,
     /// How long loading took.
     pub took: Duration,
 }
@@ -82,7 +93,7 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    pub(crate) fn read(dir: &Path) -> Result<Shape, EngineError> {
+    pub(crate) fn read(dir: &Path, kv: KvCache) -> Result<Shape, EngineError> {
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
             EngineError::new(
@@ -102,16 +113,15 @@ impl Shape {
                 ),
             ));
         }
-        let (layers, kv_heads, head_dim) = (
-            dims.layers as u64,
-            dims.kv_heads() as u64,
-            dims.head_dim() as u64,
-        );
         Ok(Shape {
             vocab_size: dims.vocab,
             ffn: dims.ffn,
-            // Keys and values, every layer, f32 on CPU.
-            kv_bytes_per_token: 2 * layers * kv_heads * head_dim * 4,
+            kv_bytes_per_token: kv_bytes_per_token(
+                dims.layers,
+                dims.kv_heads(),
+                dims.head_dim(),
+                kv,
+            ),
             params: dims.params(),
             context: ["max_position_embeddings", "seq_length"]
                 .iter()

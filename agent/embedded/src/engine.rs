@@ -7,7 +7,8 @@
 //! Two mistral.rs behaviours are handled here:
 //! - its prefix cache evicts only caches held on a GPU, so on CPU it grows with every request.
 //!   The engine keeps its own account of what the cache holds and, past a byte budget, clears it
-//!   (a request that cannot run makes mistral.rs drop every cached sequence);
+//!   (a request that cannot run makes mistral.rs drop every cached sequence). A GPU build's
+//!   paged pool (see `kv`) is fixed at load and evicts its own blocks: it is never cleared;
 //! - a sequence's cache is stored under all of its tokens although the last generated token was
 //!   never run through the model. A later prompt that extends the whole sequence (every agent
 //!   step does) would reuse a key/value slot that was never written. The picker therefore closes
@@ -25,7 +26,11 @@ use tokio::sync::{RwLock, mpsc};
 use crate::book::CacheBook;
 use crate::config::{EmbeddedConfig, LoadReport, Shape};
 use crate::isq::{available_memory, choose_isq, down_projection_isq, isq_name, uses_gpu};
+use crate::kv::{PagedPool, uses_paged_attention};
 use crate::load::build;
+
+/// The paged pool's tokens when neither the caller nor the model's config.json gives a window.
+const DEFAULT_POOL_TOKENS: usize = 32_768;
 use crate::overlay::{overlay, sentinel_for};
 use crate::picker::{Picked, Picker, PickerState, Rng};
 use glm_engine::{Cause, EngineError, GenerateRequest, Usage};
@@ -88,7 +93,11 @@ impl EmbeddedEngine {
     pub async fn load(config: EmbeddedConfig) -> Result<EmbeddedEngine, EngineError> {
         let started = Instant::now();
         let dir = &config.model_dir;
-        let shape = Shape::read(dir)?;
+        config
+            .kv_cache
+            .check()
+            .map_err(|m| EngineError::new(Cause::Invalid, m))?;
+        let shape = Shape::read(dir, config.kv_cache)?;
         let tok_path = dir.join("tokenizer.json");
         let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| {
             EngineError::new(
@@ -107,20 +116,34 @@ impl EmbeddedEngine {
                 shape.ffn
             ));
         }
-        let budget = config.cache_budget.unwrap_or_else(|| {
-            available
+        // A paged pool is allocated once at its full size and evicts within itself: the account
+        // never clears it.
+        let paged = uses_paged_attention().then(|| {
+            PagedPool::new(
+                config
+                    .context_tokens
+                    .or(shape.context)
+                    .unwrap_or(DEFAULT_POOL_TOKENS),
+                config.kv_cache,
+            )
+        });
+        let budget = match (paged, config.cache_budget) {
+            (Some(pool), _) => pool.tokens as u64 * shape.kv_bytes_per_token,
+            (None, Some(b)) => b,
+            (None, None) => available
                 .map(|a| a / 4)
                 .unwrap_or(1 << 30)
-                .clamp(256 << 20, 8 << 30)
-        });
+                .clamp(256 << 20, 8 << 30),
+        };
         let served = overlay(&config.model_dir, &config.work_dir, sentinel)?;
-        let (model, from_saved) = build(&config, &served, isq, down).await?;
+        let (model, from_saved) = build(&config, &served, isq, down, paged).await?;
         let report = LoadReport {
             isq: isq.map(isq_name),
             down_isq: down.map(isq_name),
             reason,
             from_saved,
             cache_budget: budget,
+            paged: paged.map(|p| (p.tokens, p.kv)),
             took: started.elapsed(),
         };
         let max_sequences = config.max_sequences.max(1);
@@ -304,7 +327,8 @@ impl EmbeddedEngine {
             let prefill = Duration::from_secs_f32(done_usage.total_prompt_time_sec.max(0.0));
             let usage = Usage {
                 prompt_tokens: request.prompt.len(),
-                cached_prompt_tokens: Some(cached),
+                // A paged pool's block cache evicts on its own: what it reused is not known here.
+                cached_prompt_tokens: self.report.paged.is_none().then_some(cached),
                 generated_tokens: picked.len(),
                 prefill,
                 decode: elapsed.saturating_sub(prefill),
@@ -343,7 +367,7 @@ impl EmbeddedEngine {
     /// are done.
     async fn keep_cache_in_budget(&self) -> Result<(), EngineError> {
         let over = || self.book().tokens * self.shape.kv_bytes_per_token > self.budget;
-        if !self.config.prefix_cache || !over() {
+        if !self.config.prefix_cache || self.report.paged.is_some() || !over() {
             return Ok(());
         }
         let inner = self.inner.write().await;
@@ -496,7 +520,8 @@ impl EmbeddedEngine {
         }
         let mut inner = self.inner.write().await;
         if inner.loaded.is_none() {
-            let (model, _) = build(&self.config, &self.served, self.isq, self.down).await?;
+            let paged = self.report.paged.map(|(t, kv)| PagedPool::new(t, kv));
+            let (model, _) = build(&self.config, &self.served, self.isq, self.down, paged).await?;
             inner.loaded = Some(Loaded {
                 model: Arc::new(model),
             });

@@ -9,7 +9,7 @@
 //!   and mapping GLM-4 checkpoints once onto the Qwen2 layout that mistral.rs loads.
 //!
 //! One file per concern: `isq` (the quantisation policy), `config` (load options and the
-//! model's shape), `overlay` (the folder mistral.rs loads), `load` (building the model), `book`
+//! model's shape), `kv` (where keys and values live), `overlay` (the folder mistral.rs loads), `load` (building the model), `book`
 //! (the prefix-cache account), `engine` (requests), `stream` (the event stream), `decoder`.
 
 mod book;
@@ -18,6 +18,7 @@ mod decoder;
 mod engine;
 pub mod grammar;
 mod isq;
+mod kv;
 mod load;
 pub mod model;
 mod overlay;
@@ -28,6 +29,7 @@ pub use config::{EmbeddedConfig, LoadReport};
 pub use decoder::Decoder;
 pub use engine::{EmbeddedEngine, EmbeddedStats};
 pub use isq::{Isq, available_memory, choose_isq, isq_name, uses_gpu};
+pub use kv::{KvCache, gpu_memory, kv_bytes_per_token, tokens_held, uses_paged_attention};
 /// mistral.rs's quantisation types.
 pub use mistralrs::IsqType;
 pub use overlay::overlay;

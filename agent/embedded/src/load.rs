@@ -1,4 +1,5 @@
-//! Building the mistral.rs model: dtype, prefix cache, quantisation and saved UQFF weights.
+//! Building the mistral.rs model: dtype, prefix cache, paged attention on a GPU build,
+//! quantisation and saved UQFF weights.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,7 @@ use mistralrs::{IsqType, Model, ModelDType, TextModelBuilder, Topology, UqffText
 
 use crate::config::EmbeddedConfig;
 use crate::isq::{isq_name, uses_gpu};
+use crate::kv::PagedPool;
 
 /// Builds a mistral.rs model, reading saved quantised weights when there are some. `down` is
 /// the FFN down projection's type when it differs from `isq` (see
@@ -16,6 +18,7 @@ pub(crate) async fn build(
     dir: &Path,
     isq: Option<IsqType>,
     down: Option<IsqType>,
+    paged: Option<PagedPool>,
 ) -> Result<(Model, bool), EngineError> {
     let id = dir.to_string_lossy().into_owned();
     let saved_name = |t: IsqType| match down {
@@ -38,6 +41,12 @@ pub(crate) async fn build(
     } else {
         builder.with_force_cpu().with_dtype(ModelDType::F32)
     };
+    if let Some(pool) = paged {
+        let paged = pool
+            .config()
+            .map_err(|m| EngineError::new(Cause::Invalid, m))?;
+        builder = builder.with_paged_attn(paged);
+    }
     builder = builder.with_prefix_cache_n(if config.prefix_cache { Some(16) } else { None });
     if config.verbose {
         builder = builder.with_logging();
