@@ -347,6 +347,11 @@ impl EmbeddedEngine {
         if request.prompt.is_empty() {
             return Err(EngineError::new(Cause::Invalid, "the prompt is empty"));
         }
+        if let Some((tokens, kv)) = self.report.paged {
+            PagedPool::new(tokens, kv)
+                .admits(request.prompt.len(), request.max_new_tokens as usize)
+                .map_err(|m| EngineError::new(Cause::ContextExceeded, m))?;
+        }
         if let Some(bad) = request
             .prompt
             .iter()

@@ -94,6 +94,20 @@ impl PagedPool {
         }
     }
 
+    /// Refuses a request the pool cannot hold: its prompt, its most generated tokens and the
+    /// closing sentinel (a sequence longer than the pool would wait for blocks forever).
+    pub(crate) fn admits(self, prompt: usize, max_new: usize) -> Result<(), String> {
+        let need = prompt.saturating_add(max_new).saturating_add(1);
+        if need > self.tokens {
+            return Err(format!(
+                "the prompt ({prompt} tokens) and up to {max_new} generated need {need} tokens of keys and values; \
+                 the paged pool holds {}: raise --context-tokens (the pool is allocated at load) or shorten the prompt",
+                self.tokens
+            ));
+        }
+        Ok(())
+    }
+
     /// mistral.rs's configuration of the pool.
     pub(crate) fn config(self) -> Result<PagedAttentionConfig, String> {
         PagedAttentionMetaBuilder::default()
@@ -189,5 +203,18 @@ mod tests {
         assert!(pool.config().is_ok());
         // Less than a block is a block.
         assert_eq!(PagedPool::new(3, KvCache::Auto).tokens, 32);
+    }
+
+    #[test]
+    fn a_request_longer_than_the_pool_is_refused_with_the_counts() {
+        let pool = PagedPool::new(4096, KvCache::F8E4M3);
+        assert_eq!(pool.admits(4000, 95), Ok(()));
+        let err = pool.admits(4000, 96).unwrap_err();
+        assert!(
+            err.contains("4000 tokens") && err.contains("4097") && err.contains("4096"),
+            "{err}"
+        );
+        assert!(err.contains("--context-tokens"), "{err}");
+        assert!(pool.admits(usize::MAX, usize::MAX).is_err());
     }
 }
