@@ -34,6 +34,9 @@ concern! {
         #[arg(long, value_name = "N")]
         max_sequences: usize = None, env "GLM_AGENT_MAX_SEQUENCES",
             "Requests the embedded engine runs at once, batched [default: 4 with a GPU, 1 on CPU]";
+        #[arg(long, value_name = "DTYPE")]
+        dtype: String = Some("auto".into()), env "GLM_AGENT_DTYPE",
+            "The embedded engine's activations, which a CPU build keeps keys and values in: auto (f32 on CPU, bf16 on a GPU), f32, f16 or bf16 (half f32's key/value bytes; on CPU bf16 needs quantised weights)";
         #[arg(long, value_name = "TYPE")]
         kv_cache_type: String = Some("auto".into()), env "GLM_AGENT_KV_CACHE_TYPE",
             "Keys and values of a GPU build's paged pool (embedded, sized by --context-tokens): auto (bf16) or f8e4m3 (half the bytes: GLM-4-9B-Chat-1M's whole 1M-token window in 40 GiB); a CPU build keeps them in f32";

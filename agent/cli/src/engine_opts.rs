@@ -10,7 +10,7 @@ use glm_agent::trace::Trace;
 use glm_engine_mistralrs::model::hub::{DEFAULT_MODEL, locate};
 use glm_engine_mistralrs::model::{Layout, ModelError, prepare, read_dims};
 use glm_engine_mistralrs::{
-    EmbeddedConfig, EmbeddedEngine, Isq, KvCache, kv_bytes_per_token, tokens_held,
+    Dtype, EmbeddedConfig, EmbeddedEngine, Isq, KvCache, kv_bytes_per_token, tokens_held,
     uses_paged_attention,
 };
 use glm_prompts::{Encoder, SpecialIds, SpecialToken};
@@ -36,14 +36,14 @@ pub struct Opened {
 /// (`max_position_embeddings`, else `seq_length`), lowered on CPU to three quarters of the memory
 /// available after loading, and on a GPU build to the GPU's memory less the bf16 weights and a
 /// tenth kept for activations (`nvidia-smi`'s total; unknown, the model's window stands).
-fn embedded_window(dir: &std::path::Path, kv: KvCache) -> Option<(usize, u64)> {
+fn embedded_window(dir: &std::path::Path, kv: KvCache, dtype: Dtype) -> Option<(usize, u64)> {
     let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
     let config: serde_json::Value = serde_json::from_str(&text).ok()?;
     let window = ["max_position_embeddings", "seq_length"]
         .iter()
         .find_map(|k| config[*k].as_u64())?;
     let dims = glm_engine_mistralrs::model::Dims::of(&config);
-    let per_token = kv_bytes_per_token(dims.layers, dims.kv_heads(), dims.head_dim(), kv);
+    let per_token = kv_bytes_per_token(dims.layers, dims.kv_heads(), dims.head_dim(), kv, dtype);
     let held = if uses_paged_attention() {
         glm_engine_mistralrs::gpu_memory().map_or(u64::MAX, |total| {
             tokens_held(total, dims.params() * 2, per_token)
@@ -55,8 +55,15 @@ fn embedded_window(dir: &std::path::Path, kv: KvCache) -> Option<(usize, u64)> {
     Some((window.min(held) as usize, per_token))
 }
 
-/// `--kv-cache-type`, refused before anything loads when this build cannot honour it.
-fn kv_cache_of(settings: &EngineSettings) -> Result<KvCache, Failure> {
+/// `--dtype` and `--kv-cache-type`, refused before anything loads when this build cannot honour
+/// them.
+fn kv_cache_of(settings: &EngineSettings) -> Result<(KvCache, Dtype), Failure> {
+    let dtype: Dtype = settings
+        .dtype
+        .as_deref()
+        .unwrap_or("auto")
+        .parse()
+        .map_err(|e: String| Failure::bad_input(anyhow::anyhow!("--dtype: {e}")))?;
     let kv: KvCache = settings
         .kv_cache_type
         .as_deref()
@@ -65,7 +72,28 @@ fn kv_cache_of(settings: &EngineSettings) -> Result<KvCache, Failure> {
         .map_err(|e: String| Failure::bad_input(anyhow::anyhow!("--kv-cache-type: {e}")))?;
     kv.check()
         .map_err(|e| Failure::bad_input(anyhow::anyhow!("--kv-cache-type: {e}")))?;
-    Ok(kv)
+    Ok((kv, dtype))
+}
+
+/// Runs a load with standard output pointed at standard error: libraries print there while
+/// loading (the tokenizers crate warns on standard output when it saves a vocabulary with holes,
+/// as mistral.rs does beside freshly quantised weights), which would corrupt `--json` output, and
+/// a closed pipe would make their print panic.
+async fn quiet_stdout<T>(load: impl std::future::Future<Output = T>) -> T {
+    #[cfg(unix)]
+    {
+        let _ = std::io::stdout().flush();
+        let saved = nix::unistd::dup(std::io::stdout()).ok();
+        let moved = saved.is_some() && nix::unistd::dup2_stdout(std::io::stderr()).is_ok();
+        let out = load.await;
+        let _ = std::io::stdout().flush();
+        if let (true, Some(fd)) = (moved, saved) {
+            let _ = nix::unistd::dup2_stdout(&fd);
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    load.await
 }
 
 fn engine_failed(e: impl Into<anyhow::Error>) -> Failure {
@@ -230,13 +258,13 @@ impl Resolved {
     ) -> Result<Opened, Failure> {
         match (self, settings.spec()?) {
             (Resolved::Embedded { spec, dir }, _) => {
-                let kv = kv_cache_of(settings)?;
+                let (kv, dtype) = kv_cache_of(settings)?;
                 if settings.use_serve != Some(false)
-                    && let Some(opened) = open_shared(settings, &spec, &dir, kv).await
+                    && let Some(opened) = open_shared(settings, &spec, &dir, kv, dtype).await
                 {
                     return Ok(opened);
                 }
-                open_embedded(settings, common, &spec, &dir, kv, window).await
+                open_embedded(settings, common, &spec, &dir, (kv, dtype), window).await
             }
             (Resolved::Remote, EngineSpec::OpenAi(url)) => open_openai(settings, &url).await,
             (Resolved::Remote, EngineSpec::Replay(path)) => open_replay(settings, &path),
@@ -257,6 +285,7 @@ async fn open_shared(
     spec: &str,
     dir: &std::path::Path,
     kv: KvCache,
+    dtype: Dtype,
 ) -> Option<Opened> {
     for record in crate::shared::servers_of(dir) {
         // A server that asks for a key is not used: its key is its own.
@@ -284,7 +313,7 @@ async fn open_shared(
         model["id"] = spec.into();
         model["server"] = server["server"].clone();
         model["engine"] = server["engine"].clone();
-        if let Some((window, per_token)) = embedded_window(dir, kv) {
+        if let Some((window, per_token)) = embedded_window(dir, kv, dtype) {
             model["context_window"] = window.into();
             model["kv_bytes_per_token"] = per_token.into();
         }
@@ -370,10 +399,10 @@ async fn open_embedded(
     common: &CommonOptions,
     spec: &str,
     dir: &std::path::Path,
-    kv: KvCache,
+    (kv, dtype): (KvCache, Dtype),
     window: Option<usize>,
 ) -> Result<Opened, Failure> {
-    let fits = embedded_window(dir, kv);
+    let fits = embedded_window(dir, kv, dtype);
     let isq: Isq = settings
         .isq
         .as_deref()
@@ -392,6 +421,7 @@ async fn open_embedded(
         prefix_cache: settings.prefix_cache.unwrap_or(true),
         work_dir: common.cache()?.join("engine"),
         kv_cache: kv,
+        dtype,
         context_tokens: window.or(fits.map(|(w, _)| w)),
         // mistral.rs's loading steps and quantisation progress bars, on a terminal.
         verbose: std::io::stderr().is_terminal(),
@@ -404,7 +434,9 @@ async fn open_embedded(
             .max(1),
         ..config
     };
-    let engine = EmbeddedEngine::load(config).await.map_err(engine_failed)?;
+    let engine = quiet_stdout(EmbeddedEngine::load(config))
+        .await
+        .map_err(engine_failed)?;
     let report = engine.report();
     let pool = report.paged.map_or_else(String::new, |(tokens, kv)| {
         format!(

@@ -439,3 +439,85 @@ fn needle_lengths_beyond_the_window_are_refused_with_the_counts() {
     let ran = eval("512,1024");
     assert!(ran.status.success(), "{}", text(&ran.stderr));
 }
+
+/// `--dtype`: the tiny model runs on the embedded engine with half-precision activations, and
+/// the bytes its keys and values take a token (the meter's, recorded in the trace) halve; bf16
+/// with weights left in full precision, which candle cannot multiply on CPU, is refused at load
+/// with what to do.
+#[test]
+fn half_precision_activations_halve_the_key_value_bytes_a_token_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = crate::cli_serve::tiny_model();
+    let run = |dtype: &str, isq: &str| {
+        glm_test_support::glm_agent_command()
+            .args(["run", "--tools", "none", "--max-steps", "1"])
+            .args(["--max-step-tokens", "4", "--use-serve", "false", "--json"])
+            .args(["--isq", isq, "--dtype", dtype])
+            .arg("--model")
+            .arg(model)
+            .arg("Hello")
+            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+            .env("GLM_AGENT_CACHE", dir.path().join("cache"))
+            .env("GLM_AGENT_TRACE_DIR", dir.path().join("traces"))
+            .env("GLM_AGENT_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let per_token = |dtype: &str, isq: &str| {
+        let out = run(dtype, isq);
+        let events = json_events(&out.stdout);
+        // The run may end at its step budget (exit 3); it must have generated.
+        assert!(
+            events.iter().any(|e| e["event"] == "model"),
+            "{dtype}: {}",
+            text(&out.stderr)
+        );
+        events[0]["model"]["kv_bytes_per_token"].as_u64().unwrap()
+    };
+    let f32 = per_token("f32", "none");
+    assert!(f32 > 0);
+    assert_eq!(per_token("auto", "none"), f32);
+    assert_eq!(per_token("f16", "none") * 2, f32);
+    assert_eq!(per_token("bf16", "q8_0") * 2, f32);
+    if !glm_engine_mistralrs::uses_gpu() {
+        let out = run("bf16", "none");
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(4), "{all}");
+        assert!(
+            all.contains("--dtype f16") && all.contains("--isq"),
+            "{all}"
+        );
+        assert!(!all.contains("\"event\":\"model\""), "{all}");
+    }
+}
+
+/// A first quantised load saves the weights with the tokenizer, and the tokenizers crate prints a
+/// warning on standard output for a vocabulary with holes (the tiny model's has): it goes to
+/// standard error, and `--json` output stays one JSON value.
+#[test]
+fn what_libraries_print_while_loading_stays_out_of_json_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = dir.path().join("prompt.json");
+    std::fs::write(&prompt, "[1, 2, 3]").unwrap();
+    let out = glm_test_support::glm_agent_command()
+        .args(["generate", "--isq", "q8_0", "--max-tokens", "2", "--json"])
+        .arg("--model")
+        .arg(&glm_test_support::checkpoint::tiny_glm4().dir)
+        .arg("--prompt-file")
+        .arg(&prompt)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
+        .env("GLM_AGENT_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("OrderedVocab"),
+        "the library printed nothing: {err}"
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    assert!(answer["usage"].is_object(), "{answer}");
+}

@@ -86,11 +86,18 @@ fn a_misspelt_engine_is_a_usage_error_before_any_slow_work() {
 fn a_key_value_cache_this_build_cannot_keep_is_a_usage_error_before_any_slow_work() {
     let dir = tempfile::tempdir().unwrap();
     let gpu = glm_engine_mistralrs::uses_paged_attention();
-    let mut cases = vec![("int4", "unknown key/value cache type `int4`")];
+    let mut cases = vec![
+        (
+            "--kv-cache-type",
+            "int4",
+            "unknown key/value cache type `int4`",
+        ),
+        ("--dtype", "f8", "unknown dtype `f8`"),
+    ];
     if !gpu {
-        cases.push(("f8e4m3", "--features cuda"));
+        cases.push(("--kv-cache-type", "f8e4m3", "--features cuda"));
     }
-    for (kv, says) in cases {
+    for (flag, kv, says) in cases {
         for command in [
             &["run", "--tools", "python", "t"][..],
             &["serve", "--port", "0"],
@@ -98,17 +105,14 @@ fn a_key_value_cache_this_build_cannot_keep_is_a_usage_error_before_any_slow_wor
             let started = std::time::Instant::now();
             let out = glm_test_support::glm_agent_command()
                 .args(command)
-                .args(["--kv-cache-type", kv, "--model", "/nonexistent/model"])
+                .args([flag, kv, "--model", "/nonexistent/model"])
                 .env("GLM_AGENT_CACHE", dir.path().join("cache"))
                 .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
                 .output()
                 .unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{kv} {command:?}: {err}");
-            assert!(
-                err.contains("--kv-cache-type") && err.contains(says),
-                "{err}"
-            );
+            assert!(err.contains(flag) && err.contains(says), "{err}");
             assert_eq!(err.trim().lines().count(), 1, "{err}");
             assert!(!dir.path().join("cache/python").exists(), "{kv}");
             assert!(

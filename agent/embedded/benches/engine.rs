@@ -9,6 +9,7 @@
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --ttft auto,q4k,q8_0
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --llamacpp
 //!     cargo bench -p glm-engine-mistralrs --bench engine -- --long 1024,4096,16384
+//!     cargo bench -p glm-engine-mistralrs --bench engine -- --kv-dtype 4096,8192
 //!
 //! `--ttft LIST` measures what a user waits for: a 2,000-token prompt, then 200 generated
 //! tokens (time to the first token, decode rate, the whole), and how many cores were busy in
@@ -392,6 +393,10 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--shared") {
         serve_bench::shared(base);
+        return;
+    }
+    if std::env::args().any(|a| a == "--kv-dtype") {
+        long::dtypes(base);
         return;
     }
     if std::env::args().any(|a| a == "--long") {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use crate::isq::Isq;
-use crate::kv::{KvCache, kv_bytes_per_token};
+use crate::kv::{Dtype, KvCache, kv_bytes_per_token};
 
 /// How to load the embedded engine.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct EmbeddedConfig {
     /// Requests run at once, as sequences mistral.rs batches (default: 4 on a GPU build, 1 on
     /// CPU, where batched sequences measured slower than one at a time).
     pub max_sequences: usize,
+    /// The activation dtype, which a CPU build keeps keys and values in.
+    pub dtype: Dtype,
     /// The element type of the paged key/value cache of a GPU build (a CPU build refuses FP8).
     pub kv_cache: KvCache,
     /// Tokens of keys and values a GPU build allocates in its paged pool, shared by the
@@ -50,6 +52,7 @@ impl EmbeddedConfig {
             prefix_cache: true,
             cache_budget: None,
             max_sequences: if crate::isq::uses_gpu() { 4 } else { 1 },
+            dtype: Dtype::Auto,
             kv_cache: KvCache::Auto,
             context_tokens: None,
             verbose: false,
@@ -93,7 +96,7 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    pub(crate) fn read(dir: &Path, kv: KvCache) -> Result<Shape, EngineError> {
+    pub(crate) fn read(dir: &Path, kv: KvCache, dtype: Dtype) -> Result<Shape, EngineError> {
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
             EngineError::new(
@@ -121,6 +124,7 @@ impl Shape {
                 dims.kv_heads(),
                 dims.head_dim(),
                 kv,
+                dtype,
             ),
             params: dims.params(),
             context: ["max_position_embeddings", "seq_length"]

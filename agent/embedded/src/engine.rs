@@ -26,7 +26,7 @@ use tokio::sync::{RwLock, mpsc};
 use crate::book::CacheBook;
 use crate::config::{EmbeddedConfig, LoadReport, Shape};
 use crate::isq::{available_memory, choose_isq, down_projection_isq, isq_name, uses_gpu};
-use crate::kv::{PagedPool, uses_paged_attention};
+use crate::kv::{Dtype, PagedPool, uses_paged_attention};
 use crate::load::build;
 
 /// The paged pool's tokens when neither the caller nor the model's config.json gives a window.
@@ -97,7 +97,7 @@ impl EmbeddedEngine {
             .kv_cache
             .check()
             .map_err(|m| EngineError::new(Cause::Invalid, m))?;
-        let shape = Shape::read(dir, config.kv_cache)?;
+        let shape = Shape::read(dir, config.kv_cache, config.dtype)?;
         let tok_path = dir.join("tokenizer.json");
         let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| {
             EngineError::new(
@@ -108,6 +108,13 @@ impl EmbeddedEngine {
         let sentinel = sentinel_for(&tokenizer)?;
         let available = available_memory();
         let (isq, mut reason) = choose_isq(config.isq, shape.params, available, uses_gpu());
+        if isq.is_none() && !uses_gpu() && config.dtype.resolved() == Dtype::Bf16 {
+            return Err(EngineError::new(
+                Cause::Invalid,
+                "bf16 activations on CPU need quantised weights (candle has no CPU bf16 matmul): \
+                 add --isq q8_0 (or q4k), or use --dtype f16",
+            ));
+        }
         let down = isq.and_then(|t| down_projection_isq(t, shape.ffn));
         if let Some(d) = down {
             reason.push_str(&format!(

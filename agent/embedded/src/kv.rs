@@ -9,6 +9,66 @@
 
 use mistralrs::{MemoryGpuConfig, PagedAttentionConfig, PagedAttentionMetaBuilder, PagedCacheType};
 
+/// The embedded engine's activation dtype (`--dtype`), which a CPU build keeps its keys and
+/// values in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dtype {
+    /// f32 on CPU (exact; candle's f32 matmul is its fastest there), bf16 on a GPU.
+    #[default]
+    Auto,
+    /// 32-bit floats: 4 bytes an element.
+    F32,
+    /// IEEE half precision: 2 bytes, a range up to 65,504.
+    F16,
+    /// bfloat16, the dtype GLM-4 was trained in: 2 bytes, f32's range.
+    Bf16,
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Dtype::Auto),
+            "f32" => Ok(Dtype::F32),
+            "f16" => Ok(Dtype::F16),
+            "bf16" => Ok(Dtype::Bf16),
+            other => Err(format!(
+                "unknown dtype `{other}`: use auto, f32, f16 or bf16"
+            )),
+        }
+    }
+}
+
+impl Dtype {
+    /// The dtype this build loads with.
+    pub fn resolved(self) -> Dtype {
+        match self {
+            Dtype::Auto if crate::isq::uses_gpu() => Dtype::Bf16,
+            Dtype::Auto => Dtype::F32,
+            other => other,
+        }
+    }
+
+    /// Bytes of one element.
+    pub fn bytes(self) -> u64 {
+        match self.resolved() {
+            Dtype::F32 | Dtype::Auto => 4,
+            Dtype::F16 | Dtype::Bf16 => 2,
+        }
+    }
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Auto => "auto",
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+        }
+    }
+}
+
 /// The element type of the paged key/value cache (`--kv-cache-type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KvCache {
@@ -42,13 +102,12 @@ impl KvCache {
         }
     }
 
-    /// Bytes of one key or value element in this build.
-    pub fn element_bytes(self) -> u64 {
+    /// Bytes of one key or value element in this build, with activations in `dtype`.
+    pub fn element_bytes(self, dtype: Dtype) -> u64 {
         match (self, uses_paged_attention()) {
             (KvCache::F8E4M3, true) => 1,
-            (KvCache::Auto, true) => 2,
-            // CPU: f32 whatever was asked (`check` refuses FP8 there).
-            (_, false) => 4,
+            // The activations' dtype otherwise (`check` refuses FP8 without paged attention).
+            _ => dtype.bytes(),
         }
     }
 
@@ -72,8 +131,14 @@ pub fn uses_paged_attention() -> bool {
 }
 
 /// Bytes of keys and values one token takes: every layer's keys and values.
-pub fn kv_bytes_per_token(layers: usize, kv_heads: usize, head_dim: usize, kv: KvCache) -> u64 {
-    2 * (layers * kv_heads * head_dim) as u64 * kv.element_bytes()
+pub fn kv_bytes_per_token(
+    layers: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    kv: KvCache,
+    dtype: Dtype,
+) -> u64 {
+    2 * (layers * kv_heads * head_dim) as u64 * kv.element_bytes(dtype)
 }
 
 /// Paged attention's pool: `context_tokens` tokens (at least one block) in blocks of 32, the
@@ -160,6 +225,9 @@ mod tests {
         let err = "int4".parse::<KvCache>().unwrap_err();
         assert!(err.contains("`int4`") && err.contains("f8e4m3"), "{err}");
         assert_eq!(KvCache::F8E4M3.name(), "f8e4m3");
+        assert_eq!("BF16".parse::<Dtype>(), Ok(Dtype::Bf16));
+        let err = "f8".parse::<Dtype>().unwrap_err();
+        assert!(err.contains("`f8`") && err.contains("bf16"), "{err}");
     }
 
     #[test]
@@ -167,7 +235,7 @@ mod tests {
         // GLM-4-9B-Chat-1M: 40 layers, 4 key/value heads (multi_query_group_num) of 128
         // (kv_channels).
         let window = 1_048_576u64;
-        let per = |kv| kv_bytes_per_token(40, 4, 128, kv);
+        let per = |kv| kv_bytes_per_token(40, 4, 128, kv, Dtype::Auto);
         if uses_paged_attention() {
             assert_eq!(per(KvCache::F8E4M3) * window, 40 << 30);
             assert_eq!(per(KvCache::Auto) * window, 80 << 30);
@@ -175,6 +243,19 @@ mod tests {
         } else {
             assert_eq!(per(KvCache::Auto), 160 << 10);
             assert_eq!(per(KvCache::F8E4M3) * window, 160 << 30);
+            // f16 or bf16 activations halve them on CPU.
+            assert_eq!(
+                kv_bytes_per_token(40, 4, 128, KvCache::Auto, Dtype::F16),
+                80 << 10
+            );
+            assert_eq!(
+                kv_bytes_per_token(40, 4, 128, KvCache::Auto, Dtype::Bf16),
+                80 << 10
+            );
+            assert_eq!(
+                kv_bytes_per_token(40, 4, 128, KvCache::Auto, Dtype::F32),
+                160 << 10
+            );
             let err = KvCache::F8E4M3.check().unwrap_err();
             assert!(err.contains("--features cuda"), "{err}");
         }

@@ -29,7 +29,7 @@ pub use config::{EmbeddedConfig, LoadReport};
 pub use decoder::Decoder;
 pub use engine::{EmbeddedEngine, EmbeddedStats};
 pub use isq::{Isq, available_memory, choose_isq, isq_name, uses_gpu};
-pub use kv::{KvCache, gpu_memory, kv_bytes_per_token, tokens_held, uses_paged_attention};
+pub use kv::{Dtype, KvCache, gpu_memory, kv_bytes_per_token, tokens_held, uses_paged_attention};
 /// mistral.rs's quantisation types.
 pub use mistralrs::IsqType;
 pub use overlay::overlay;

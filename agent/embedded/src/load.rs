@@ -8,7 +8,7 @@ use mistralrs::{IsqType, Model, ModelDType, TextModelBuilder, Topology, UqffText
 
 use crate::config::EmbeddedConfig;
 use crate::isq::{isq_name, uses_gpu};
-use crate::kv::PagedPool;
+use crate::kv::{Dtype, PagedPool};
 
 /// Builds a mistral.rs model, reading saved quantised weights when there are some. `down` is
 /// the FFN down projection's type when it differs from `isq` (see
@@ -36,11 +36,14 @@ pub(crate) async fn build(
         _ => TextModelBuilder::new(&id),
     }
     .with_max_num_seqs(4);
-    builder = if uses_gpu() {
-        builder.with_dtype(ModelDType::BF16)
-    } else {
-        builder.with_force_cpu().with_dtype(ModelDType::F32)
-    };
+    if !uses_gpu() {
+        builder = builder.with_force_cpu();
+    }
+    builder = builder.with_dtype(match config.dtype.resolved() {
+        Dtype::F16 => ModelDType::F16,
+        Dtype::Bf16 => ModelDType::BF16,
+        Dtype::F32 | Dtype::Auto => ModelDType::F32,
+    });
     if let Some(pool) = paged {
         let paged = pool
             .config()

@@ -28,21 +28,22 @@ fn prompt(n: usize) -> Vec<u32> {
         .collect()
 }
 
-/// The embedded engine in a process of its own: (time to the first token, peak memory), or
-/// why it failed.
-fn embedded(model: &Path, ids: &[u32]) -> Result<(Duration, u64), String> {
+/// The embedded engine in a process of its own, with `flags` (`--isq` among them): (time to
+/// the first token, peak memory), or why it failed.
+fn embedded(model: &Path, ids: &[u32], flags: &[&str]) -> Result<(Duration, u64), String> {
     let dir = model.parent().unwrap();
     let file = dir.join("prompt.json");
     std::fs::write(&file, serde_json::to_vec(ids).unwrap()).unwrap();
     let measured = glm_test_support::run_measured(
         Command::new(glm_test_support::glm_agent_exe())
-            .args(["generate", "--isq", "none", "--max-tokens", "1", "--json"])
+            .args(["generate", "--max-tokens", "1", "--json"])
+            .args(flags)
             .arg("--model")
             .arg(model)
             .arg("--prompt-file")
             .arg(&file)
             .arg("--cache-dir")
-            .arg(dir.join("cache"))
+            .arg(dir.join(format!("cache{}", flags.join("-"))))
             .env("GLM_AGENT_CONFIG", dir.join("none.toml"))
             .env("GLM_AGENT_OFFLINE", "1"),
     );
@@ -53,7 +54,18 @@ fn embedded(model: &Path, ids: &[u32]) -> Result<(Duration, u64), String> {
             .unwrap_or("failed")
             .to_owned());
     }
-    let answer: Value = serde_json::from_slice(&measured.output.stdout).unwrap();
+    // The answer is the last line: a first quantised load writes the tokenizer with the saved
+    // weights, and the tokenizers crate prints a warning on standard output when this synthetic
+    // vocabulary has holes.
+    let stdout = String::from_utf8_lossy(&measured.output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let answer: Value = serde_json::from_str(last).map_err(|e| {
+        format!(
+            "{e}: {} {}",
+            String::from_utf8_lossy(&measured.output.stdout),
+            String::from_utf8_lossy(&measured.output.stderr)
+        )
+    })?;
     let prefill = &answer["usage"]["prefill"];
     let seconds =
         prefill["secs"].as_f64().unwrap_or(0.0) + prefill["nanos"].as_f64().unwrap_or(0.0) / 1e9;
@@ -101,18 +113,79 @@ fn cell(result: &Result<(Duration, u64), String>) -> String {
     }
 }
 
+/// The prompt lengths after `flag`, or `default`.
+fn lengths(flag: &str, default: &[usize]) -> Vec<usize> {
+    std::env::args()
+        .skip_while(|a| a != flag)
+        .nth(1)
+        .filter(|a| !a.starts_with('-'))
+        .map_or_else(
+            || default.to_vec(),
+            |list| list.split(',').map(|n| n.parse().unwrap()).collect(),
+        )
+}
+
+/// 40 layers with GLM-4-9B's keys and values (4 heads of 128: 160 KiB a token in f32) but a
+/// hidden width of 512, so the keys and values, not the weights, set the peak.
+const GLM4_KV_40_LAYERS: super::Widths = super::Widths {
+    hidden: 512,
+    heads: 4,
+    kv: 4,
+    ffn: 1_376,
+    layers: 40,
+};
+
+/// `--kv-dtype [LENGTHS]`: the CPU key/value cache's cost by activation dtype (`--dtype f32`,
+/// `f16`, `bf16`, weights in Q4K as the 9B model loads on CPU), each length in a fresh process:
+/// the time to the first token and the peak memory, side by side.
+pub fn dtypes(base: std::ffi::OsString) {
+    if super::built_exe().is_none() {
+        return;
+    }
+    let lengths = lengths("--kv-dtype", &[4096, 8192]);
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let model = dir.path().join("glm-4-kv-widths-40-layers");
+    super::write_model(&model, &GLM4_KV_40_LAYERS);
+    let w = &GLM4_KV_40_LAYERS;
+    let per_token = |bytes: usize| w.layers * 2 * w.kv * (w.hidden / w.heads) * bytes;
+    println!(
+        "40 layers, GLM-4-9B's keys and values ({} KiB a token in f32, {} KiB in f16/bf16), hidden {}, Q4K weights",
+        per_token(4) / 1024,
+        per_token(2) / 1024,
+        w.hidden
+    );
+    println!(
+        "{:>8} | {:>22} | {:>22} | {:>22} | f16 vs f32: ttft, peak",
+        "prompt", "f32: ttft, peak", "f16: ttft, peak", "bf16: ttft, peak"
+    );
+    for n in lengths {
+        let ids = prompt(n);
+        let runs: Vec<_> = ["f32", "f16", "bf16"]
+            .iter()
+            .map(|d| embedded(&model, &ids, &["--isq", "q4k", "--dtype", d]))
+            .collect();
+        let ratio = match (&runs[0], &runs[1]) {
+            (Ok((t0, p0)), Ok((t1, p1))) => format!(
+                "{:.2}x, {:.2}x",
+                t1.as_secs_f64() / t0.as_secs_f64(),
+                *p1 as f64 / *p0 as f64
+            ),
+            _ => "-".into(),
+        };
+        println!(
+            "{n:>8} | {:>22} | {:>22} | {:>22} | {ratio}",
+            cell(&runs[0]),
+            cell(&runs[1]),
+            cell(&runs[2])
+        );
+    }
+}
+
 pub fn run(base: std::ffi::OsString) {
     if super::built_exe().is_none() {
         return;
     }
-    let lengths: Vec<usize> = std::env::args()
-        .skip_while(|a| a != "--long")
-        .nth(1)
-        .filter(|a| !a.starts_with('-'))
-        .map_or_else(
-            || vec![1024, 4096, 16_384],
-            |list| list.split(',').map(|n| n.parse().unwrap()).collect(),
-        );
+    let lengths = lengths("--long", &[1024, 4096, 16_384]);
     let packages = super::llamacpp_bench::packages();
     let dir = tempfile::tempdir_in(base).unwrap();
     let model = dir.path().join("glm-4-9b-widths-2-layers");
@@ -139,7 +212,7 @@ pub fn run(base: std::ffi::OsString) {
     );
     for n in lengths {
         let ids = prompt(n);
-        let ours = embedded(&model, &ids);
+        let ours = embedded(&model, &ids, &["--isq", "none"]);
         let theirs = llamacpp(&rt, &packages, &gguf, &ids);
         let ratio = match (&ours, &theirs) {
             (Ok((a, _)), Ok((b, _))) => format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64()),
