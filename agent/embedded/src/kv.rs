@@ -1,7 +1,8 @@
 //! Where the keys and values live, and how many tokens of them fit.
 //!
-//! On CPU mistral.rs 0.8.1 keeps every sequence's keys and values in f32 tensors that grow with
-//! it (the prefix cache holds finished ones; see `book`). A CUDA or Metal build uses paged
+//! On CPU mistral.rs 0.8.1 keeps every sequence's keys and values in tensors of the activation
+//! dtype ([`Dtype`]: f32 by default, f16 or bf16 at half the bytes) that grow with it (the
+//! prefix cache holds finished ones; see `book`). A CUDA or Metal build uses paged
 //! attention instead: one pool of blocks, allocated at load for `context_tokens` tokens, in the
 //! model's dtype (bf16) or, with [`KvCache::F8E4M3`], one byte per element, which is what lets a
 //! 1,048,576-token window of GLM-4-9B (40 layers, 4 KV heads of 128) fit one 80 GB GPU: 40 GiB of
@@ -117,7 +118,7 @@ impl KvCache {
             return Err(
                 "an FP8 key/value cache (f8e4m3) needs paged attention, which mistral.rs has only on a GPU build \
                  (cargo install --path agent/cli --profile dist --features cuda); this build keeps keys and values \
-                 in f32 on the CPU: use --kv-cache-type auto, or lower --context-tokens"
+                 in the activation dtype on the CPU: use --kv-cache-type auto, and --dtype f16 for half f32's bytes"
                     .into(),
             );
         }
