@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use glm_tools::browser::{
-    FEATURES, Fetched, MODEL, Model, article_blocks, decode, extract, extract_with,
+    FEATURES, Fetched, INVISIBLE, MODEL, Model, article_blocks, decode, extract, extract_with,
     render_page_with,
 };
 use url::Url;
@@ -158,11 +158,6 @@ fn collapse(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
-
-/// Characters that take no room when shown.
-const INVISIBLE: [char; 6] = [
-    '\u{ad}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}',
-];
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

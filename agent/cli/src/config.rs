@@ -39,7 +39,7 @@ concern! {
             "The embedded engine's activations, which a CPU build keeps keys and values in: auto (f32 on CPU, bf16 on a GPU), f32, f16 or bf16 (half f32's key/value bytes; on CPU bf16 needs quantised weights)";
         #[arg(long, value_name = "TYPE")]
         kv_cache_type: String = Some("auto".into()), env "GLM_AGENT_KV_CACHE_TYPE",
-            "Keys and values of a GPU build's paged pool (embedded, sized by --context-tokens): auto (bf16) or f8e4m3 (half the bytes: GLM-4-9B-Chat-1M's whole 1M-token window in 40 GiB); a CPU build keeps them in f32";
+            "Keys and values of a GPU build's paged pool (embedded, sized by --context-tokens): auto (bf16) or f8e4m3 (half the bytes: GLM-4-9B-Chat-1M's whole 1M-token window in 40 GiB); a CPU build keeps them in --dtype's type";
         #[arg(long, value_name = "BOOL")]
         use_serve: bool = Some(true), env "GLM_AGENT_USE_SERVE",
             "Use the model a running glm-agent serve on this machine already holds, instead of loading it again (embedded); false loads it in this process";

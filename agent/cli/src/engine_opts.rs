@@ -209,9 +209,8 @@ fn home(path: &str) -> PathBuf {
 }
 
 impl EngineSettings {
-    /// The engine, checked: a bad value is a usage error (exit 2).
-    /// The engine asked for; an embedded engine's options are checked too, so a mistake is a
-    /// usage error before anything slow runs.
+    /// The engine, checked, with an embedded engine's options: a bad value is a usage error
+    /// (exit 2) before anything slow runs.
     pub fn spec(&self) -> Result<EngineSpec, Failure> {
         let spec = EngineSpec::parse(self.engine())
             .map_err(|e| Failure::bad_input(anyhow::anyhow!("--engine {e}")))?;
@@ -438,13 +437,9 @@ async fn open_embedded(
         .await
         .map_err(engine_failed)?;
     let report = engine.report();
-    let pool = report.paged.map_or_else(String::new, |(tokens, kv)| {
+    let pool = report.paged.map_or_else(String::new, |(tokens, element)| {
         format!(
-            "; keys and values: a paged pool of {tokens} tokens in {}, {:.1} GiB",
-            match kv {
-                KvCache::Auto => "bf16",
-                KvCache::F8E4M3 => "f8e4m3",
-            },
+            "; keys and values: a paged pool of {tokens} tokens in {element}, {:.1} GiB",
             report.cache_budget as f64 / (1u64 << 30) as f64
         )
     });
@@ -464,8 +459,8 @@ async fn open_embedded(
         model["context_window"] = window.into();
         model["kv_bytes_per_token"] = per_token.into();
     }
-    if let Some((tokens, kv)) = report.paged {
-        model["kv_pool"] = serde_json::json!({"tokens": tokens, "type": kv.name()});
+    if let Some((tokens, element)) = report.paged {
+        model["kv_pool"] = serde_json::json!({"tokens": tokens, "type": element});
     }
     Ok(Opened {
         engine: Box::new(engine),

@@ -181,14 +181,9 @@ fn codex_cli_runs_a_tool_round_trip_against_serve() {
 
 #[test]
 fn structured_outputs_hold_a_random_model_to_the_schema_for_every_client() {
-    let model = crate::cli_serve::tiny_model();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = Server::tiny(
         &[
-            "--model",
-            model.to_str().unwrap(),
-            "--isq",
-            "none",
             "--max-model-len",
             "2048",
             "--api-key",
@@ -312,19 +307,8 @@ fn post(base: &str, path: &str, body: &Value) -> (u16, String, std::time::Durati
 /// and memory on the embedded engine, which compiles them into a grammar over the vocabulary.
 #[test]
 fn hostile_schemas_are_answered_or_refused_in_bounded_time_and_memory() {
-    let model = crate::cli_serve::tiny_model();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &[
-            "--model",
-            model.to_str().unwrap(),
-            "--isq",
-            "none",
-            "--served-model-name",
-            "m",
-        ],
-        dir.path(),
-    );
+    let server = Server::tiny(&["--served-model-name", "m"], dir.path());
     let mut nested = json!({"type": "integer"});
     for _ in 0..50 {
         nested = json!({"type": "object", "properties": {"a": nested}, "required": ["a"]});

@@ -54,6 +54,12 @@ impl Server {
         }
     }
 
+    /// Serve on the tiny model at full precision, with `args` besides.
+    pub(crate) fn tiny(args: &[&str], dir: &Path) -> Server {
+        let model = tiny_model().to_str().unwrap();
+        Server::start(&[&["--model", model, "--isq", "none"], args].concat(), dir)
+    }
+
     /// The address it listens on.
     pub(crate) fn base(&self) -> &str {
         &self.listening.base
@@ -160,15 +166,10 @@ fn serve_answers_openai_clients_with_recorded_glm4_outputs() {
 
 #[test]
 fn serve_on_the_embedded_engine_enforces_cancels_batches_and_caches() {
-    let model = tiny_model();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let server = Server::start(
+    let server = Server::tiny(
         &[
-            "--model",
-            model.to_str().unwrap(),
-            "--isq",
-            "none",
             "--max-sequences",
             "8",
             "--max-model-len",

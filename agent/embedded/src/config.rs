@@ -75,10 +75,10 @@ pub struct LoadReport {
     pub reason: String,
     /// Whether quantised weights were read from a saved UQFF file.
     pub from_saved: bool,
-    /// The prefix-cache budget in bytes.
+    /// The prefix-cache budget in bytes (a GPU build: the paged pool's bytes).
     pub cache_budget: u64,
-    /// The paged key/value pool of a GPU build: its tokens and element type.
-    pub paged: Option<(usize, KvCache)>,
+    /// The paged key/value pool of a GPU build: its tokens and element type (`bf16`, `f8e4m3`).
+    pub paged: Option<(usize, &'static str)>,
     /// How long loading took.
     pub took: Duration,
 }

@@ -28,12 +28,12 @@ use crate::config::{EmbeddedConfig, LoadReport, Shape};
 use crate::isq::{available_memory, choose_isq, down_projection_isq, isq_name, uses_gpu};
 use crate::kv::{Dtype, PagedPool, uses_paged_attention};
 use crate::load::build;
-
-/// The paged pool's tokens when neither the caller nor the model's config.json gives a window.
-const DEFAULT_POOL_TOKENS: usize = 32_768;
 use crate::overlay::{overlay, sentinel_for};
 use crate::picker::{Picked, Picker, PickerState, Rng};
 use glm_engine::{Cause, EngineError, GenerateRequest, Usage};
+
+/// The paged pool's tokens when neither the caller nor the model's config.json gives a window.
+const DEFAULT_POOL_TOKENS: usize = 32_768;
 
 /// How a request ended.
 pub(crate) struct RunEnd {
@@ -62,6 +62,8 @@ pub struct EmbeddedEngine {
     sentinel: u32,
     served: PathBuf,
     budget: u64,
+    /// A GPU build's paged key/value pool, fixed at load.
+    paged: Option<PagedPool>,
     pub(crate) tokenizer: Arc<tokenizers::Tokenizer>,
     /// Grammars of structured answers over the tokenizer's vocabulary.
     grammars: crate::grammar::Grammars,
@@ -150,7 +152,7 @@ impl EmbeddedEngine {
             reason,
             from_saved,
             cache_budget: budget,
-            paged: paged.map(|p| (p.tokens, p.kv)),
+            paged: paged.map(|p| (p.tokens, p.kv.element_name(config.dtype))),
             took: started.elapsed(),
         };
         let max_sequences = config.max_sequences.max(1);
@@ -163,6 +165,7 @@ impl EmbeddedEngine {
             sentinel,
             served,
             budget,
+            paged,
             grammars: crate::grammar::Grammars::new(tokenizer.clone()),
             tokenizer,
             inner: RwLock::new(Inner {
@@ -335,7 +338,7 @@ impl EmbeddedEngine {
             let usage = Usage {
                 prompt_tokens: request.prompt.len(),
                 // A paged pool's block cache evicts on its own: what it reused is not known here.
-                cached_prompt_tokens: self.report.paged.is_none().then_some(cached),
+                cached_prompt_tokens: self.paged.is_none().then_some(cached),
                 generated_tokens: picked.len(),
                 prefill,
                 decode: elapsed.saturating_sub(prefill),
@@ -354,9 +357,8 @@ impl EmbeddedEngine {
         if request.prompt.is_empty() {
             return Err(EngineError::new(Cause::Invalid, "the prompt is empty"));
         }
-        if let Some((tokens, kv)) = self.report.paged {
-            PagedPool::new(tokens, kv)
-                .admits(request.prompt.len(), request.max_new_tokens as usize)
+        if let Some(pool) = self.paged {
+            pool.admits(request.prompt.len(), request.max_new_tokens as usize)
                 .map_err(|m| EngineError::new(Cause::ContextExceeded, m))?;
         }
         if let Some(bad) = request
@@ -379,7 +381,7 @@ impl EmbeddedEngine {
     /// are done.
     async fn keep_cache_in_budget(&self) -> Result<(), EngineError> {
         let over = || self.book().tokens * self.shape.kv_bytes_per_token > self.budget;
-        if !self.config.prefix_cache || self.report.paged.is_some() || !over() {
+        if !self.config.prefix_cache || self.paged.is_some() || !over() {
             return Ok(());
         }
         let inner = self.inner.write().await;
@@ -532,8 +534,8 @@ impl EmbeddedEngine {
         }
         let mut inner = self.inner.write().await;
         if inner.loaded.is_none() {
-            let paged = self.report.paged.map(|(t, kv)| PagedPool::new(t, kv));
-            let (model, _) = build(&self.config, &self.served, self.isq, self.down, paged).await?;
+            let (model, _) =
+                build(&self.config, &self.served, self.isq, self.down, self.paged).await?;
             inner.loaded = Some(Loaded {
                 model: Arc::new(model),
             });

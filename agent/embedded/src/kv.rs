@@ -95,11 +95,11 @@ impl std::str::FromStr for KvCache {
 }
 
 impl KvCache {
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            KvCache::Auto => "auto",
-            KvCache::F8E4M3 => "f8e4m3",
+    /// The element type in this build, with activations in `dtype`.
+    pub fn element_name(self, dtype: Dtype) -> &'static str {
+        match (self, uses_paged_attention()) {
+            (KvCache::F8E4M3, true) => "f8e4m3",
+            _ => dtype.resolved().name(),
         }
     }
 
@@ -225,7 +225,16 @@ mod tests {
         assert_eq!("fp8".parse::<KvCache>(), Ok(KvCache::F8E4M3));
         let err = "int4".parse::<KvCache>().unwrap_err();
         assert!(err.contains("`int4`") && err.contains("f8e4m3"), "{err}");
-        assert_eq!(KvCache::F8E4M3.name(), "f8e4m3");
+        assert_eq!(KvCache::Auto.element_name(Dtype::F16), "f16");
+        let auto = KvCache::Auto.element_name(Dtype::Auto);
+        assert_eq!(
+            auto,
+            if crate::isq::uses_gpu() {
+                "bf16"
+            } else {
+                "f32"
+            }
+        );
         assert_eq!("BF16".parse::<Dtype>(), Ok(Dtype::Bf16));
         let err = "f8".parse::<Dtype>().unwrap_err();
         assert!(err.contains("`f8`") && err.contains("bf16"), "{err}");

@@ -189,7 +189,7 @@ fn nfc(text: String) -> String {
 /// Characters that take no room when shown: soft hyphens, zero-width spaces and joiners, the
 /// word joiner and a stray byte-order mark. Pages scatter them through words (a German page may
 /// hold thousands of soft hyphens); the model reads and searches the words without them.
-const INVISIBLE: [char; 6] = [
+pub const INVISIBLE: [char; 6] = [
     '\u{ad}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}',
 ];
 

@@ -23,7 +23,7 @@ pub use blocks::{FEATURES, Model};
 pub use blocks_model::MODEL;
 pub use fetch::{FetchError, FetchLimits, Fetched, Fetcher, USER_AGENT};
 pub use guard::{GuardedResolver, HostPolicy, Refused, non_public_reason};
-pub use html::{Extracted, Link, article_blocks, extract, extract_with};
+pub use html::{Extracted, INVISIBLE, Link, article_blocks, extract, extract_with};
 pub use page::{Page, decode, render_page, render_page_with};
 pub use search::{
     BoxFuture, BraveSearch, DuckDuckGo, SearchBackend, SearchError, SearchResult, Searxng,

@@ -319,12 +319,12 @@ fn meta_charset(head: &[u8]) -> Option<String> {
     let mut rest = head.as_str();
     while let Some(at) = rest.find("<meta") {
         let tag = &rest[at + "<meta".len()..];
-        // A tag is read up to its `>` or 1 KB, so a head of unclosed `<meta`s costs one pass.
-        let mut end = tag.find('>').unwrap_or(tag.len()).min(MAX_META_TAG);
+        // A tag is read up to its `>` within 1 KB, so unclosed `<meta`s cost 1 KB each.
+        let mut end = tag.len().min(MAX_META_TAG);
         while !tag.is_char_boundary(end) {
             end -= 1;
         }
-        let tag = &tag[..end];
+        let tag = &tag[..tag[..end].find('>').unwrap_or(end)];
         if let Some(value) = tag
             .find("charset")
             .and_then(|c| charset_value(&tag[c + 7..]))

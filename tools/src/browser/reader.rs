@@ -198,10 +198,8 @@ pub(super) struct Analysis {
     chain: HashSet<NodeId>,
     /// The score a sibling of the path needs to be read with the article.
     threshold: f32,
-    /// The best element's parent and grandparent: headings beside them title the article.
-    near: Vec<NodeId>,
     /// The best element's [`NEAR_LEVELS`] nearest ancestors: their children are close beside
-    /// the article.
+    /// the article, and headings beside the first two (its parent and grandparent) title it.
     around: Vec<NodeId>,
 }
 
@@ -470,7 +468,6 @@ pub(super) fn analyse(document: &Html) -> Analysis {
         top: None,
         chain: HashSet::new(),
         threshold: 0.0,
-        near: Vec::new(),
         around: Vec::new(),
     }
 }
@@ -571,7 +568,6 @@ impl Analysis {
             .take(NEAR_LEVELS)
             .map(|n| n.id())
             .collect();
-        self.near = self.around.iter().take(2).copied().collect();
         // The text that will be read: the best element and the siblings that qualify at each
         // level above it.
         let mut text = self.stats(top.id()).text;
@@ -606,7 +602,10 @@ impl Analysis {
                     || (name == "p" && stats.text > 0 && density == 0.0 && ends_sentence(el))
             }
             "h1" | "h2" | "h3" => {
-                density < 0.5 && el.parent().is_some_and(|p| self.near.contains(&p.id()))
+                density < 0.5
+                    && el
+                        .parent()
+                        .is_some_and(|p| self.around.iter().take(2).any(|a| *a == p.id()))
             }
             _ => false,
         }
