@@ -32,7 +32,8 @@
 //! the shipped model's run, or with every block kept under `EXTRACT_KEEP_ALL=1`), and with
 //! `--train`, `EXTRACT_SAMPLES=FILE` writes the labelled blocks' features as CSV;
 //! `EXTRACT_ALL_BLOCKS=FILE` writes every block of every page (half, page, block, label or -1,
-//! characters, features).
+//! characters, `with` and `without` snippets it holds, features) and `EXTRACT_BLOCK_TEXTS=FILE`
+//! their text (JSON lines: page, block, file name, text as shown).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -447,19 +448,33 @@ impl<'a> Folds<'a> {
             pages: vec![Vec::new(); folds],
             samples: vec![Vec::new(); folds],
         };
-        // EXTRACT_ALL_BLOCKS: every block's features, written only when asked for.
+        // EXTRACT_ALL_BLOCKS, EXTRACT_BLOCK_TEXTS: every block's features and text, written
+        // only when asked for.
         let dump_to = std::env::var_os("EXTRACT_ALL_BLOCKS");
+        let texts_to = std::env::var_os("EXTRACT_BLOCK_TEXTS");
         let mut dump = String::new();
+        let mut texts = String::new();
         for (pi, page) in pages.iter().enumerate() {
             let fold = page.fold(folds);
             parts.pages[fold].push(page);
             let html = decode(&page.body, "text/html", true);
-            for (bi, (text, features)) in article_blocks(&html, &page.url).into_iter().enumerate() {
-                let text = collapse(&plain(&text));
-                let content = page.with.iter().any(|s| text.contains(s.as_str()));
-                let boilerplate = page.without.iter().any(|s| text.contains(s.as_str()));
+            for (bi, (shown, features)) in article_blocks(&html, &page.url).into_iter().enumerate()
+            {
+                let text = collapse(&plain(&shown));
+                let holds = |snippets: &[String]| {
+                    snippets
+                        .iter()
+                        .filter(|s| text.contains(s.as_str()))
+                        .count()
+                };
+                let (with, without) = (holds(&page.with), holds(&page.without));
+                let (content, boilerplate) = (with > 0, without > 0);
                 if content != boilerplate {
                     parts.samples[fold].push((features, content));
+                }
+                if texts_to.is_some() {
+                    texts.push_str(&serde_json::json!([pi, bi, page.file, shown]).to_string());
+                    texts.push('\n');
                 }
                 if dump_to.is_none() {
                     continue;
@@ -471,7 +486,7 @@ impl<'a> Folds<'a> {
                 };
                 let f: Vec<String> = features.iter().map(|x| x.to_string()).collect();
                 dump.push_str(&format!(
-                    "{fold},{pi},{bi},{label},{},{}\n",
+                    "{fold},{pi},{bi},{label},{},{with},{without},{}\n",
                     text.chars().count(),
                     f.join(",")
                 ));
@@ -479,6 +494,9 @@ impl<'a> Folds<'a> {
         }
         if let Some(p) = dump_to {
             std::fs::write(p, dump).unwrap();
+        }
+        if let Some(p) = texts_to {
+            std::fs::write(p, texts).unwrap();
         }
         parts
     }
