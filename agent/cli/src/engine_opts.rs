@@ -58,21 +58,22 @@ fn embedded_window(dir: &std::path::Path, kv: KvCache, dtype: Dtype) -> Option<(
 /// `--dtype` and `--kv-cache-type`, refused before anything loads when this build cannot honour
 /// them.
 fn kv_cache_of(settings: &EngineSettings) -> Result<(KvCache, Dtype), Failure> {
-    let dtype: Dtype = settings
-        .dtype
-        .as_deref()
-        .unwrap_or("auto")
-        .parse()
-        .map_err(|e: String| Failure::bad_input(anyhow::anyhow!("--dtype: {e}")))?;
-    let kv: KvCache = settings
-        .kv_cache_type
-        .as_deref()
-        .unwrap_or("auto")
-        .parse()
-        .map_err(|e: String| Failure::bad_input(anyhow::anyhow!("--kv-cache-type: {e}")))?;
+    let dtype: Dtype = parse_setting(settings.dtype.as_deref(), "--dtype")?;
+    let kv: KvCache = parse_setting(settings.kv_cache_type.as_deref(), "--kv-cache-type")?;
     kv.check()
         .map_err(|e| Failure::bad_input(anyhow::anyhow!("--kv-cache-type: {e}")))?;
     Ok((kv, dtype))
+}
+
+/// `value` (`auto` when unset) parsed, or a usage error that names `flag`.
+fn parse_setting<T: std::str::FromStr<Err = String>>(
+    value: Option<&str>,
+    flag: &str,
+) -> Result<T, Failure> {
+    value
+        .unwrap_or("auto")
+        .parse()
+        .map_err(|e: String| Failure::bad_input(anyhow::anyhow!("{flag}: {e}")))
 }
 
 /// Runs a load with standard output pointed at standard error: libraries print there while

@@ -59,26 +59,36 @@ fn unknown_commands_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Runs glm-agent with `args` and nothing installed; asserts it is refused as a usage error
+/// (exit 2) within 10 s, before the Python runtime is installed. Returns standard error.
+fn refused_before_slow_work(dir: &std::path::Path, args: &[&str]) -> String {
+    let started = std::time::Instant::now();
+    let out = glm_test_support::glm_agent_command()
+        .args(args)
+        .env("GLM_AGENT_CACHE", dir.join("cache"))
+        .env("GLM_AGENT_CONFIG", dir.join("config.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    // Nothing was installed or started: the Python runtime would take minutes.
+    assert!(!dir.join("cache/python").exists(), "{args:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{args:?}"
+    );
+    err
+}
+
 #[test]
 fn a_misspelt_engine_is_a_usage_error_before_any_slow_work() {
     let dir = tempfile::tempdir().unwrap();
     for engine in ["opneai:http://127.0.0.1:9", "openai:127.0.0.1:9", "replay:"] {
-        let started = std::time::Instant::now();
-        let out = glm_test_support::glm_agent_command()
-            .args(["run", "--engine", engine, "--tools", "python", "t"])
-            .env("GLM_AGENT_CACHE", dir.path().join("cache"))
-            .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{engine}: {err}");
-        assert!(err.contains("--engine"), "{engine}: {err}");
-        // Nothing was installed or started: the Python runtime would take minutes.
-        assert!(!dir.path().join("cache/python").exists(), "{engine}");
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "{engine}"
+        let err = refused_before_slow_work(
+            dir.path(),
+            &["run", "--engine", engine, "--tools", "python", "t"],
         );
+        assert!(err.contains("--engine"), "{engine}: {err}");
     }
 }
 
@@ -102,23 +112,11 @@ fn a_key_value_cache_this_build_cannot_keep_is_a_usage_error_before_any_slow_wor
             &["run", "--tools", "python", "t"][..],
             &["serve", "--port", "0"],
         ] {
-            let started = std::time::Instant::now();
-            let out = glm_test_support::glm_agent_command()
-                .args(command)
-                .args([flag, kv, "--model", "/nonexistent/model"])
-                .env("GLM_AGENT_CACHE", dir.path().join("cache"))
-                .env("GLM_AGENT_CONFIG", dir.path().join("config.toml"))
-                .output()
-                .unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{kv} {command:?}: {err}");
+            let mut args = command.to_vec();
+            args.extend([flag, kv, "--model", "/nonexistent/model"]);
+            let err = refused_before_slow_work(dir.path(), &args);
             assert!(err.contains(flag) && err.contains(says), "{err}");
             assert_eq!(err.trim().lines().count(), 1, "{err}");
-            assert!(!dir.path().join("cache/python").exists(), "{kv}");
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(10),
-                "{kv}"
-            );
         }
     }
     // Another engine ignores it.

@@ -29,19 +29,18 @@ impl std::str::FromStr for Dtype {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Dtype::Auto),
-            "f32" => Ok(Dtype::F32),
-            "f16" => Ok(Dtype::F16),
-            "bf16" => Ok(Dtype::Bf16),
-            other => Err(format!(
-                "unknown dtype `{other}`: use auto, f32, f16 or bf16"
-            )),
-        }
+        let lower = s.to_ascii_lowercase();
+        Dtype::ALL
+            .into_iter()
+            .find(|d| d.name() == lower)
+            .ok_or_else(|| format!("unknown dtype `{lower}`: use auto, f32, f16 or bf16"))
     }
 }
 
 impl Dtype {
+    /// Every dtype, in the order the help lists them.
+    const ALL: [Dtype; 4] = [Dtype::Auto, Dtype::F32, Dtype::F16, Dtype::Bf16];
+
     /// The dtype this build loads with.
     pub fn resolved(self) -> Dtype {
         match self {
